@@ -1,0 +1,209 @@
+"""The one error hierarchy. Every error a user can see derives from SkyplanError.
+
+Each error carries a message and, where there is one, a ``hint``: the next step
+the user can take. The CLI maps ``exit_code`` to the process exit status; the
+codes are documented in the README and must not change meaning.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INPUT = 2
+EXIT_NO_CANDIDATE = 3
+EXIT_PROVISION_FAILED = 4
+EXIT_CLEANUP_FAILED = 5
+EXIT_LOCKED = 6
+EXIT_INTERRUPTED = 130
+
+
+class SkyplanError(Exception):
+    """Root of every error skyplan raises on purpose."""
+
+    exit_code: int = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+# --- input (exit 2) -----------------------------------------------------------
+
+
+class InputError(SkyplanError):
+    """The user's input or invocation is wrong; nothing was attempted."""
+
+    exit_code = EXIT_INPUT
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One validation finding, located in the source file."""
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str  # JSON path such as "$.resources.accelerators"
+    message: str
+    suggestion: str | None = None
+
+    def format(self) -> str:
+        loc = self.file
+        if self.line is not None:
+            loc += f":{self.line}"
+            if self.column is not None:
+                loc += f":{self.column}"
+        text = f"{loc}: {self.path}: {self.message}"
+        if self.suggestion:
+            text += f" (did you mean '{self.suggestion}'?)"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+            "suggestion": self.suggestion,
+        }
+
+
+class SpecError(InputError):
+    """A task, pipeline or plan file failed validation. Carries every finding."""
+
+    def __init__(self, diagnostics: list[Diagnostic], *, hint: str | None = None) -> None:
+        n = len(diagnostics)
+        head = f"{n} error{'s' if n != 1 else ''} in {diagnostics[0].file}" if n else "invalid input"
+        super().__init__(head, hint=hint)
+        self.diagnostics = list(diagnostics)
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["diagnostics"] = [d.to_json() for d in self.diagnostics]
+        return data
+
+
+class UsageError(InputError):
+    """Bad flags or arguments, or a refused interaction (no TTY and no --yes)."""
+
+
+class PlanFileError(InputError):
+    """A plan file cannot be read: wrong format_version, bad schema, bad JSON."""
+
+
+class StalePlanError(PlanFileError):
+    """A plan file no longer matches the task or catalog it was made from."""
+
+
+# --- planning (exit 3) --------------------------------------------------------
+
+
+class NoCandidatesError(SkyplanError):
+    """No placement satisfies the request. ``reason`` names the constraint."""
+
+    exit_code = EXIT_NO_CANDIDATE
+
+
+# --- provisioning ---------------------------------------------------------------
+
+
+class Kind(str, enum.Enum):
+    """Why a placement attempt failed: decides what failover does next."""
+
+    CAPACITY = "capacity"
+    QUOTA = "quota"
+    AUTH = "auth"
+    INVALID = "invalid"
+    TRANSIENT = "transient"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+
+class Scope(str, enum.Enum):
+    """How widely a failure blocks further candidates."""
+
+    NONE = "none"  # retry the same placement (transient)
+    ZONE = "zone"
+    REGION = "region"
+    CLOUD = "cloud"
+    ALL = "all"  # stop failover entirely (invalid request)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A classifier's verdict on one provider message."""
+
+    kind: Kind
+    scope: Scope
+    code: str  # the provider's error code, e.g. ZONE_RESOURCE_POOL_EXHAUSTED, or "unknown"
+    message: str  # verbatim provider text
+
+
+class PlacementError(SkyplanError):
+    """One attempt at one placement failed, with a classified kind and scope."""
+
+    exit_code = EXIT_PROVISION_FAILED
+
+    def __init__(self, classification: Classification, *, hint: str | None = None) -> None:
+        super().__init__(classification.message, hint=hint)
+        self.classification = classification
+
+    @property
+    def kind(self) -> Kind:
+        return self.classification.kind
+
+    @property
+    def scope(self) -> Scope:
+        return self.classification.scope
+
+
+class ProvisionFailed(SkyplanError):
+    """Every candidate failed or was blocked. Carries the full attempt history."""
+
+    exit_code = EXIT_PROVISION_FAILED
+
+    def __init__(self, message: str, attempts: list[Any], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.attempts = list(attempts)
+
+
+class PreflightError(SkyplanError):
+    """No cloud among the candidates is usable (no plugin or no credentials)."""
+
+    exit_code = EXIT_PROVISION_FAILED
+
+
+class CleanupError(SkyplanError):
+    """A failed attempt's stack could not be destroyed: resources may have leaked."""
+
+    exit_code = EXIT_CLEANUP_FAILED
+
+    def __init__(self, message: str, *, stack: str, resources: list[str] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.stack = stack
+        self.resources = list(resources or [])
+
+
+class LockedError(SkyplanError):
+    """Another skyplan process holds this cluster."""
+
+    exit_code = EXIT_LOCKED
+
+
+class EngineError(SkyplanError):
+    """The Pulumi engine is missing, the wrong version, or failed outside a resource."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class NotFoundError(InputError):
+    """A named cluster, job or file does not exist."""

@@ -1,0 +1,46 @@
+"""Where skyplan keeps its files: SKYPLAN_HOME, default a platformdirs user data dir.
+
+Layout under the home:
+  state.db             clusters and attempts (skyplan.state)
+  locks/<cluster>.lock cluster locks (fcntl; released by the kernel if we die)
+  pulumi/              default file:// backend for stacks
+  passphrase           stack secrets passphrase, 0600
+  sandboxes/           local/sim instances
+  sim/ledger.db        sim cloud's ledger of live resources
+  logs/                skyplan.log (internal errors) and per-cluster logs
+  engine/              the pulumi CLI built by setup (overridable: SKYPLAN_ENGINE_DIR)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    env = os.environ.get("SKYPLAN_HOME")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir("skyplan", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sub(*parts: str) -> Path:
+    path = home().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def engine_dir() -> Path:
+    env = os.environ.get("SKYPLAN_ENGINE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return home() / "engine"
+
+
+def log_file() -> Path:
+    return sub("logs") / "skyplan.log"

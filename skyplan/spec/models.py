@@ -1,0 +1,143 @@
+"""Frozen, typed task objects. Nothing past the loader sees a raw dict.
+
+The loader (``skyplan.spec.load``) validates a YAML document against
+``schemas/`` and then builds these. Every field has already been normalised:
+accelerators are parsed into ``(NAME, COUNT)`` pairs, ``cpus``/``memory`` into
+``Quantity``, ports into ints, file mounts into ``FileMount``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """``cpus``/``memory``: a bare number means exactly N; "N+" means at least N."""
+
+    value: float
+    at_least: bool = False
+
+    def admits(self, actual: float) -> bool:
+        if self.at_least:
+            return actual >= self.value - 1e-9
+        return abs(actual - self.value) < 1e-9
+
+    def __str__(self) -> str:
+        v = int(self.value) if float(self.value).is_integer() else self.value
+        return f"{v}+" if self.at_least else f"{v}"
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One accelerator request: a name (as the user wrote it) and a count."""
+
+    name: str
+    count: float = 1
+
+    def __str__(self) -> str:
+        c = int(self.count) if float(self.count).is_integer() else self.count
+        return f"{self.name}:{c}"
+
+
+class Preference(str, enum.Enum):
+    """How a set of alternatives is ranked."""
+
+    CHEAPEST = "cheapest"  # a set / mapping / any_of: rank by cost
+    ORDERED = "ordered"  # a list / ordered: rank by preference index, then cost
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """One fully resolved candidate request (base fields merged with an any_of/ordered entry).
+
+    ``accelerators`` holds the alternatives of a set or list; empty means no
+    accelerator. ``accelerator_preference`` says how to rank them.
+    """
+
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    instance_type: str | None = None
+    cpus: Quantity | None = None
+    memory: Quantity | None = None
+    accelerators: tuple[Accelerator, ...] = ()
+    accelerator_preference: Preference = Preference.CHEAPEST
+    use_spot: bool = False
+    max_hourly_cost: float | None = None
+    disk_size: int | None = None
+    ports: tuple[int, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    job_recovery: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The task's ``resources`` section after merging.
+
+    ``candidates`` is never empty: without any_of/ordered it has one entry.
+    ``preference`` says how the entries are ranked against each other.
+    """
+
+    candidates: tuple[ResourceRequest, ...]
+    preference: Preference = Preference.CHEAPEST
+
+
+@dataclass(frozen=True)
+class FileMount:
+    dst: str
+    source: str | None = None
+    name: str | None = None
+    store: str | None = None
+    mode: str | None = None  # MOUNT | COPY
+
+
+@dataclass(frozen=True)
+class ReadinessProbe:
+    path: str
+    initial_delay_seconds: int | None = None
+    timeout_seconds: int | None = None
+    post_data: Any = None
+
+
+@dataclass(frozen=True)
+class ReplicaPolicy:
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    target_qps_per_replica: float | None = None
+    base_ondemand_fallback_replicas: int | None = None
+    dynamic_ondemand_fallback: bool | None = None
+    upscale_delay_seconds: int | None = None
+    downscale_delay_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    readiness_probe: ReadinessProbe
+    replica_policy: ReplicaPolicy | None = None
+    replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A validated task. ``source`` is the file it came from (for messages)."""
+
+    name: str | None = None
+    workdir: str | None = None
+    num_nodes: int = 1
+    resources: Resources = field(default_factory=lambda: Resources(candidates=(ResourceRequest(),)))
+    envs: tuple[tuple[str, str], ...] = ()
+    file_mounts: tuple[FileMount, ...] = ()
+    setup: str | None = None
+    run: str | None = None
+    service: Service | None = None
+    source: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str | None
+    tasks: tuple[Task, ...]
+    source: str | None = None
