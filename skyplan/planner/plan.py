@@ -1,0 +1,158 @@
+"""The plan: an immutable, versioned value, and its file format.
+
+One layer makes a plan (``make_plan``), one writes and reads it (``write_plan`` /
+``read_plan``), and the CLI's views render it. Rendering never feeds back into
+apply: ``apply PLANFILE`` executes exactly the candidates stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from skyplan.catalog.model import CatalogInfo
+from skyplan.errors import PlanFileError, StalePlanError
+from skyplan.planner.candidates import Candidate, enumerate_candidates
+from skyplan.spec.models import Task
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    format_version: int
+    created_at: str
+    task: Task
+    task_sha256: str
+    catalog: CatalogInfo
+    candidates: tuple[Candidate, ...]
+    source: str | None = None  # the task file the plan was made from, if any
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[0]
+
+    def to_json(self) -> dict[str, Any]:
+        from skyplan import __version__
+        from skyplan.spec import task_to_dict
+
+        return {
+            "format_version": self.format_version,
+            "created_at": self.created_at,
+            "skyplan_version": __version__,
+            "task": task_to_dict(self.task),
+            "task_sha256": self.task_sha256,
+            "catalog": {
+                "source": self.catalog.source,
+                "fetched_at": self.catalog.fetched_at,
+                "sha256": self.catalog.sha256,
+            },
+            "request": {"source": self.source, "num_candidates": len(self.candidates)},
+            "candidates": [c.to_json() for c in self.candidates],
+        }
+
+
+def make_plan(task: Task, catalog, *, now: datetime | None = None) -> Plan:
+    """Rank every feasible placement for ``task`` against ``catalog``."""
+    from skyplan.spec import task_sha256
+
+    candidates = enumerate_candidates(task, catalog)
+    created = (now or datetime.now(timezone.utc)).replace(microsecond=0).isoformat()
+    return Plan(
+        format_version=FORMAT_VERSION,
+        created_at=created,
+        task=task,
+        task_sha256=task_sha256(task),
+        catalog=catalog.info,
+        candidates=tuple(candidates),
+        source=os.path.abspath(task.source) if task.source and os.path.exists(task.source) else None,
+    )
+
+
+def dumps(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n"
+
+
+def write_plan(plan: Plan, path: str | os.PathLike) -> Path:
+    """Write atomically: a crash never leaves half a plan file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(dumps(plan), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
+    """Rebuild a Plan from its JSON form. Refuses other format versions and
+    anything the plan schema rejects."""
+    from skyplan.spec import task_from_dict, task_sha256, validate_plan_document
+
+    if not isinstance(doc, dict):
+        raise PlanFileError(f"{filename}: not a plan file (expected a JSON object)")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PlanFileError(
+            f"{filename}: plan format_version {version!r} is not supported (this skyplan reads {FORMAT_VERSION})",
+            hint="re-create the plan with `skyplan plan TASK --out FILE` using this version of skyplan",
+        )
+    validate_plan_document(doc, filename)
+    task = task_from_dict(doc["task"])
+    if task_sha256(task) != doc["task_sha256"]:
+        raise StalePlanError(
+            f"{filename}: the plan's task does not match its task_sha256 (the file was edited or corrupted)",
+            hint="re-create the plan with `skyplan plan TASK --out FILE`",
+        )
+    cat = doc["catalog"]
+    req = doc.get("request") or {}
+    return Plan(
+        format_version=version,
+        created_at=doc["created_at"],
+        task=task,
+        task_sha256=doc["task_sha256"],
+        catalog=CatalogInfo(source=cat["source"], fetched_at=cat["fetched_at"], sha256=cat["sha256"]),
+        candidates=tuple(Candidate.from_json(c) for c in doc["candidates"]),
+        source=req.get("source"),
+    )
+
+
+def read_plan(path: str | os.PathLike) -> Plan:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"{path}: cannot read plan file: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    return plan_from_json(doc, str(path))
+
+
+def check_fresh(plan: Plan, catalog_info: CatalogInfo, filename: str = "<plan>") -> None:
+    """Raise StalePlanError if the catalog changed, or the task file it was made
+    from now holds a different task."""
+    if plan.catalog.sha256 != catalog_info.sha256:
+        raise StalePlanError(
+            f"{filename}: stale plan: it was made from catalog {plan.catalog.fetched_at} "
+            f"(sha256 {plan.catalog.sha256[:12]}), the current catalog is {catalog_info.fetched_at} "
+            f"(sha256 {catalog_info.sha256[:12]})",
+            hint="re-run `skyplan plan TASK --out FILE` and apply the new plan",
+        )
+    if plan.source and os.path.exists(plan.source):
+        from skyplan.spec import load_task, task_sha256
+
+        try:
+            current = task_sha256(load_task(plan.source))
+        except Exception:  # a now-invalid task file is also a change
+            current = None
+        if current != plan.task_sha256:
+            raise StalePlanError(
+                f"{filename}: stale plan: {plan.source} has changed since the plan was made",
+                hint="re-run `skyplan plan TASK --out FILE` and apply the new plan",
+            )
