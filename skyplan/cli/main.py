@@ -1,0 +1,373 @@
+"""The `skyplan` command line. Commands parse, call the library, render.
+
+Exit codes (also in the README):
+  0 success; 1 internal error (details in the log file under the skyplan home);
+  2 invalid input or usage; 3 no feasible candidate; 4 provisioning failed on
+  every candidate (or no usable cloud); 5 cleanup failed, resources may have
+  leaked; 6 the cluster is locked by another skyplan process; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from skyplan.cli.errors import handle_errors
+
+app = typer.Typer(
+    name="skyplan",
+    help="Declarative plan/apply for cloud compute: cost-ranked placements, failover across zones, regions and clouds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+sim_app = typer.Typer(help="The fault-injecting sim cloud.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def _load_task(path: str):
+    from skyplan.errors import InputError
+    from skyplan.spec import load
+
+    doc = load(path)
+    from skyplan.spec.models import Pipeline
+
+    if isinstance(doc, Pipeline):
+        raise InputError(
+            f"{path} is a pipeline ({len(doc.tasks)} tasks); plan/apply take a single task",
+            hint="split the pipeline into task files, or plan each task on its own",
+        )
+    return doc
+
+
+def _catalog(path: Optional[str]):
+    from skyplan.catalog import load_catalog
+
+    return load_catalog(path)
+
+
+@app.command()
+@handle_errors
+def plan(
+    task: str = typer.Argument(..., help="Task YAML file."),
+    as_json: bool = JSON_OPT,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan to this file (JSON)."),
+    top: int = typer.Option(10, "--top", min=0, help="Rows to show (0 = all)."),
+    explain: bool = typer.Option(False, "--explain", help="List each constraint and how many candidates it removed."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file (default: embedded)."),
+) -> None:
+    """Validate TASK and rank every feasible placement by cost."""
+    from skyplan.cli import views
+    from skyplan.planner import dumps, explain as explain_fn, make_plan, write_plan
+
+    t = _load_task(task)
+    cat = _catalog(catalog)
+    if explain:
+        expl = explain_fn(t, cat)
+    p = make_plan(t, cat)
+    if out:
+        write_plan(p, out)
+    if as_json:
+        if explain:
+            doc = p.to_json()
+            doc["explain"] = views.explain_json(expl)
+            views.write_json(doc)
+        else:
+            sys.stdout.write(dumps(p))
+        return
+    views.render_plan(p, top=top)
+    if explain:
+        views.render_explain(expl)
+    if out:
+        typer.echo(f"Plan written to {out}", err=True)
+
+
+@app.command()
+@handle_errors
+def validate(
+    files: List[str] = typer.Argument(..., help="Task or pipeline YAML files."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Validate task files without planning. Reports every error at once."""
+    from skyplan.cli import views
+    from skyplan.errors import EXIT_INPUT
+    from skyplan.spec import validate_paths
+
+    diags = validate_paths(files)
+    if as_json:
+        views.write_json({"ok": not diags, "files": files, "diagnostics": [d.to_json() for d in diags]})
+    else:
+        for d in diags:
+            typer.echo(f"error: {d.format()}", err=True)
+        if not diags:
+            typer.echo(f"{len(files)} file{'s' if len(files) != 1 else ''} valid")
+    if diags:
+        raise typer.Exit(EXIT_INPUT)
+
+
+@app.command("show-gpus")
+@handle_errors
+def show_gpus(
+    name: Optional[str] = typer.Argument(None, help="Accelerator, optionally with a count: A100 or A100:8."),
+    cloud: Optional[str] = typer.Option(None, "--cloud", help="Only this cloud (aws, gcp, azure)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Only this region."),
+    show_all: bool = typer.Option(False, "--all", help="List every accelerator, not just the common ones."),
+    as_json: bool = JSON_OPT,
+    catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file."),
+) -> None:
+    """List accelerators, or the offers of one accelerator."""
+    import dataclasses
+
+    from skyplan.catalog import gpus
+    from skyplan.cli import views
+    from skyplan.errors import InputError, NoCandidatesError
+
+    cat = _catalog(catalog)
+    clouds = [cloud] if cloud else None
+    if cloud and cloud not in ("aws", "gcp", "azure"):
+        raise InputError(f"unknown cloud '{cloud}'", hint="use one of aws, gcp, azure")
+    if name is None:
+        data = gpus.list_accelerators(cat, clouds=clouds, region=region, show_all=show_all)
+        if as_json:
+            views.write_json(data)
+        else:
+            views.render_accelerator_list(data)
+        return
+    count = None
+    if ":" in name:
+        name, _, raw = name.partition(":")
+        try:
+            count = float(raw)
+            if count <= 0:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"bad accelerator count '{raw}'", hint="use NAME or NAME:COUNT, e.g. A100:8") from None
+    rows = gpus.accelerator_offers(cat, name, count=count, clouds=clouds, region=region)
+    if not rows:
+        import difflib
+
+        close = difflib.get_close_matches(name.upper(), [n.upper() for n in cat.accelerator_names()], n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise NoCandidatesError(f"no offer has {name}{':' + raw if count else ''}"
+                                f"{' on ' + cloud if cloud else ''}{' in ' + region if region else ''}",
+                                hint=hint + "run `skyplan show-gpus` to list accelerators")
+    if as_json:
+        views.write_json([dataclasses.asdict(r) for r in rows])
+    else:
+        views.render_gpu_rows(rows)
+
+
+@app.command()
+@handle_errors
+def apply(
+    target: str = typer.Argument(..., help="Task YAML, or a plan file written by `skyplan plan --out`."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", "-c", help="Cluster name (default: the task name)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Stream JSON lines: one per attempt, then a summary."),
+    simulate: Optional[str] = typer.Option(None, "--simulate", envvar="SKYPLAN_SIMULATE",
+                                           help="Scenario file: the sim cloud stands in for AWS/GCP/Azure."),
+    backend: Optional[str] = typer.Option(None, "--backend", envvar="SKYPLAN_BACKEND",
+                                          help="Pulumi backend URL (default: file:// under the skyplan home)."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per attempt."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Do not stream the task's output."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file."),
+) -> None:
+    """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
+    from skyplan.cli import views
+    from skyplan.errors import ProvisionFailed, UsageError
+    from skyplan.planner import check_fresh, make_plan, read_plan
+    from skyplan.provision.apply import Applier, default_cluster_name
+
+    if target.endswith(".json"):
+        p = read_plan(target)
+        check_fresh(p, _catalog(catalog).info, target)
+    else:
+        p = make_plan(_load_task(target), _catalog(catalog))
+    name = cluster or default_cluster_name(p)
+    if not yes:
+        if as_json or not sys.stdin.isatty():
+            raise UsageError("refusing to apply without --yes: no terminal to confirm on",
+                             hint="review the plan with `skyplan plan`, then run `skyplan apply ... --yes`")
+        views.render_plan(p, top=5, file=sys.stderr)
+        if not typer.confirm(f"Launching cluster '{name}'. Proceed?", default=True, err=True):
+            raise typer.Exit(0)
+    printer = views.ApplyPrinter()
+
+    def emit(e: dict) -> None:
+        if as_json:
+            if e["event"] in ("attempt", "preflight", "recover"):
+                views.write_json_line(e)
+        else:
+            printer(e)
+
+    applier = Applier(backend=backend, simulate=simulate, timeout_s=timeout, emit=emit)
+    try:
+        result = applier.apply(p, name)
+    except ProvisionFailed as exc:
+        from skyplan.provision.apply import attempt_event
+
+        events = [attempt_event(a) for a in exc.attempts]
+        if as_json:
+            views.write_json_line({"event": "summary", "status": "FAILED", "cluster": name, "placement": None,
+                                   "attempts": events, "message": exc.message})
+        else:
+            views.render_attempts(events)
+        raise
+    if as_json:
+        views.write_json_line(result.summary())
+    else:
+        c = result.placement
+        if result.status == "ALREADY_UP":
+            typer.echo(f"Cluster '{name}' is already up with this task (stack {result.stack}).", err=True)
+        else:
+            typer.echo(f"Cluster '{name}' is UP on {views.cloud_text(c.cloud)} {c.zone or c.region} "
+                       f"{views.instance_text(c)} at ${c.hourly_cost:.2f}/hr.", err=True)
+    if not detach and not as_json and result.status == "UP":
+        _stream_task(name, result.outputs)
+
+
+def _stream_task(name: str, outputs: dict) -> None:
+    """For clouds that run here (local, sim), follow the task's output until it ends."""
+    from skyplan.provision import tasklogs
+
+    for line in tasklogs.follow_cluster(outputs):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    status = tasklogs.final_status(outputs)
+    if status is not None and status.get("returncode") not in (None, 0):
+        typer.echo(f"Task on '{name}' exited with {status.get('returncode')} ({status.get('phase')}).", err=True)
+
+
+@app.command()
+@handle_errors
+def status(as_json: bool = JSON_OPT) -> None:
+    """List clusters."""
+    from skyplan.cli import views
+    from skyplan.state import StateDB
+
+    rows = StateDB().clusters()
+    if as_json:
+        views.write_json([r.to_json() for r in rows])
+    else:
+        views.render_status(rows)
+
+
+@app.command()
+@handle_errors
+def logs(
+    name: str = typer.Argument(..., help="Cluster name."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the task ends."),
+) -> None:
+    """Print a cluster's task output (local and sim clusters)."""
+    from skyplan.errors import InputError, NotFoundError
+    from skyplan.provision import tasklogs
+    from skyplan.state import StateDB
+
+    row = StateDB().get_cluster(name)
+    if row is None:
+        raise NotFoundError(f"no cluster named '{name}'", hint="see `skyplan status`")
+    if not tasklogs.has_logs(row.outputs):
+        raise InputError(f"cluster '{name}' runs on {row.cloud}; its logs are on the instance",
+                         hint="logs are available here for local and sim clusters only")
+    lines = tasklogs.follow_cluster(row.outputs) if follow else tasklogs.read_cluster(row.outputs)
+    for line in lines:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+@app.command()
+@handle_errors
+def down(
+    name: str = typer.Argument(..., help="Cluster name."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = JSON_OPT,
+    backend: Optional[str] = typer.Option(None, "--backend", envvar="SKYPLAN_BACKEND", help="Pulumi backend URL."),
+) -> None:
+    """Destroy a cluster's stack, verify nothing is left, and forget it."""
+    from skyplan.cli import views
+    from skyplan.errors import UsageError
+    from skyplan.provision.apply import Applier
+    from skyplan.state import StateDB
+
+    db = StateDB()
+    row = db.get_cluster(name)
+    if not yes:
+        if as_json or not sys.stdin.isatty():
+            raise UsageError("refusing to destroy without --yes: no terminal to confirm on",
+                             hint=f"run `skyplan down {name} --yes`")
+        if not typer.confirm(f"Destroy cluster '{name}'?", default=False, err=True):
+            raise typer.Exit(0)
+    applier = Applier(backend=backend or (row.backend if row else None), db=db)
+    stacks = applier.down(name)
+    if as_json:
+        views.write_json({"cluster": name, "status": "DOWN", "stacks_removed": stacks})
+    else:
+        typer.echo(f"Cluster '{name}' is down ({len(stacks)} stack{'s' if len(stacks) != 1 else ''} destroyed and verified empty).")
+
+
+@app.command()
+@handle_errors
+def doctor(as_json: bool = JSON_OPT) -> None:
+    """Report the engine version and paths, and whether each cloud can be used."""
+    from skyplan.cli import views
+    from skyplan.clouds import registry
+    from skyplan.home import home
+
+    info: dict = {"skyplan_home": str(home())}
+    try:
+        from skyplan.provision.engine import doctor_info
+
+        info["engine"] = doctor_info()
+    except Exception as exc:  # the report must still list the clouds
+        info["engine"] = {"ok": False, "error": str(getattr(exc, "message", exc)),
+                          "hint": getattr(exc, "hint", None)}
+    clouds = {}
+    for name in registry.CLOUDS:
+        if name == "sim":
+            continue
+        r = registry.get(name).preflight()
+        clouds[name] = {"ok": r.ok, "reason": r.reason, "fix": r.fix}
+    info["clouds"] = clouds
+    if as_json:
+        views.write_json(info)
+        return
+    typer.echo(f"skyplan home: {info['skyplan_home']}")
+    eng = info["engine"]
+    for k, v in eng.items():
+        typer.echo(f"engine {k}: {v}")
+    for name, r in clouds.items():
+        mark = "ok" if r["ok"] else "unavailable"
+        typer.echo(f"{name:6} {mark}" + ("" if r["ok"] else f": {r['reason']} ({r['fix']})"))
+
+
+@sim_app.command("ledger")
+@handle_errors
+def sim_ledger(as_json: bool = JSON_OPT) -> None:
+    """List the sim cloud's live resources (leaks show up here)."""
+    from skyplan.cli import views
+    from skyplan.clouds.sim.ledger import live_resources
+
+    rows = live_resources()
+    if as_json:
+        views.write_json(rows)
+        return
+    if not rows:
+        typer.echo("No live sim resources.")
+    for r in rows:
+        typer.echo(" ".join(f"{k}={v}" for k, v in r.items()))
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

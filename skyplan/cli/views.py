@@ -1,0 +1,200 @@
+"""Renderers. Each view turns a library value into text for people or JSON.
+
+Nothing here decides anything: a field shown only for display never steers apply.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, TextIO
+
+from skyplan.planner.candidates import DISPLAY, Candidate
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _console(file: TextIO | None = None):
+    from rich.console import Console
+
+    return Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
+
+
+def write_json(doc: Any, file: TextIO | None = None) -> None:
+    out = file or sys.stdout
+    out.write(json.dumps(doc, indent=2) + "\n")
+    out.flush()
+
+
+def write_json_line(doc: Any, file: TextIO | None = None) -> None:
+    out = file or sys.stdout
+    out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def accel_text(c: Candidate) -> str:
+    return ", ".join(f"{n}:{_num(k)}" for n, k in c.accelerators) or "-"
+
+
+def instance_text(c: Candidate) -> str:
+    return f"{c.instance_type}{'[Spot]' if c.use_spot else ''}"
+
+
+def cloud_text(name: str) -> str:
+    return DISPLAY.get(name, name)
+
+
+def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None):
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, title=title, show_edge=False, pad_edge=False)
+    for col, just in (("CLOUD", "left"), ("INSTANCE", "left"), ("vCPUs", "right"), ("Mem(GB)", "right"),
+                      ("ACCELERATORS", "left"), ("REGION/ZONE", "left"), ("COST ($/hr)", "right"),
+                      ("CHOSEN", "center")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for c in cands:
+        t.add_row(cloud_text(c.cloud), instance_text(c), _num(c.vcpus), _num(round(c.memory_gib, 1)),
+                  accel_text(c), c.zone or c.region, f"{c.hourly_cost:.2f}",
+                  "✔" if c.rank == chosen_rank else "")
+    return t
+
+
+def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
+    con = _console(file)
+    task = plan.task
+    chosen = plan.chosen
+    con.print(
+        f"[bold]Task:[/bold] {task.name or '(unnamed)'}   [bold]Nodes:[/bold] {task.num_nodes}   "
+        f"[bold]Catalog:[/bold] {plan.catalog.fetched_at}   "
+        f"[bold]Estimated cost:[/bold] ${chosen.hourly_cost:.2f}/hr"
+    )
+    shown = plan.candidates[: max(0, top)] if top else plan.candidates
+    con.print(candidates_table(shown))
+    con.print(f"Shown {len(shown)} of {len(plan.candidates)} candidates")
+
+
+def render_explain(explanations, file: TextIO | None = None) -> None:
+    con = _console(file)
+    from rich import box
+    from rich.table import Table
+
+    for label, steps in explanations:
+        t = Table(box=box.SIMPLE_HEAD, title=f"Request: {label}", title_justify="left", show_edge=False)
+        t.add_column("CONSTRAINT")
+        t.add_column("REMOVED", justify="right")
+        t.add_column("REMAINING", justify="right")
+        for s in steps:
+            t.add_row(s.constraint, str(s.removed), str(s.remaining))
+        con.print(t)
+
+
+def explain_json(explanations) -> list[dict]:
+    return [
+        {"request": label, "steps": [{"constraint": s.constraint, "removed": s.removed, "remaining": s.remaining}
+                                     for s in steps]}
+        for label, steps in explanations
+    ]
+
+
+# --- show-gpus -----------------------------------------------------------------
+
+
+def render_accelerator_list(data: dict[str, list[float]], file: TextIO | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    t.add_column("ACCELERATOR")
+    t.add_column("AVAILABLE QUANTITIES")
+    for name, counts in data.items():
+        t.add_row(name, ", ".join(_num(c) for c in counts))
+    _console(file).print(t)
+
+
+def render_gpu_rows(rows, file: TextIO | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("CLOUD", "INSTANCE_TYPE", "ACCELERATOR", "QTY", "DEVICE_MEM", "vCPUs", "HOST_MEM",
+                "HOURLY_PRICE", "HOURLY_SPOT_PRICE", "CHEAPEST_REGION"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(cloud_text(r.cloud), r.instance_type, r.accelerator, _num(r.count),
+                  f"{_num(round(r.device_memory_gib, 1))}GB" if r.device_memory_gib else "-",
+                  _num(r.vcpus), f"{_num(round(r.memory_gib, 1))}GB",
+                  f"$ {r.price:.3f}" if r.price is not None else "-",
+                  f"$ {r.spot_price:.3f}" if r.spot_price is not None else "-",
+                  r.cheapest_region or "-")
+    _console(file).print(t)
+
+
+# --- apply ---------------------------------------------------------------------
+
+
+def _where(e: dict) -> str:
+    return f"{cloud_text(e['cloud'])} {e['region']}" + (f" ({e['zone']})" if e.get("zone") else "")
+
+
+class ApplyPrinter:
+    """Turns apply events into lines in the spirit of the seed logs."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.con = _console(file or sys.stderr)
+
+    def __call__(self, e: dict) -> None:
+        kind = e.get("event")
+        if kind == "preflight" and not e.get("ok"):
+            self.con.print(f"[yellow]Skipping {cloud_text(e['cloud'])}:[/yellow] {e['reason']}. {e['fix']}")
+        elif kind == "recover":
+            self.con.print(f"Cleaning up stack {e['stack']} left by an earlier run ({e['status']})")
+        elif kind == "launching":
+            spot = " [Spot]" if e["use_spot"] else ""
+            self.con.print(f"Launching on {_where(e)} {e['instance_type']}{spot}")
+        elif kind == "attempt" and e["outcome"] == "failed":
+            where = e.get("zone") or e["region"]
+            msg = (e.get("message") or "").strip()
+            tail = ""
+            if e.get("kind") == "transient":
+                tail = " - retrying" if not e.get("block") else ""
+            if e.get("block"):
+                tail = f" - blocking {e['block']}"
+            self.con.print(f"[yellow]Got {e.get('code') or e.get('kind')} in {where}[/yellow] "
+                           f"(message: {msg}){tail}", markup=True, highlight=False)
+        elif kind == "attempt" and e["outcome"] == "up":
+            self.con.print(f"[green]Provisioned on {_where(e)}[/green] (stack {e.get('stack')})")
+
+
+def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Attempts", title_justify="left")
+    for col in ("#", "CLOUD", "REGION/ZONE", "INSTANCE", "OUTCOME", "KIND", "SCOPE", "CAUSE"):
+        t.add_column(col, overflow="fold")
+    for a in attempts:
+        t.add_row(str(a["number"]), cloud_text(a["cloud"]), a.get("zone") or a["region"],
+                  a["instance_type"] + ("[Spot]" if a["use_spot"] else ""), a["outcome"], a.get("kind") or "-",
+                  a.get("scope") or "-", (a.get("code") or "") + (f": {a['message']}" if a.get("message") else ""))
+    _console(file or sys.stderr).print(t)
+
+
+def render_status(rows, file: TextIO | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("NAME", "STATUS", "CLOUD", "REGION/ZONE", "INSTANCE", "COST ($/hr)", "STACK"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.name, r.status, cloud_text(r.cloud or "-"), r.zone or r.region or "-",
+                  (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
+                  f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-")
+    con = _console(file)
+    if not rows:
+        con.print("No clusters.")
+    else:
+        con.print(t)

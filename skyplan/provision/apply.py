@@ -1,0 +1,310 @@
+"""Apply: run failover over a plan's candidates through real Pulumi stacks.
+
+This module wires the pure failover loop (``failover.py``) to the stack driver
+(``driver.py``), the clouds' classifiers and the state database. It never
+prints: every step is reported through ``on_event`` as a plain dict, which the
+CLI renders as lines for people or as JSON lines.
+
+Event shapes (``event`` key first):
+  preflight  {cloud, ok, reason, fix}
+  recover    {stack, status}                      cleaning an earlier run's leftovers
+  launching  {number, cloud, region, zone, instance_type, use_spot, stack}
+  attempt    {number, cloud, region, zone, instance_type, use_spot, outcome: up|failed,
+              kind, scope, code, message, stack, block}
+  summary    {status: UP|FAILED, cluster, placement, attempts}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from typing import Any, Callable
+
+from skyplan.clouds import registry
+from skyplan.clouds.base import ProvisionRequest
+from skyplan.errors import (
+    CleanupError,
+    Classification,
+    InputError,
+    Kind,
+    PreflightError,
+    ProvisionFailed,
+    Scope,
+)
+from skyplan.planner.candidates import DISPLAY, Candidate
+from skyplan.planner.plan import Plan
+from skyplan.provision.failover import Attempt, AttemptResult, Outcome, Policy, run_failover
+from skyplan.state import StateDB, cluster_lock
+
+Emit = Callable[[dict], None]
+DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyResult:
+    status: str  # UP | FAILED | ALREADY_UP
+    cluster: str
+    placement: Candidate | None
+    stack: str | None
+    outputs: dict
+    attempts: tuple[Attempt, ...]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "event": "summary",
+            "status": "UP" if self.status in ("UP", "ALREADY_UP") else self.status,
+            "cluster": self.cluster,
+            "placement": self.placement.to_json() if self.placement else None,
+            "stack": self.stack,
+            "attempts": [attempt_event(a) for a in self.attempts],
+        }
+
+
+def default_cluster_name(plan: Plan) -> str:
+    base = plan.task.name or "sp"
+    base = re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-") or "sp"
+    return base[:40]
+
+
+def valid_cluster_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name or ""):
+        raise InputError(
+            f"invalid cluster name '{name}'",
+            hint="use lowercase letters, digits and '-', starting with a letter or digit (max 63)",
+        )
+    return name
+
+
+def stack_name(cluster: str, cand: Candidate, number: int) -> str:
+    where = cand.zone or cand.region
+    spot = "spot" if cand.use_spot else "od"
+    raw = f"{cluster}.{number}.{cand.cloud}.{where}.{cand.instance_type}.{spot}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:100]
+
+
+def attempt_event(a: Attempt) -> dict[str, Any]:
+    c = a.candidate
+    cls = a.classification
+    return {
+        "event": "attempt",
+        "number": a.number,
+        "cloud": c.cloud,
+        "region": c.region,
+        "zone": c.zone,
+        "instance_type": c.instance_type,
+        "use_spot": c.use_spot,
+        "outcome": "up" if a.ok else "failed",
+        "kind": cls.kind.value if cls else None,
+        "scope": cls.scope.value if cls else None,
+        "code": cls.code if cls else None,
+        "message": cls.message if cls else None,
+        "stack": a.detail.get("stack"),
+        "retry": a.retry,
+        "block": a.block.describe() if a.block else None,
+    }
+
+
+def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario: str | None) -> ProvisionRequest:
+    task = plan.task
+    req0 = task.resources.candidates[0]
+    workdir = task.workdir
+    if workdir:
+        base = os.path.dirname(plan.source) if plan.source else os.getcwd()
+        workdir = os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
+    return ProvisionRequest(
+        cluster=cluster,
+        stack=stack,
+        cloud=cand.cloud,
+        region=cand.region,
+        zone=cand.zone,
+        instance_type=cand.instance_type,
+        use_spot=cand.use_spot,
+        num_nodes=max(1, int(task.num_nodes or 1)),
+        accelerators=dict(cand.accelerators),
+        disk_size=req0.disk_size,
+        ports=tuple(req0.ports),
+        labels=dict(req0.labels),
+        envs=dict(task.envs),
+        workdir=workdir,
+        setup=task.setup,
+        run=task.run,
+        scenario=os.path.abspath(scenario) if scenario else None,
+    )
+
+
+def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: Emit) -> tuple[Candidate, ...]:
+    """Drop the candidates of clouds that cannot be reached, with one line each."""
+    clouds = list(dict.fromkeys(c.cloud for c in candidates))
+    usable = set()
+    for name in clouds:
+        if simulate and name in registry.SIMULATABLE:
+            usable.add(name)
+            continue
+        res = registry.get(name).preflight()
+        emit({"event": "preflight", "cloud": name, "ok": res.ok, "reason": res.reason, "fix": res.fix})
+        if res.ok:
+            usable.add(name)
+    kept = tuple(c for c in candidates if c.cloud in usable)
+    if not kept:
+        raise PreflightError(
+            "no cloud among the plan's candidates is usable here (" + ", ".join(clouds) + ")",
+            hint="set up credentials (see `skyplan doctor`), run on this machine with `cloud: local`, "
+            "or rehearse the failover with `--simulate SCENARIO.yaml`",
+        )
+    return kept
+
+
+class Applier:
+    """Runs one apply. Holds the driver, the state and the event sink."""
+
+    def __init__(self, *, backend: str | None = None, simulate: str | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, policy: Policy = Policy(), emit: Emit = lambda e: None,
+                 driver: Any = None, db: StateDB | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        if simulate and not os.path.exists(simulate):
+            raise InputError(f"scenario file not found: {simulate}")
+        if simulate:
+            from skyplan.clouds.sim.scenario import load_scenario
+
+            load_scenario(simulate)  # fail early, before any stack exists
+        self.simulate = simulate
+        self.timeout_s = timeout_s
+        self.policy = policy
+        self.emit = emit
+        self.sleep = sleep
+        if driver is None:
+            from skyplan.provision.driver import StackDriver
+
+            driver = StackDriver(backend)
+        self.driver = driver
+        self.backend = getattr(driver, "backend_url", backend)
+        self.db = db or StateDB()
+
+    # --- recovery -------------------------------------------------------------
+
+    def recover(self, cluster: str) -> None:
+        """Destroy the stacks of attempts an earlier run left behind."""
+        for row in self.db.unfinished_attempts(cluster):
+            self.emit({"event": "recover", "stack": row.stack, "status": row.status})
+            self.driver.destroy_and_remove(row.stack)
+            self.db.set_attempt_status(row.id, "cleaned")
+
+    # --- one attempt ----------------------------------------------------------
+
+    def _attempt(self, plan: Plan, cluster: str, cand: Candidate, number: int) -> AttemptResult:
+        stack = stack_name(cluster, cand, number)
+        req = request_for(plan, cand, cluster, stack, self.simulate)
+        cloud = registry.get(cand.cloud)
+        runner = registry.get("sim") if (self.simulate and cand.cloud in registry.SIMULATABLE) else cloud
+        aid = self.db.start_attempt(cluster, number, stack, self.backend, cand)
+        self.emit({"event": "launching", "number": number, "cloud": cand.cloud, "region": cand.region,
+                   "zone": cand.zone, "instance_type": cand.instance_type, "use_spot": cand.use_spot,
+                   "stack": stack})
+        try:
+            res = self.driver.up(stack, runner.program(req), timeout_s=self.timeout_s)
+        except BaseException:
+            # Interrupted (Ctrl-C) or the driver itself failed: never leave the stack behind.
+            self._cleanup(aid, stack)
+            raise
+        if res.ok:
+            self.db.end_attempt(aid, "up")
+            return AttemptResult(True, None, {"stack": stack, "outputs": dict(res.outputs or {})})
+        if getattr(res, "timed_out", False):
+            cls = Classification(Kind.TIMEOUT, Scope.ZONE, "timeout",
+                                 f"no answer within {self.timeout_s:g}s (attempt timeout)")
+        else:
+            cls = cloud.classify(res.error or "")
+        self.db.end_attempt(aid, "failed", kind=cls.kind.value, scope=cls.scope.value, code=cls.code,
+                            message=cls.message)
+        self._cleanup(aid, stack)
+        return AttemptResult(False, cls, {"stack": stack})
+
+    def _cleanup(self, aid: int, stack: str) -> None:
+        try:
+            self.driver.destroy_and_remove(stack)
+        except CleanupError:
+            self.db.set_attempt_status(aid, "leaked")
+            raise
+        self.db.set_attempt_status(aid, "cleaned")
+
+    # --- the whole apply -------------------------------------------------------
+
+    def apply(self, plan: Plan, cluster: str) -> ApplyResult:
+        valid_cluster_name(cluster)
+        with cluster_lock(cluster, "apply"):
+            existing = self.db.get_cluster(cluster)
+            if existing and existing.status == "UP":
+                if existing.task_sha256 == plan.task_sha256:
+                    cand = _cand_from_row(existing)
+                    return ApplyResult("ALREADY_UP", cluster, cand, existing.stack, existing.outputs, ())
+                raise InputError(
+                    f"cluster '{cluster}' is already up with a different task",
+                    hint=f"run `skyplan down {cluster}` first, or pick another name with -c",
+                )
+            self.recover(cluster)
+            candidates = preflight(plan.candidates, simulate=self.simulate, emit=self.emit)
+            self.db.upsert_cluster(cluster, status="PROVISIONING", backend=self.backend, simulate=self.simulate,
+                                   task_sha256=plan.task_sha256, task=plan.to_json()["task"])
+
+            def on_attempt(a: Attempt) -> None:
+                self.emit(attempt_event(a))
+
+            outcome: Outcome = run_failover(
+                candidates,
+                lambda c, n: self._attempt(plan, cluster, c, n),
+                policy=self.policy,
+                sleep=self.sleep,
+                on_attempt=on_attempt,
+            )
+            if outcome.chosen is None:
+                self.db.upsert_cluster(cluster, status="FAILED")
+                raise ProvisionFailed(_failure_message(outcome, len(candidates)), list(outcome.attempts),
+                                      hint=_failure_hint(outcome))
+            last = outcome.attempts[-1]
+            c = outcome.chosen
+            self.db.upsert_cluster(cluster, status="UP", cloud=c.cloud, region=c.region, zone=c.zone,
+                                   instance_type=c.instance_type, use_spot=c.use_spot, hourly_cost=c.hourly_cost,
+                                   stack=last.detail.get("stack"), outputs=last.detail.get("outputs", {}))
+            return ApplyResult("UP", cluster, c, last.detail.get("stack"), last.detail.get("outputs", {}),
+                               outcome.attempts)
+
+    def down(self, cluster: str) -> list[str]:
+        """Destroy and verify every stack of ``cluster``; forget it. Returns the stacks removed."""
+        with cluster_lock(cluster, "down"):
+            row = self.db.get_cluster(cluster)
+            stacks = [a.stack for a in self.db.unfinished_attempts(cluster)]
+            if row and row.stack:
+                stacks.insert(0, row.stack)
+            if row is None and not stacks:
+                from skyplan.errors import NotFoundError
+
+                raise NotFoundError(f"no cluster named '{cluster}'", hint="see `skyplan status`")
+            for stack in dict.fromkeys(stacks):
+                self.driver.destroy_and_remove(stack)
+            self.db.delete_cluster(cluster)
+            return list(dict.fromkeys(stacks))
+
+
+def _cand_from_row(row) -> Candidate:
+    return Candidate(rank=1, cloud=row.cloud, region=row.region, zone=row.zone, instance_type=row.instance_type,
+                     use_spot=row.use_spot, vcpus=0.0, memory_gib=0.0, accelerators=(),
+                     hourly_price=row.hourly_cost or 0.0, hourly_cost=row.hourly_cost or 0.0)
+
+
+def _failure_message(outcome: Outcome, n: int) -> str:
+    if outcome.stopped_by is not None:
+        a = outcome.stopped_by
+        return (f"stopped: the request was rejected as invalid on {DISPLAY.get(a.candidate.cloud, a.candidate.cloud)} "
+                f"{a.candidate.location}: {a.classification.message if a.classification else ''}")
+    return (f"failed to provision on all {n} candidates ({len(outcome.attempts)} attempts, "
+            f"{outcome.skipped} skipped by blocks)")
+
+
+def _failure_hint(outcome: Outcome) -> str:
+    if outcome.stopped_by is not None:
+        return "fix the request (instance type, image, disk, ports) and apply again"
+    kinds = {a.classification.kind for a in outcome.attempts if a.classification}
+    if Kind.QUOTA in kinds:
+        return "request a quota increase, or widen the request (more regions, clouds or accelerators)"
+    return "widen the request (more regions, clouds or accelerators), try spot/on-demand, or retry later"
