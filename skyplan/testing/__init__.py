@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package so every layer uses the same fakes."""

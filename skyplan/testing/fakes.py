@@ -1,0 +1,98 @@
+"""Fakes for unit tests: a catalog over a list of offers, a scripted stack driver.
+
+These stand in for collaborators inside unit tests only; the product itself
+always runs the real catalog and the real Pulumi engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Collection, Iterable
+
+from skyplan.catalog.model import CatalogInfo, Offer
+
+
+class FakeCatalog:
+    """The Catalog query API over an explicit list of offers."""
+
+    def __init__(self, offers: Iterable[Offer], fetched_at: str = "2026-01-01") -> None:
+        self._offers = list(offers)
+        digest = hashlib.sha256(repr(self._offers).encode()).hexdigest()
+        self.info = CatalogInfo(source="fake", fetched_at=fetched_at, sha256=digest)
+
+    def offers(self, *, clouds: Collection[str] | None = None, region: str | None = None, zone: str | None = None,
+               instance_type: str | None = None, accelerator: str | None = None,
+               accelerator_count: float | None = None, cpu_only: bool = False) -> list[Offer]:
+        clouds = tuple(clouds) if clouds else ("aws", "gcp", "azure")
+        out = []
+        for o in self._offers:
+            if o.cloud not in clouds:
+                continue
+            if region and o.region != region:
+                continue
+            if zone and o.zone != zone:
+                continue
+            if instance_type and o.instance_type != instance_type:
+                continue
+            if cpu_only and o.accelerator:
+                continue
+            if accelerator is not None:
+                if not o.accelerator or o.accelerator.lower() != accelerator.lower():
+                    continue
+                if accelerator_count is not None and abs(o.accelerator_count - accelerator_count) > 1e-9:
+                    continue
+            out.append(o)
+        return out
+
+    def accelerator_names(self) -> list[str]:
+        return sorted({o.accelerator for o in self._offers if o.accelerator})
+
+    def canonical_accelerator(self, name: str) -> str | None:
+        for n in self.accelerator_names():
+            if n.lower() == name.lower():
+                return n
+        return None
+
+
+def offer(cloud: str, instance_type: str, region: str, zone: str | None, *, vcpus: float = 8, mem: float = 32,
+          acc: str | None = None, count: float = 0, price: float | None = 1.0,
+          spot: float | None = 0.3) -> Offer:
+    return Offer(cloud, instance_type, region, zone, vcpus, mem, acc, count if acc else 0, price, spot)
+
+
+@dataclass
+class FakeUp:
+    ok: bool
+    outputs: dict = field(default_factory=dict)
+    error: str | None = None
+    urn: str | None = None
+    resource_count: int = 0
+    timed_out: bool = False
+
+
+class FakeDriver:
+    """A scripted StackDriver: ``script(stack) -> FakeUp``. Records every call and
+    tracks which stacks hold resources, so tests can assert nothing is left."""
+
+    def __init__(self, script: Callable[[str], FakeUp], backend_url: str = "file:///fake") -> None:
+        self.script = script
+        self.backend_url = backend_url
+        self.calls: list[tuple[str, str]] = []
+        self.live: set[str] = set()
+        self.fail_cleanup: set[str] = set()
+
+    def up(self, stack: str, program, *, timeout_s: float | None = None, on_event=None) -> FakeUp:
+        self.calls.append(("up", stack))
+        res = self.script(stack)
+        self.live.add(stack)  # even a failed up may leave a partial stack
+        return res
+
+    def destroy_and_remove(self, stack: str) -> None:
+        from skyplan.errors import CleanupError
+
+        self.calls.append(("destroy", stack))
+        if stack in self.fail_cleanup:
+            raise CleanupError(f"stack {stack} still has 1 resource after destroy", stack=stack,
+                               resources=[f"urn:fake::{stack}"])
+        self.live.discard(stack)
