@@ -1,0 +1,3 @@
+from skyplan.cli.main import run
+
+run()
