@@ -6,8 +6,9 @@ With no options it rebuilds ``skyplan/catalog/data/offers.json`` from the seed
 kept in ``skyplan/catalog/seed/`` (a copy of the curated public snapshot, see
 its PROVENANCE.md). ``--scale N`` replicates every region N times under new
 names (``us-east-1``, ``us-east-1-x2`` ... ``us-east-1-xN``) to synthesise a
-catalog of full public size for benchmarks; it must be written elsewhere
-(``--out``), never over the embedded file.
+catalog of full public size for benchmarks; ``--scale auto`` picks the smallest
+N reaching 80,000 offers (6 for this seed). A scaled catalog must be written
+elsewhere (``--out``), never over the embedded file.
 
 File format (``skyplan-offers/1``), chosen for a fast cold load:
   * one JSON object; strings live once in small tables (``tables``) and
@@ -39,6 +40,8 @@ SOURCE_DETAIL = (
     "catalogs/v6/azure/vms.csv (curated subset; see skyplan/catalog/seed/PROVENANCE.md)"
 )
 FETCHED_AT = "2026-11-23"
+# "Full public size" for benchmarks: the public v8 catalogs hold about this many offers.
+FULL_SIZE_OFFERS = 80_000
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SEED_DIR = PACKAGE_DIR / "seed"
@@ -190,8 +193,17 @@ def encode(offers: Iterable[Offer], *, source: str = SOURCE, fetched_at: str = F
     return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
 
 
-def build(seed_dir: str | os.PathLike[str] = SEED_DIR, scale: int = 1) -> bytes:
+def auto_scale(n_offers: int, target: int = FULL_SIZE_OFFERS) -> int:
+    """Smallest replication factor giving at least ``target`` offers."""
+    return max(1, -(-target // max(1, n_offers)))
+
+
+def build(seed_dir: str | os.PathLike[str] = SEED_DIR, scale: int | str = 1) -> bytes:
+    """The catalog file bytes for a seed, optionally scaled (int, or "auto")."""
     offers = seed_offers(seed_dir)
+    if scale == "auto":
+        scale = auto_scale(len(offers))
+    scale = int(scale)
     source = SOURCE
     if scale > 1:
         offers = scale_offers(offers, scale)
@@ -203,12 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skyplan.catalog.build", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", default=str(SEED_DIR), help="directory holding aws_vms.csv, gcp_vms.csv, azure_vms.csv")
     parser.add_argument("--out", default=None, help=f"output file (default: the embedded {EMBEDDED.name})")
-    parser.add_argument("--scale", type=int, default=1, help="replicate regions N times (benchmark catalogs)")
+    parser.add_argument("--scale", default="1",
+                        help="replicate regions N times, or 'auto' for ~80,000 offers (benchmark catalogs)")
     args = parser.parse_args(argv)
-    if args.scale < 1:
-        parser.error("--scale must be >= 1")
+    if args.scale != "auto":
+        try:
+            args.scale = int(args.scale)
+        except ValueError:
+            parser.error("--scale takes a whole number or 'auto'")
+        if args.scale < 1:
+            parser.error("--scale must be >= 1")
     out = Path(args.out) if args.out else EMBEDDED
-    if args.scale > 1 and out.resolve() == EMBEDDED.resolve():
+    if args.scale != 1 and out.resolve() == EMBEDDED.resolve():
         parser.error("--scale writes a benchmark catalog: give --out FILE (not the embedded catalog)")
     data = build(args.seed, args.scale)
     out.parent.mkdir(parents=True, exist_ok=True)

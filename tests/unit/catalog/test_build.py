@@ -60,9 +60,19 @@ def test_scale_option_reaches_public_size(tmp_path):
     )
 
 
-def test_scale_refuses_embedded_target():
+def test_scale_auto_reaches_full_size(tmp_path):
+    out = tmp_path / "auto.json"
+    assert main(["--scale", "auto", "--out", str(out)]) == 0
+    n = len(load_catalog(out))
+    assert n >= 80_000
+    assert n - len(seed_offers()) < 80_000  # the smallest factor that gets there
+
+
+@pytest.mark.parametrize("args", [["--scale", "2"], ["--scale", "auto"], ["--scale", "0", "--out", "x"],
+                                  ["--scale", "lots", "--out", "x"]])
+def test_scale_refuses_bad_use(args):
     with pytest.raises(SystemExit):
-        main(["--scale", "2"])
+        main(args)
 
 
 def test_scale_offers_renames_regions():
