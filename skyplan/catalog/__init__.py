@@ -3,7 +3,9 @@
 Public API (the planner and CLI use only this):
     load_catalog(path=None) -> Catalog
     Catalog.offers(...), .accelerator_names(), .canonical_accelerator(name),
-    .regions(cloud), .zones(cloud, region), .instance_types(cloud=None), .info
+    .regions(cloud), .zones(cloud, region), .instance_types(cloud=None),
+    .accelerator_counts(clouds=None, region=None), .info
+    skyplan.catalog.gpus: list_accelerators, accelerator_offers, GpuRow (show-gpus)
     Offer, CatalogInfo
 """
 

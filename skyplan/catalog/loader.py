@@ -141,6 +141,10 @@ class Catalog:
         accelerator: str | None = None,
         accelerator_count: float | None = None,
         cpu_only: bool = False,
+        min_vcpus: float | None = None,
+        max_vcpus: float | None = None,
+        min_memory_gib: float | None = None,
+        max_memory_gib: float | None = None,
     ) -> list[Offer]:
         """Offers matching every given filter.
 
@@ -149,8 +153,19 @@ class Catalog:
         accelerator. ``instance_type`` is matched exactly. ``zone``: see the
         module docstring (AWS IDs vs names, Local Zones). Offers whose prices
         are both None are included; ``Offer.hourly`` tells which markets exist.
+
+        The optional vCPU/memory bounds (inclusive) are applied per instance
+        shape before any Offer is built: a cheap way to narrow a large catalog
+        ("4+" is ``min_vcpus=4``, exactly 4 is ``min_vcpus=max_vcpus=4``).
         """
         shapes = self._select_shapes(clouds, instance_type, accelerator, accelerator_count, cpu_only)
+        if min_vcpus is not None or max_vcpus is not None or min_memory_gib is not None or max_memory_gib is not None:
+            lo_c = float("-inf") if min_vcpus is None else min_vcpus
+            hi_c = float("inf") if max_vcpus is None else max_vcpus
+            lo_m = float("-inf") if min_memory_gib is None else min_memory_gib
+            hi_m = float("inf") if max_memory_gib is None else max_memory_gib
+            shapes = [s for s in shapes
+                      if lo_c <= self._s_vcpus[s] <= hi_c and lo_m <= self._s_mem[s] <= hi_m]
         if not shapes:
             return []
         region_idx = -2

@@ -119,3 +119,14 @@ def test_offer_counts_match_file_header(embedded):
         # offers() hides Local Zones, so only AWS may come up short.
         got = len(embedded.offers(clouds=[cloud]))
         assert got == n if cloud != "aws" else 0 < n - got < 50
+
+
+def test_vcpu_and_memory_bounds(embedded):
+    got = embedded.offers(clouds=["aws"], cpu_only=True, min_vcpus=8, max_vcpus=8)
+    assert got and {o.vcpus for o in got} == {8.0}
+    every = embedded.offers(clouds=["aws"], cpu_only=True)
+    assert len(got) == sum(1 for o in every if o.vcpus == 8)
+    big = embedded.offers(clouds=["gcp"], min_memory_gib=1000)
+    assert big and all(o.memory_gib >= 1000 for o in big)
+    assert len(big) == sum(1 for o in embedded.offers(clouds=["gcp"]) if o.memory_gib >= 1000)
+    assert embedded.offers(min_vcpus=10_000) == []
