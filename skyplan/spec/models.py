@@ -70,7 +70,8 @@ class ResourceRequest:
     disk_size: int | None = None
     ports: tuple[int, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
-    job_recovery: str | None = None
+    job_recovery: str | None = None  # strategy, upper-case: FAILOVER | EAGER_NEXT_REGION
+    max_restarts_on_errors: int | None = None  # from the object form of job_recovery
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class ReadinessProbe:
     path: str
     initial_delay_seconds: int | None = None
     timeout_seconds: int | None = None
-    post_data: Any = None
+    post_data: Any = None  # str | None: the body to POST (a mapping is kept as canonical JSON text)
 
 
 @dataclass(frozen=True)

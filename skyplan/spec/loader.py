@@ -1,0 +1,160 @@
+"""Load task and pipeline YAML: parse, validate everything, then build frozen models.
+
+Every problem in a file is collected before anything is raised: YAML-level
+findings (duplicate keys...), schema errors and semantic rules, each located
+by line, column and JSON path. A file with any finding raises one SpecError
+holding all of them, sorted by position.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from skyplan.errors import Diagnostic, InputError, PlanFileError, SpecError
+from skyplan.spec import semantic
+from skyplan.spec.build import build_task
+from skyplan.spec.models import Pipeline, Task
+from skyplan.spec.source import Document, format_path, parse_documents, read_text
+from skyplan.spec.validate import plan_diagnostics, schema_diagnostics
+
+_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "true/false", int: "a number", float: "a number"}
+
+
+def load(path: str | Path) -> Task | Pipeline:
+    """Load a task, or a pipeline (several documents, the first holding only ``name``)."""
+    return load_text(read_text(path), filename=str(path))
+
+
+def load_task(path: str | Path) -> Task:
+    """Load a single task. A pipeline file raises InputError."""
+    result = load(path)
+    if isinstance(result, Pipeline):
+        raise InputError(
+            f"{path} is a pipeline of {len(result.tasks)} tasks, not a single task",
+            hint="plan one task at a time, or split the pipeline into one file per task",
+        )
+    return result
+
+
+def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
+    """Like ``load``, from text already in memory. ``filename`` is used in messages."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    docs, diagnostics = parse_documents(text, filename)
+    while len(docs) > 1 and docs[-1].data is None:
+        docs.pop()  # a trailing '---' opens an empty document; harmless
+    if not docs or (len(docs) == 1 and docs[0].data is None):
+        raise SpecError([Diagnostic(filename, None, None, "$", "the file is empty; expected a task (a mapping of fields)")])
+
+    header: Document | None = None
+    if len(docs) > 1 and isinstance(docs[0].data, dict) and set(docs[0].data) <= {"name"} and docs[0].data:
+        header, docs = docs[0], docs[1:]
+        diagnostics = _merge(diagnostics, schema_diagnostics("pipeline", header, filename))
+    for doc in docs:
+        diagnostics = _merge(diagnostics, _task_diagnostics(doc, filename))
+    if header is not None and not docs:
+        line, col = header.locate(())
+        diagnostics.append(Diagnostic(filename, line, col, "$", "the pipeline has a name but no tasks after '---'"))
+    if diagnostics:
+        raise SpecError(sorted(diagnostics, key=_position))
+
+    tasks = tuple(build_task(doc.data, doc.raw, filename) for doc in docs)
+    if header is None and len(tasks) == 1:
+        return tasks[0]
+    name = header.data.get("name") if header is not None else None
+    return Pipeline(name=name, tasks=tasks, source=filename)
+
+
+def _task_diagnostics(doc: Document, filename: str) -> list[Diagnostic]:
+    if doc.data is None:
+        line, col = doc.locate(())
+        return [Diagnostic(filename, line, col, "$", "this document is empty; expected a task (a mapping of fields)")]
+    if not isinstance(doc.data, dict):
+        line, col = doc.locate(())
+        got = _TYPE_NAMES.get(type(doc.data), "a value")
+        return [Diagnostic(filename, line, col, "$", f"expected a task (a mapping of fields) at the top level, got {got}")]
+    _normalise_case(doc.data)
+    found = schema_diagnostics("task", doc, filename)
+    rules = []
+    for path, message, suggestion in semantic.check_task(doc.data):
+        line, col = doc.locate(path)
+        rules.append(Diagnostic(filename, line, col, format_path(path), message, suggestion))
+    return _merge(found, rules)
+
+
+def _normalise_case(data: dict[str, Any]) -> None:
+    """Cloud names and mount modes are case-insensitive: `cloud: AWS` and `mode: mount` are fine."""
+    res = data.get("resources")
+    if isinstance(res, dict):
+        spots = [res] + [e for k in ("any_of", "ordered") if isinstance(res.get(k), list) for e in res[k]]
+        for spot in spots:
+            if isinstance(spot, dict) and isinstance(spot.get("cloud"), str):
+                spot["cloud"] = spot["cloud"].lower()
+    mounts = data.get("file_mounts")
+    if isinstance(mounts, dict):
+        for spec in mounts.values():
+            if isinstance(spec, dict) and isinstance(spec.get("mode"), str):
+                spec["mode"] = spec["mode"].upper()
+
+
+def _merge(earlier: list[Diagnostic], later: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Add ``later`` findings, except at a spot an earlier stage already reported."""
+    seen = {(d.line, d.path) for d in earlier}
+    return list(earlier) + [d for d in later if (d.line, d.path) not in seen]
+
+
+def _position(d: Diagnostic) -> tuple[int, int, str]:
+    return (d.line if d.line is not None else 0, d.column or 0, d.path)
+
+
+def validate_paths(paths: Iterable[str | Path]) -> list[Diagnostic]:
+    """Every finding for every file; an empty list means all are valid. Never raises for bad content."""
+    out: list[Diagnostic] = []
+    for path in paths:
+        try:
+            load(path)
+        except SpecError as exc:
+            out.extend(exc.diagnostics)
+        except InputError as exc:
+            out.append(Diagnostic(str(path), None, None, "$", exc.message))
+    return out
+
+
+def validate_plan_document(doc: Any, filename: str) -> None:
+    """Check a parsed plan file against ``schemas/plan.schema.json``; raise PlanFileError listing every problem."""
+    from skyplan.spec.serialize import task_from_dict
+
+    found = plan_diagnostics(doc, filename)
+    if isinstance(doc, dict):
+        created = doc.get("created_at")
+        if isinstance(created, str) and created and not _is_iso(created):
+            found.append(Diagnostic(filename, None, None, "$.created_at", f"'{created}' is not an ISO 8601 timestamp"))
+        fetched = (doc.get("catalog") or {}).get("fetched_at") if isinstance(doc.get("catalog"), dict) else None
+        if isinstance(fetched, str) and fetched and not _is_iso(fetched):
+            found.append(
+                Diagnostic(filename, None, None, "$.catalog.fetched_at", f"'{fetched}' is not an ISO 8601 date")
+            )
+        if isinstance(doc.get("task"), dict):
+            try:
+                task_from_dict(doc["task"])
+            except InputError as exc:
+                found.append(Diagnostic(filename, None, None, "$.task", exc.message))
+    if found:
+        n = len(found)
+        lines = "\n".join(f"  {d.path}: {d.message}" for d in found)
+        err = PlanFileError(
+            f"{filename} is not a valid plan file ({n} problem{'s' if n != 1 else ''}):\n{lines}",
+            hint="re-create it with `skyplan plan TASK.yaml --out PLAN.json`",
+        )
+        err.diagnostics = found  # type: ignore[attr-defined]  # for JSON output
+        raise err
+
+
+def _is_iso(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

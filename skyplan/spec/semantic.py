@@ -1,0 +1,165 @@
+"""Rules a JSON Schema cannot express well, checked on raw document data.
+
+These run on every document, even one with schema errors, so that one pass
+reports everything. Every check therefore looks at the type first and skips
+anything the schema has already rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from skyplan.spec import parse
+from skyplan.spec.source import PathT
+
+Finding = tuple[PathT, str, "str | None"]
+
+
+def check_task(data: Any) -> list[Finding]:
+    """All semantic findings for one task document, as (path, message, suggestion)."""
+    if not isinstance(data, dict):
+        return []
+    out: list[Finding] = []
+    res = data.get("resources")
+    if isinstance(res, dict):
+        out.extend(_check_resources(res, ("resources",)))
+    envs = data.get("envs")
+    if isinstance(envs, dict):
+        for key in envs:
+            if not parse.is_env_name(key):
+                out.append(
+                    (("envs", key), f"'{key}' is not a valid environment variable name "
+                     "(letters, digits and _; not starting with a digit)", None)
+                )
+    service = data.get("service")
+    if isinstance(service, dict):
+        out.extend(_check_service(service, ("service",)))
+    return out
+
+
+def _check_resources(res: dict[str, Any], at: PathT) -> Iterator[Finding]:
+    yield from _check_fields(res, at)
+    entries: dict[str, list[Any]] = {
+        k: res[k] for k in ("any_of", "ordered") if isinstance(res.get(k), list)
+    }
+    for key, items in entries.items():
+        for i, entry in enumerate(items):
+            if isinstance(entry, dict):
+                yield from _check_fields(entry, at + (key, i))
+    if "any_of" in entries and "ordered" in entries:
+        yield at + ("ordered",), "use either 'any_of' (cheapest first) or 'ordered' (preference order), not both", None
+    if "ordered" in entries:
+        if _alternatives(res.get("accelerators")) > 1:
+            yield at + ("accelerators",), _ORDERED_MULTI, None
+        for i, entry in enumerate(entries["ordered"]):
+            if isinstance(entry, dict) and _alternatives(entry.get("accelerators")) > 1:
+                yield at + ("ordered", i, "accelerators"), _ORDERED_MULTI, None
+
+
+_ORDERED_MULTI = (
+    "several accelerators cannot be combined with 'ordered'; "
+    "give each accelerator its own 'ordered' entry instead"
+)
+
+
+def _alternatives(acc: Any) -> int:
+    if isinstance(acc, (dict, list)):
+        return len(acc)
+    return 1 if isinstance(acc, str) else 0
+
+
+def _check_fields(res: dict[str, Any], at: PathT) -> Iterator[Finding]:
+    """Checks for the fields shared by `resources` and each any_of / ordered entry."""
+    for key in ("cpus", "memory"):
+        value = res.get(key)
+        if isinstance(value, str):
+            yield from _attempt(at + (key,), parse.parse_quantity, value)
+    acc = res.get("accelerators")
+    if isinstance(acc, str):
+        yield from _attempt(at + ("accelerators",), parse.parse_accelerator, acc)
+    elif isinstance(acc, dict):
+        seen: dict[Any, str] = {}
+        for name, count in acc.items():
+            path = at + ("accelerators", name)
+            if count is not None and (isinstance(count, bool) or not isinstance(count, (int, float))):
+                continue  # the schema reports the type
+            try:
+                parsed = parse.parse_accelerator(name, count)
+            except ValueError as exc:
+                yield path, str(exc), None
+                continue
+            yield from _duplicate(seen, parsed, name, path)
+    elif isinstance(acc, list):
+        seen = {}
+        for i, item in enumerate(acc):
+            if isinstance(item, str):
+                path = at + ("accelerators", i)
+                try:
+                    parsed = parse.parse_accelerator(item)
+                except ValueError as exc:
+                    yield path, str(exc), None
+                    continue
+                yield from _duplicate(seen, parsed, item, path)
+    ports = res.get("ports")
+    if isinstance(ports, (int, str)) and not isinstance(ports, bool):
+        yield from _attempt(at + ("ports",), parse.parse_ports, ports)
+    elif isinstance(ports, list):
+        for i, item in enumerate(ports):
+            if isinstance(item, (int, str)) and not isinstance(item, bool):
+                yield from _attempt(at + ("ports", i), parse.parse_ports, item)
+    jr = res.get("job_recovery")
+    if isinstance(jr, str):
+        yield from _strategy(jr, at + ("job_recovery",))
+    elif isinstance(jr, dict) and isinstance(jr.get("strategy"), str):
+        yield from _strategy(jr["strategy"], at + ("job_recovery", "strategy"))
+
+
+def _duplicate(seen: dict[Any, str], parsed: Any, text: str, path: PathT) -> Iterator[Finding]:
+    key = (parsed.name.lower(), parsed.count)
+    if key in seen:
+        yield path, f"'{text}' repeats '{seen[key]}'", None
+    else:
+        seen[key] = text
+
+
+def _strategy(text: str, path: PathT) -> Iterator[Finding]:
+    try:
+        parse.parse_job_recovery(text)
+    except ValueError as exc:
+        from skyplan.spec.validate import _closest
+
+        yield path, str(exc), _closest(text, list(parse.JOB_RECOVERY_STRATEGIES))
+
+
+def _attempt(path: PathT, fn: Any, value: Any) -> Iterator[Finding]:
+    try:
+        fn(value)
+    except ValueError as exc:
+        yield path, str(exc), None
+
+
+def _check_service(service: dict[str, Any], at: PathT) -> Iterator[Finding]:
+    probe = service.get("readiness_probe")
+    probe_path, where = (probe, at + ("readiness_probe",)) if isinstance(probe, str) else (None, None)
+    if isinstance(probe, dict) and isinstance(probe.get("path"), str):
+        probe_path, where = probe["path"], at + ("readiness_probe", "path")
+    if probe_path is not None and where is not None and not probe_path.startswith("/"):
+        yield where, f"the readiness probe path must start with '/', got '{probe_path}'", None
+    policy = service.get("replica_policy")
+    if service.get("replicas") is not None and policy is not None:
+        yield at + ("replicas",), "give either 'replicas' (a fixed count) or 'replica_policy', not both", None
+    if not isinstance(policy, dict):
+        return
+    lo, hi = policy.get("min_replicas"), policy.get("max_replicas")
+    if _is_int(lo) and _is_int(hi) and hi < lo:
+        yield at + ("replica_policy", "max_replicas"), f"max_replicas ({hi}) is below min_replicas ({lo})", None
+    if _is_int(lo) and _is_int(hi) and hi > lo and policy.get("target_qps_per_replica") is None:
+        yield (
+            at + ("replica_policy",),
+            "autoscaling between min_replicas and max_replicas needs target_qps_per_replica",
+            None,
+        )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
