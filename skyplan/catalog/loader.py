@@ -89,6 +89,9 @@ def _read(path: Path, embedded: bool) -> Catalog:
 class Catalog:
     """Every offer of one catalog file, queryable without pandas."""
 
+    #: offers() takes min/max vCPU and memory bounds (the planner passes them).
+    supports_bounds = True
+
     info: CatalogInfo
 
     def __init__(self, doc: dict, info: CatalogInfo) -> None:

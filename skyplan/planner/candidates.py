@@ -130,6 +130,16 @@ def _query(catalog, req: ResourceRequest, accel: Accelerator | None) -> list[Off
         clouds = tuple(c for c in clouds if c != "local")
         out = [o for o in out if _location_ok(o, req) and _accel_ok(o, accel) and _type_ok(o, req)]
     if clouds:
+        _, cpus, mem = _hardware_filter(req, accel)
+        kw = {}
+        if getattr(catalog, "supports_bounds", False):
+            # Bounds let the catalog skip non-matching rows before building Offers.
+            if cpus is not None:
+                kw["min_vcpus"] = cpus.value
+                kw["max_vcpus"] = None if cpus.at_least else cpus.value
+            if mem is not None:
+                kw["min_memory_gib"] = mem.value
+                kw["max_memory_gib"] = None if mem.at_least else mem.value
         out.extend(
             catalog.offers(
                 clouds=clouds,
@@ -139,6 +149,7 @@ def _query(catalog, req: ResourceRequest, accel: Accelerator | None) -> list[Off
                 accelerator=accel.name if accel else None,
                 accelerator_count=accel.count if accel else None,
                 cpu_only=accel is None and req.instance_type is None,
+                **kw,
             )
         )
     return out
