@@ -1,0 +1,57 @@
+"""The local cloud: tasks run in sandboxes on this machine. No credentials.
+
+Its errors come from the sandbox runner (``stacks/local/runner.py``), whose
+texts start with a stable code, or are plain OS errors.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Callable
+
+from skyplan.clouds.base import PreflightResult, ProvisionRequest
+from skyplan.errors import Classification, Kind, Scope
+
+# (pattern, code, kind, scope); first match wins.
+_RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
+    (r"LocalWorkdirMissing", "LocalWorkdirMissing", Kind.INVALID, Scope.ALL),
+    (r"LocalDiskFull|No space left on device|Disk quota exceeded", "LocalDiskFull", Kind.CAPACITY, Scope.ZONE),
+    (r"Permission denied|Operation not permitted", "LocalPermissionDenied", Kind.AUTH, Scope.CLOUD),
+    (r"Resource temporarily unavailable|Too many open files", "LocalBusy", Kind.TRANSIENT, Scope.NONE),
+)
+
+
+class Local:
+    name = "local"
+    display = "Local"
+    has_zones = False
+
+    def classify(self, message: str) -> Classification:
+        text = message or ""
+        for pattern, code, kind, scope in _RULES:
+            if re.search(pattern, text):
+                return Classification(kind, scope, code, text)
+        return Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", text)
+
+    def program(self, request: ProvisionRequest) -> Callable[[], None]:
+        def run() -> None:
+            from stacks.local.program import build
+
+            build(request)
+
+        return run
+
+    def preflight(self) -> PreflightResult:
+        # Nothing to install and no credentials; bash runs setup and run.
+        if shutil.which("bash") is None:
+            return PreflightResult(False, reason="bash is not on PATH", fix="install bash")
+        return PreflightResult(True, details={"credentials": "none needed"})
+
+    def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
+        # The local cloud is not simulated; these are its own texts, for completeness.
+        if outcome == "capacity":
+            return f"LocalDiskFull: cannot create sandbox for {request.stack}: [Errno 28] No space left on device"
+        if outcome == "invalid":
+            return f"LocalWorkdirMissing: workdir '{request.workdir}' is not a directory"
+        return f"local cloud: simulated {outcome} failure for {request.stack}"

@@ -1,0 +1,133 @@
+"""Reading a local (or sim) cluster's sandboxes: log paths, following, job status.
+
+For the CLI (``skyplan logs``, ``skyplan status``); never prints. A sandbox
+root is either a stack's directory (``<SKYPLAN_HOME>/sandboxes/<stack>``, the
+``sandbox`` output) holding ``node-<rank>`` directories, or one node directory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True)
+class NodeLogs:
+    rank: int
+    sandbox: str
+    setup: str
+    run: str
+    combined: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """``phase``: absent | starting | setup | run | done | failed | stopped | lost.
+
+    The cluster's phase is the first of: failed, lost, stopped (any node),
+    setup/run/starting (any node still going), done (all nodes).
+    """
+
+    phase: str
+    returncode: int | None
+    nodes: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("done", "failed", "stopped", "lost", "absent")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phase": self.phase, "returncode": self.returncode, "nodes": list(self.nodes)}
+
+
+def _node_dirs(sandbox_root: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    root = Path(sandbox_root)
+    if (root / "node.json").exists() or (root / "logs").is_dir():
+        rank = int(root.name.rsplit("-", 1)[-1]) if root.name.startswith("node-") else 0
+        return [(rank, root)]
+    if not root.is_dir():
+        return []
+    out = []
+    for d in root.iterdir():
+        if d.is_dir() and d.name.startswith("node-") and d.name[5:].isdigit():
+            out.append((int(d.name[5:]), d))
+    return sorted(out)
+
+
+def log_paths(sandbox_root: str | os.PathLike[str]) -> list[NodeLogs]:
+    """Each node's log files, by rank. Empty when the sandbox is gone."""
+    out = []
+    for rank, d in _node_dirs(sandbox_root):
+        logs = d / "logs"
+        out.append(
+            NodeLogs(rank, str(d), str(logs / "setup.log"), str(logs / "run.log"), str(logs / "combined.log"))
+        )
+    return out
+
+
+def follow(
+    path: str | os.PathLike[str],
+    stop: Callable[[], bool],
+    *,
+    poll_s: float = 0.2,
+    from_start: bool = True,
+) -> Iterator[str]:
+    """Yield the lines of ``path`` as they are written, without their newline.
+
+    Waits for the file to appear. Ends once ``stop()`` is true and everything
+    written so far has been yielded (a last unterminated line included), so a
+    caller passing "the job has finished" loses no output.
+    """
+    p = Path(path)
+    f = None
+    buf = b""
+    try:
+        while f is None:
+            try:
+                f = open(p, "rb")
+            except FileNotFoundError:
+                if stop():
+                    return
+                time.sleep(poll_s)
+        if not from_start:
+            f.seek(0, os.SEEK_END)
+        while True:
+            # Decide before reading, so that output written just before stop()
+            # turned true is still read below.
+            stopping = stop()
+            chunk = f.read(65536)
+            if chunk:
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", errors="replace")
+                continue
+            if stopping:
+                if buf:
+                    yield buf.decode("utf-8", errors="replace")
+                return
+            time.sleep(poll_s)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def job_status(sandbox_root: str | os.PathLike[str]) -> JobStatus:
+    """The cluster's task state, from each node's status.json."""
+    from stacks.local import runner
+
+    nodes = tuple(runner.status(d) for _, d in _node_dirs(sandbox_root))
+    if not nodes:
+        return JobStatus("absent", None, ())
+    phases = [n.get("phase") for n in nodes]
+    for bad in ("failed", "lost", "stopped"):
+        if bad in phases:
+            rc = next((n.get("returncode") for n in nodes if n.get("phase") == bad), None)
+            return JobStatus(bad, rc, nodes)
+    for going in ("setup", "run", "starting"):
+        if going in phases:
+            return JobStatus(going, None, nodes)
+    return JobStatus("done", 0, nodes)

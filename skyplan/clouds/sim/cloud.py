@@ -1,0 +1,67 @@
+"""The sim cloud: stands in for AWS/GCP/Azure under a scenario file.
+
+``program(request)`` builds ``request.cloud``'s placement as sandboxes on this
+machine (``stacks/sim``), with ``request.scenario`` deciding what each create
+does. The errors it raises are the target cloud's own texts, so the failover
+classifies them with the target cloud's classifier; ``classify`` here only
+delegates, for callers that hold the Sim rather than the target.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from skyplan.clouds.base import PreflightResult, ProvisionRequest
+from skyplan.errors import Classification, Kind, Scope
+
+TARGETS = ("aws", "gcp", "azure")
+_CLASS_NAMES = {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}
+
+
+def _target(name: str):
+    mod = importlib.import_module(f"skyplan.clouds.{name}.cloud")
+    return getattr(mod, _CLASS_NAMES[name])()
+
+
+class Sim:
+    name = "sim"
+    display = "Sim"
+    has_zones = True
+
+    def __init__(self, target: str | None = None, *, ledger_db: str | None = None) -> None:
+        """``target``: the cloud whose classifier ``classify`` uses; without one,
+        each target's classifier is tried in turn and the first that recognises
+        the text wins. ``ledger_db`` overrides ``<SKYPLAN_HOME>/sim/ledger.db``."""
+        self.target = target
+        self.ledger_db = ledger_db
+
+    def classify(self, message: str) -> Classification:
+        names = (self.target,) if self.target else TARGETS
+        for name in names:
+            try:
+                c = _target(name).classify(message)
+            except Exception:  # a target without a classifier yet must not crash failover
+                continue
+            if c.kind != Kind.UNKNOWN or self.target:
+                return c
+        return Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", message)
+
+    def program(self, request: ProvisionRequest) -> Callable[[], None]:
+        ledger_db = self.ledger_db
+
+        def run() -> None:
+            from stacks.sim.program import build
+
+            build(request, ledger_db)
+
+        return run
+
+    def preflight(self) -> PreflightResult:
+        # Nothing to install, no credentials: the scenario is checked when it is loaded.
+        return PreflightResult(True, details={"credentials": "none needed"})
+
+    def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
+        from skyplan.clouds.sim.texts import error_text
+
+        return error_text(outcome, request)

@@ -1,0 +1,86 @@
+"""The local cloud's dynamic provider: one resource per node, one sandbox each.
+
+Dynamic providers are pickled (dill) into the stack's state and unpickled in a
+separate provider process. The provider class therefore lives here, in an
+importable module (it is pickled by reference, not by value), holds no state,
+and gets everything it needs, including absolute paths, from its inputs: it
+must not depend on the environment of whichever process runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+
+from stacks.local import runner
+
+#: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
+INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs")
+#: What create adds (see ``runner.start``).
+OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file")
+
+
+def spec_of(props: dict[str, Any]) -> dict[str, Any]:
+    """The runner's spec from a resource's inputs (or outputs, a superset)."""
+    return {
+        "cluster": props.get("cluster"),
+        "stack": props.get("stack"),
+        "task_id": props.get("task_id"),
+        "node_rank": int(props.get("node_rank") or 0),
+        "num_nodes": int(props.get("num_nodes") or 1),
+        "workdir": props.get("workdir") or None,
+        "setup": props.get("setup") or None,
+        "run": props.get("run") or None,
+        "envs": dict(props.get("envs") or {}),
+    }
+
+
+def inputs_of(props: dict[str, Any], keys: tuple[str, ...] = INPUT_KEYS) -> dict[str, Any]:
+    return {k: props.get(k) for k in keys if k in props}
+
+
+def replace_diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> DiffResult:
+    """Any changed input replaces the node (a sandbox is not updated in place)."""
+    changed = [k for k in keys if olds.get(k) != news.get(k)]
+    return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+
+
+class LocalNodeProvider(ResourceProvider):
+    # Nothing secret is captured, so the pickled provider need not be encrypted.
+    serialize_as_secret_always = False
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = spec_of(props)
+        info = runner.start(spec, props["root"])
+        node_id = f"{spec['stack']}/node-{spec['node_rank']}"
+        return CreateResult(id_=node_id, outs={**inputs_of(props), **info})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return replace_diff(olds, news, INPUT_KEYS)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        root = props.get("root")
+        if not root or not Path(root).is_dir():
+            return ReadResult(id_="", outs={})  # gone: refresh drops it
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        root = props.get("root")
+        if root:
+            runner.remove(root)
+
+
+class LocalNode(Resource, module="skyplan", name="LocalNode"):
+    """One node of a local cluster: a sandbox running the task."""
+
+    sandbox: pulumi.Output[str]
+    pid: pulumi.Output[int]
+    pgid: pulumi.Output[int]
+    logs: pulumi.Output[dict]
+    status_file: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(LocalNodeProvider(), name, {**props, **{k: None for k in OUTPUT_KEYS}}, opts)

@@ -1,0 +1,326 @@
+"""Sandboxes: how the local and sim clouds run a task on this machine.
+
+One node is one directory, ``<SKYPLAN_HOME>/sandboxes/<stack>/node-<rank>``::
+
+    node.json        what to run (written by start)
+    proc.json        the supervisor's pid / process group (written by start)
+    status.json      phase: starting | setup | run | done | failed | stopped
+    workdir/         a copy of the task's workdir; cwd of setup and run
+    logs/setup.log   setup's stdout+stderr
+    logs/run.log     run's stdout+stderr
+    logs/combined.log  both, in order (what ``skyplan logs`` follows)
+    logs/supervisor.log  the supervisor's own errors, if any
+
+``start`` launches a small supervisor (this file, run as a script) in a new
+session, so the node's processes are one process group that outlives the
+short-lived dynamic-provider process that started it (the engine kills its
+plugins' process groups when an operation ends). The supervisor runs ``setup``
+then ``run`` through ``bash -c`` and records each phase in ``status.json``; a
+failed setup skips run. ``stop`` signals the whole group.
+
+Stdlib only, and runnable as ``python runner.py supervise ROOT``: the
+supervisor must not depend on how the package happens to be installed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+LOG_NAMES = ("setup", "run", "combined")
+#: Environment variables never passed to a task: the engine's own, which may hold
+#: the stack passphrase or backend tokens.
+_ENV_DROP_PREFIXES = ("PULUMI_",)
+
+
+class SandboxError(Exception):
+    """A sandbox could not be created. The text starts with a stable code
+    (``LocalWorkdirMissing: ...``) that the local cloud's classifier reads."""
+
+
+def log_paths(root: str | os.PathLike[str]) -> dict[str, str]:
+    logs = Path(root) / "logs"
+    return {name: str(logs / f"{name}.log") for name in LOG_NAMES}
+
+
+def task_env(spec: Mapping[str, Any], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a node's processes: ``base`` (default os.environ) minus
+    the engine's variables, plus the task's envs, plus the SKYPLAN_* variables
+    (which the task cannot override: they describe where it runs)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(_ENV_DROP_PREFIXES)}
+    for k, v in (spec.get("envs") or {}).items():
+        env[str(k)] = "" if v is None else str(v)
+    num_nodes = int(spec.get("num_nodes") or 1)
+    env.update(
+        SKYPLAN_TASK_ID=str(spec.get("task_id") or spec.get("stack") or ""),
+        SKYPLAN_NODE_RANK=str(int(spec.get("node_rank") or 0)),
+        SKYPLAN_NUM_NODES=str(num_nodes),
+        SKYPLAN_CLUSTER=str(spec.get("cluster") or ""),
+        # Every node of a local cluster is this machine.
+        SKYPLAN_NODE_IPS="\n".join(["127.0.0.1"] * num_nodes),
+    )
+    return env
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, Any]:
+    """Create the sandbox at ``root`` and launch the node's setup + run.
+
+    ``spec`` keys: cluster, stack, task_id, node_rank, num_nodes, workdir (the
+    source directory, absolute, or None), setup, run, envs. Returns the info
+    the provider exports: sandbox, workdir, pid, pgid, logs, status_file.
+
+    A leftover directory at ``root`` (an earlier attempt of the same stack that
+    died before its delete) is stopped and replaced. Raises SandboxError.
+    """
+    root = Path(root).absolute()
+    if root.exists():
+        remove(root)
+    src = spec.get("workdir")
+    if src and not Path(src).is_dir():
+        raise SandboxError(f"LocalWorkdirMissing: workdir '{src}' is not a directory")
+    workdir = root / "workdir"
+    logs = root / "logs"
+    try:
+        logs.mkdir(parents=True)
+        if src:
+            shutil.copytree(src, workdir, symlinks=True)
+        else:
+            workdir.mkdir()
+        for name in LOG_NAMES:
+            (logs / f"{name}.log").touch()
+        node = {
+            "cluster": spec.get("cluster"),
+            "stack": spec.get("stack"),
+            "task_id": spec.get("task_id") or spec.get("stack"),
+            "node_rank": int(spec.get("node_rank") or 0),
+            "num_nodes": int(spec.get("num_nodes") or 1),
+            "workdir_source": src,
+            "setup": spec.get("setup") or None,
+            "run": spec.get("run") or None,
+            "created_at": time.time(),
+        }
+        _write_json(root / "node.json", node)
+        _write_json(root / "status.json", {"phase": "starting", "returncode": None})
+        with open(logs / "supervisor.log", "ab") as sup_log:
+            proc = subprocess.Popen(
+                # -I: the supervisor is stdlib-only; keep the task's PYTHON* variables
+                # and the script's directory off its own import path.
+                [sys.executable, "-I", os.path.abspath(__file__), "supervise", str(root)],
+                cwd=str(workdir),
+                env=task_env(spec),
+                stdin=subprocess.DEVNULL,
+                stdout=sup_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+    except OSError as e:
+        shutil.rmtree(root, ignore_errors=True)
+        code = "LocalDiskFull" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "LocalSandboxFailed"
+        raise SandboxError(f"{code}: cannot create sandbox {root}: {e}") from e
+    # start_new_session makes the supervisor a session and group leader.
+    _write_json(root / "proc.json", {"pid": proc.pid, "pgid": proc.pid, "started_at": time.time()})
+    return {
+        "sandbox": str(root),
+        "workdir": str(workdir),
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "logs": log_paths(root),
+        "status_file": str(root / "status.json"),
+    }
+
+
+def _group_members(pgid: int) -> list[int] | None:
+    """Pids of live (non-zombie) processes in group ``pgid``; None without /proc."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    out = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = (proc / entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and fields[0] != "Z" and fields[0] != "X" and int(fields[2]) == pgid:
+            out.append(int(entry))
+    return out
+
+
+def group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    members = _group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The node's state: phase, returncode, pid/pgid, alive, logs. ``phase`` is
+    ``absent`` when there is no sandbox. A supervisor that died without
+    recording an end (killed from outside) shows as ``lost``."""
+    root = Path(root)
+    if not root.is_dir():
+        return {"phase": "absent", "sandbox": str(root), "alive": False}
+    st = _read_json(root / "status.json")
+    proc = _read_json(root / "proc.json")
+    node = _read_json(root / "node.json")
+    pgid = proc.get("pgid")
+    alive = group_alive(pgid)
+    phase = st.get("phase", "starting")
+    if phase in ("starting", "setup", "run") and not alive and proc:
+        phase = "lost"
+    return {
+        **st,
+        "phase": phase,
+        "pid": proc.get("pid"),
+        "pgid": pgid,
+        "alive": alive,
+        "node_rank": node.get("node_rank"),
+        "sandbox": str(root),
+        "logs": log_paths(root),
+    }
+
+
+def stop(root: str | os.PathLike[str], grace_s: float = 5.0) -> dict[str, Any]:
+    """SIGTERM the node's process group, wait up to ``grace_s``, then SIGKILL.
+
+    Idempotent: a finished or absent node is left as it is. Returns ``status``.
+    """
+    root = Path(root)
+    proc = _read_json(root / "proc.json")
+    pgid = proc.get("pgid")
+    if pgid and group_alive(pgid):
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        _reap(proc.get("pid"))
+        st = _read_json(root / "status.json")
+        if root.is_dir() and st.get("phase") not in ("done", "failed"):
+            _write_json(root / "status.json", {**st, "phase": "stopped", "stopped_at": time.time()})
+    return status(root)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap(pid: int | None) -> None:
+    # Only matters when the caller is the supervisor's parent and lives on (tests).
+    if not pid:
+        return
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def remove(root: str | os.PathLike[str], grace_s: float = 5.0) -> None:
+    """Stop the node and delete its sandbox. Idempotent. The stack's directory
+    goes too once its last node is gone."""
+    root = Path(root)
+    if not root.exists():
+        return
+    stop(root, grace_s=grace_s)
+    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():  # something recreated files while we deleted; one more pass
+        shutil.rmtree(root)
+    try:
+        root.parent.rmdir()
+    except OSError:
+        pass
+
+
+# --- the supervisor (runs detached, as a script) -----------------------------------
+
+
+def _run_phase(cmd: str, workdir: Path, log: Path, combined: Any) -> int:
+    with open(log, "ab") as own:
+        p = subprocess.Popen(
+            ["bash", "-c", cmd],
+            cwd=str(workdir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert p.stdout is not None
+        fd = p.stdout.fileno()
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            own.write(chunk)
+            own.flush()
+            combined.write(chunk)
+            combined.flush()
+        return p.wait()
+
+
+def supervise(root: str | os.PathLike[str]) -> int:
+    root = Path(root)
+    node = _read_json(root / "node.json")
+    me = {"pid": os.getpid(), "pgid": os.getpgid(0)}
+    logs = root / "logs"
+    workdir = root / "workdir"
+    with open(logs / "combined.log", "ab") as combined:
+        for phase in ("setup", "run"):
+            cmd = node.get(phase)
+            if not cmd:
+                continue
+            _write_json(root / "status.json", {**me, "phase": phase, "returncode": None, "updated_at": time.time()})
+            rc = _run_phase(cmd, workdir, logs / f"{phase}.log", combined)
+            if rc != 0:
+                _write_json(
+                    root / "status.json",
+                    {**me, "phase": "failed", "failed_phase": phase, "returncode": rc, "updated_at": time.time()},
+                )
+                return rc
+    _write_json(root / "status.json", {**me, "phase": "done", "returncode": 0, "updated_at": time.time()})
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "supervise":
+        sys.exit(supervise(sys.argv[2]))
+    sys.stderr.write("usage: runner.py supervise ROOT\n")
+    sys.exit(2)
