@@ -54,9 +54,6 @@ def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
         diagnostics = _merge(diagnostics, schema_diagnostics("pipeline", header, filename))
     for doc in docs:
         diagnostics = _merge(diagnostics, _task_diagnostics(doc, filename))
-    if header is not None and not docs:
-        line, col = header.locate(())
-        diagnostics.append(Diagnostic(filename, line, col, "$", "the pipeline has a name but no tasks after '---'"))
     if diagnostics:
         raise SpecError(sorted(diagnostics, key=_position))
 

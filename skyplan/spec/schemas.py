@@ -1,7 +1,9 @@
 """Find and load the JSON Schemas shipped with skyplan.
 
 A wheel force-includes the repository's ``schemas/`` as ``skyplan/_schemas``;
-an editable or source checkout reads ``<repo>/schemas`` directly. Loaded schemas
+an editable or source checkout reads ``<repo>/schemas`` directly. The lookup
+order is: ``skyplan/_schemas`` on disk, ``<repo>/schemas``, then
+``importlib.resources`` (for zipped installs, where the first two fail). Loaded schemas
 are cached: callers must treat the returned dicts as read-only.
 """
 
@@ -30,8 +32,13 @@ def _read_text(file_name: str) -> str:
     installed = _PACKAGE_DIR / "_schemas" / file_name
     if installed.is_file():
         return installed.read_text(encoding="utf-8")
+    # A source or editable checkout (the pyproject marks the repository root,
+    # so an unrelated site-packages/schemas folder is never picked up).
+    source = _REPO_DIR / file_name
+    if source.is_file() and (_REPO_DIR.parent / "pyproject.toml").is_file():
+        return source.read_text(encoding="utf-8")
     try:
-        # Zipped or otherwise unusual installs only; importlib.resources is not free to import.
+        # Zipped or otherwise unusual installs; importlib.resources is not free to import.
         from importlib import resources
 
         ref = resources.files("skyplan").joinpath("_schemas", file_name)
@@ -39,9 +46,6 @@ def _read_text(file_name: str) -> str:
             return ref.read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, OSError):
         pass
-    source = _REPO_DIR / file_name
-    if source.is_file():
-        return source.read_text(encoding="utf-8")
     raise SkyplanError(
         f"schema {file_name} is missing from the skyplan installation",
         hint="reinstall skyplan; the wheel must contain skyplan/_schemas",
