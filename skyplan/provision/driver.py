@@ -1,0 +1,1015 @@
+"""The one module that drives Pulumi: stacks, up, destroy, over the Automation API.
+
+Nothing else in skyplan imports ``pulumi.automation``. The driver never prints:
+progress reaches the caller as event dicts through ``on_event`` callbacks.
+
+Backend and environment
+-----------------------
+* Backend URL: the ``backend_url`` argument, else ``$SKYPLAN_BACKEND``, else
+  ``file://<skyplan home>/pulumi`` (created). Any Pulumi backend URL passes
+  through unchanged (``s3://``, ``gs://``, ``azblob://``, ``https://api.pulumi.com``);
+  it reaches the CLI as ``PULUMI_BACKEND_URL``, so no ``pulumi login`` state is written.
+* ``PULUMI_HOME``: the user's own ``$PULUMI_HOME`` if set, else
+  ``<skyplan home>/pulumi-home``. skyplan's plugin cache, workspace files and
+  credentials then never touch ``~/.pulumi``, and a test's tmp home is hermetic.
+  Cost: provider plugins installed in ``~/.pulumi/plugins`` are not seen, and a
+  Pulumi Cloud backend needs ``PULUMI_ACCESS_TOKEN`` (or ``PULUMI_HOME`` pointed
+  at the logged-in home).
+* Secrets: passphrase provider. ``$PULUMI_CONFIG_PASSPHRASE`` (or
+  ``$PULUMI_CONFIG_PASSPHRASE_FILE``) wins; otherwise a passphrase generated once
+  and kept in ``<skyplan home>/passphrase`` (mode 0600).
+* ``PATH`` starts with the engine's bin dir so that the dynamic-provider shim
+  next to the CLI is the one used, and ``SKYPLAN_PYTHON`` names this interpreter
+  for the shim. Update checks and checkpoint backups are off (one stack per
+  attempt would otherwise leave a backup file per update forever).
+* Project ``skyplan``; its ``Pulumi.yaml`` and the per-stack config files live in
+  a work dir per backend, ``<skyplan home>/pulumi-work/<hash of backend URL>``.
+
+Stacks and attempts
+-------------------
+One stack per attempt, named by ``stack_name()`` from the cluster and the
+placement; ``cluster_stack_prefix(cluster)`` finds a cluster's stacks. A re-run
+after a crash should ``destroy_and_remove`` every stack ``list_stacks(prefix)``
+returns before starting new attempts.
+
+Process model (why every stack operation runs in a forked child)
+----------------------------------------------------------------
+A hung provider create must not hang skyplan, and killing the ``pulumi`` CLI
+alone is not enough: the engine starts each provider plugin in a process group
+of its own, so a plugin stuck in ``create`` survives its CLI. Each operation
+therefore runs in a child made by ``os.fork()`` (so inline programs, which are
+arbitrary closures, need no pickling) that calls ``setsid()``. Everything the
+operation starts lives in that session. On timeout the parent sends SIGINT to
+the CLI (its graceful cancel: it asks providers to cancel and writes its
+checkpoint), waits ``GRACE_S``, then SIGKILLs every process of the session
+(found through ``/proc``), clears the stack lock the dead CLI left, and reports
+``timed_out``. A child also watches its parent: if skyplan is killed (even with
+``kill -9``), the child stops its session the same way within a fraction of a
+second, so nothing keeps running against the stack. The child closes every
+inherited descriptor except its pipe, so locks the parent holds die with the
+parent. Cost: one fork per operation, about 2 ms (see ``bench/failover.py``).
+Events stream back over a pipe as JSON lines while the operation runs.
+
+Interrupted operations
+----------------------
+A create that was killed (timeout, crash) is recorded by the engine as a
+*pending operation*: Pulumi has no ID for it, so ``destroy`` cannot delete it and
+``stack rm`` would silently forget it. ``destroy_and_remove`` therefore exports
+any stack it has not seen end cleanly, and hands each interrupted create to the
+caller's ``resolve_interrupted`` (the cloud, which can look the resource up by
+its inputs). Unresolved ones raise ``CleanupError`` and the stack is kept.
+
+Speed
+-----
+Every CLI call costs 0.1-0.25 s, so a failover hop makes three: ``stack init``
+(no ``select``), ``up`` (no ``pulumi version`` check: ``engine.find_engine()``
+has checked and cached it; no post-up ``stack output``/``stack history``
+queries: outputs come from the engine's events), and ``destroy --remove``,
+whose refusal to remove a stack that still holds resources is the engine's own
+"resource count is 0" check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import selectors
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skyplan import errors, home
+from skyplan.provision import engine as engine_mod
+
+PROJECT = "skyplan"
+GRACE_S = 3.0
+"""After SIGINT, how long a stopped operation's CLI may take to exit before SIGKILL."""
+DEFAULT_DESTROY_TIMEOUT_S = 1800.0
+QUICK_TIMEOUT_S = 120.0
+"""Limit for bookkeeping calls (export, list, cancel, outputs)."""
+
+_STACK_NAME_MAX = 99
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key for a secret value
+_DYNAMIC_PREFIX = "Exception calling application: "
+_GENERIC_ERROR = re.compile(r"^(update|destroy|preview|refresh) (failed|canceled|cancelled)\s*$")
+_LOCK_HOLDER = re.compile(r"created by (?P<user>\S+?)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
+_PROGRAM_ERRORS = ("InlineSourceRuntimeError", "RuntimeError", "CompilationError")
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+# --- names ----------------------------------------------------------------------
+
+
+def _safe(text: str, *, dots: bool) -> str:
+    allowed = r"[^A-Za-z0-9_.-]" if dots else r"[^A-Za-z0-9_-]"
+    return re.sub(allowed, "-", text).strip("-") or "x"
+
+
+def _short_hash(text: str, n: int = 6) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:n]
+
+
+def cluster_stack_prefix(cluster: str) -> str:
+    """The prefix every stack of ``cluster`` starts with (ends in ".").
+
+    The cluster part never contains "." itself, so ``foo.`` cannot match the
+    stacks of a cluster named ``foo.bar``; names that needed rewriting get a
+    hash so that ``a/b`` and ``a_b`` stay apart.
+    """
+    part = _safe(cluster, dots=False)
+    if part != cluster or len(part) > 40:
+        part = f"{part[:33]}-{_short_hash(cluster)}"
+    return part + "."
+
+
+def stack_name(
+    cluster: str,
+    cloud: str,
+    region: str,
+    zone: str | None,
+    instance_type: str,
+    use_spot: bool,
+    attempt_no: int,
+) -> str:
+    """A valid, unique-per-attempt stack name, e.g.
+    ``train.a003.gcp.us-central1-a.n1-highmem-8.spot`` (at most 99 characters of
+    ``[A-Za-z0-9_.-]``; an over-long name keeps its start and gains a hash)."""
+    market = "spot" if use_spot else "od"
+    tail = ".".join(_safe(p, dots=False) for p in (f"a{attempt_no:03d}", cloud, zone or region, instance_type, market))
+    name = cluster_stack_prefix(cluster) + tail
+    if len(name) > _STACK_NAME_MAX:
+        name = f"{name[: _STACK_NAME_MAX - 9]}.{_short_hash(name, 8)}"
+    return name
+
+
+def cluster_of(stack: str) -> str:
+    """The (sanitised) cluster part of a stack name made by ``stack_name``."""
+    return stack.split(".", 1)[0]
+
+
+# --- backend, home, passphrase ------------------------------------------------------
+
+
+def resolve_backend_url(backend_url: str | None = None, *, create: bool = True) -> str:
+    """The backend URL to use (see the module docstring). With ``create``, make
+    the directory of the default ``file://`` backend."""
+    url = backend_url or os.environ.get("SKYPLAN_BACKEND") or ""
+    if not url:
+        path = home.home() / "pulumi"
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return "file://" + str(path)
+    if "://" not in url:
+        raise errors.InputError(
+            f"not a Pulumi backend URL: {url!r}",
+            hint="use file:///absolute/path, s3://bucket, gs://bucket, azblob://container or https://api.pulumi.com",
+        )
+    if url.startswith("file://") and create:
+        local = url[len("file://") :].split("?", 1)[0]
+        if local and not local.startswith("~"):
+            Path(local).mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def pulumi_home_dir(*, create: bool = True) -> Path:
+    """``$PULUMI_HOME`` if the user set one, else ``<skyplan home>/pulumi-home``."""
+    env = os.environ.get("PULUMI_HOME")
+    path = Path(env).expanduser() if env else home.home() / "pulumi-home"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def passphrase_path() -> Path:
+    return home.home() / "passphrase"
+
+
+def passphrase_info() -> dict[str, Any]:
+    """Where the secrets passphrase comes from, without creating anything."""
+    path = passphrase_path()
+    if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
+        source = "env"
+    elif os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        source = "env-file"
+    else:
+        source = "file" if path.exists() else "absent"
+    return {"source": source, "file": str(path)}
+
+
+def _passphrase_env() -> dict[str, str]:
+    """The passphrase variables for the CLI; creates the passphrase file once."""
+    if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
+        return {"PULUMI_CONFIG_PASSPHRASE": os.environ["PULUMI_CONFIG_PASSPHRASE"]}
+    if os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        return {"PULUMI_CONFIG_PASSPHRASE_FILE": os.environ["PULUMI_CONFIG_PASSPHRASE_FILE"]}
+    return {"PULUMI_CONFIG_PASSPHRASE": _read_or_create_passphrase(passphrase_path())}
+
+
+def _read_or_create_passphrase(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return text
+    # Write a complete file under a private name, then link it into place: a
+    # concurrent skyplan either wins the link or reads the winner's full file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".passphrase.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (secrets.token_urlsafe(32) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+# --- results ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What one ``up`` did.
+
+    ``error`` is the provider's own message for the failed resource (a dynamic
+    provider's exception text exactly, without the gRPC prefix), taken from the
+    engine's diagnostics; ``urn`` is that resource. ``resource_count`` counts the
+    resources the engine reported in place afterwards (stack and provider
+    resources included). On timeout, ``timed_out`` is set and ``interrupted``
+    lists the URNs whose operation was cut off (they may exist in the cloud).
+    """
+
+    ok: bool
+    outputs: dict[str, Any]
+    error: str | None
+    urn: str | None
+    resource_count: int
+    stack: str = ""
+    timed_out: bool = False
+    interrupted: tuple[str, ...] = ()
+    program_error: bool = False  # the Pulumi program itself raised: no placement will fare better
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class InterruptedOp:
+    """A resource operation the engine never saw finish (pending in the state).
+
+    ``inputs`` are the resource's recorded inputs (secrets decrypted, the
+    dynamic provider's pickled ``__provider`` removed), enough for a cloud to
+    look the resource up."""
+
+    urn: str
+    type: str
+    op: str  # "creating", "updating", "deleting", "reading", "importing"
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+# --- events -----------------------------------------------------------------------
+
+
+def _event_dict(ev: Any) -> dict[str, Any] | None:
+    """A pulumi EngineEvent as a plain dict; None for noise (debug, prelude).
+
+    Shapes (every dict also gets ``stack``):
+      {"type": "diagnostic", "severity", "message", "urn"}
+      {"type": "resource_pre" | "res_outputs" | "res_op_failed", "op", "urn", "resource_type", ...}
+        res_outputs adds "id" (and "outputs" for the root stack resource)
+      {"type": "summary", "resource_changes", "duration_s"}
+      {"type": "stdout", "message"}
+    The driver adds {"type": "driver", "message"} for what it does on its own
+    (clearing a stale lock, stopping a timed-out operation).
+    """
+    if ev.diagnostic_event is not None:
+        d = ev.diagnostic_event
+        if d.severity == "debug":
+            return None
+        return {"type": "diagnostic", "severity": d.severity, "message": d.message, "urn": d.urn}
+    for kind, holder in (
+        ("resource_pre", ev.resource_pre_event),
+        ("res_outputs", ev.res_outputs_event),
+        ("res_op_failed", ev.res_op_failed_event),
+    ):
+        if holder is None:
+            continue
+        m = holder.metadata
+        out: dict[str, Any] = {"type": kind, "op": getattr(m.op, "value", m.op), "urn": m.urn, "resource_type": m.type}
+        if kind == "res_outputs":
+            out["id"] = m.new.id if m.new else None
+            if m.type == "pulumi:pulumi:Stack" and m.new is not None:
+                out["outputs"] = dict(m.new.outputs or {})
+        if kind == "res_op_failed":
+            out["status"] = holder.status
+        return out
+    if ev.summary_event is not None:
+        s = ev.summary_event
+        changes = {getattr(k, "value", k): v for k, v in (s.resource_changes or {}).items()}
+        return {"type": "summary", "resource_changes": changes, "duration_s": s.duration_seconds}
+    if ev.stdout_event is not None:
+        return {"type": "stdout", "message": ev.stdout_event.message}
+    return None
+
+
+def _clean_message(msg: str) -> str:
+    if msg.endswith("\n"):
+        msg = msg[:-1]
+    if msg.startswith(_DYNAMIC_PREFIX):
+        msg = msg[len(_DYNAMIC_PREFIX) :]
+    return msg
+
+
+class _Outcome:
+    """Reads one operation's events: which resource failed and why, what is in place."""
+
+    def __init__(self) -> None:
+        self.errors_by_urn: dict[str, list[str]] = {}
+        self.loose_errors: list[str] = []
+        self.failed: list[str] = []
+        self.in_flight: dict[str, tuple[str, str]] = {}  # urn -> (op, resource type)
+        self.live: set[str] = set()
+        self.root_outputs: dict[str, Any] | None = None
+        self.pending_warning = False
+
+    def feed(self, e: dict[str, Any]) -> None:
+        kind = e.get("type")
+        if kind == "diagnostic":
+            msg = e.get("message") or ""
+            if e.get("severity") == "error":
+                if e.get("urn"):
+                    self.errors_by_urn.setdefault(e["urn"], []).append(msg)
+                else:
+                    self.loose_errors.append(msg)
+            elif "pending operations from previous deployment" in msg:
+                self.pending_warning = True
+        elif kind == "resource_pre":
+            self.in_flight[e["urn"]] = (e.get("op", ""), e.get("resource_type", ""))
+        elif kind == "res_outputs":
+            self.in_flight.pop(e["urn"], None)
+            if e.get("op") in ("delete", "discard"):
+                self.live.discard(e["urn"])
+            else:
+                self.live.add(e["urn"])
+            if "outputs" in e:
+                self.root_outputs = e["outputs"]
+        elif kind == "res_op_failed":
+            self.in_flight.pop(e["urn"], None)
+            self.failed.append(e["urn"])
+
+    def error(self) -> tuple[str | None, str | None]:
+        """(message, urn) of the failure, from diagnostics only."""
+        for urn in self.failed:
+            msgs = [m for m in self.errors_by_urn.get(urn, []) if not _GENERIC_ERROR.match(m.strip())]
+            if msgs:
+                return _clean_message(msgs[0]), urn
+        for urn, msgs in self.errors_by_urn.items():
+            for m in msgs:
+                if not _GENERIC_ERROR.match(m.strip()):
+                    return _clean_message(m), urn
+        for m in self.loose_errors:
+            if not _GENERIC_ERROR.match(m.strip()):
+                return _clean_message(m), (self.failed[0] if self.failed else None)
+        return None, (self.failed[0] if self.failed else None)
+
+    def interrupted(self) -> tuple[str, ...]:
+        # The root stack resource is "in flight" for the whole update; it is not a cloud resource.
+        return tuple(
+            u for u, (op, ty) in self.in_flight.items() if op not in ("same", "read") and ty != "pulumi:pulumi:Stack"
+        )
+
+
+def _stderr_error_line(text: str) -> str | None:
+    """Last ``error:`` line of a CommandError's text: the fallback when no diagnostic explains."""
+    stderr = text.split(" stderr: ", 1)[-1]
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith("error:"):
+            return ln[len("error:") :].strip()
+    return lines[-1] if lines else None
+
+
+# --- processes ----------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, str, int] | None:
+    """(comm, state, session id) of a live process, from /proc; None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    head, _, rest = raw.rpartition(")")
+    fields = rest.split()
+    comm = head.split("(", 1)[1] if "(" in head else ""
+    return comm, fields[0], int(fields[3])
+
+
+def _session_pids(sid: int) -> list[int]:
+    if not os.path.isdir("/proc"):
+        return [sid]  # without /proc, only the child's own process group is reachable
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _proc_stat(int(name))
+            if st and st[2] == sid and st[1] != "Z":
+                out.append(int(name))
+    return out
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_session(sid: int, grace_s: float, *, exclude: Iterable[int] = ()) -> bool:
+    """SIGINT the session's pulumi CLIs, wait ``grace_s``, SIGKILL whatever is left.
+
+    Returns True if something had to be killed (so the CLI left its lock behind).
+    """
+    skip = set(exclude)
+    clis = [p for p in _session_pids(sid) if p not in skip and (_proc_stat(p) or ("",))[0] == "pulumi"]
+    for p in clis:
+        _signal(p, signal.SIGINT)
+    end = time.monotonic() + grace_s
+    while clis and time.monotonic() < end:
+        clis = [p for p in clis if (_proc_stat(p) or ("", "Z"))[1] != "Z"]
+        if clis:
+            time.sleep(0.05)
+    killed = False
+    for _ in range(5):  # rescan: a process may have been starting while we killed
+        left = [p for p in _session_pids(sid) if p not in skip]
+        if not left:
+            break
+        for p in left:
+            killed = True
+            _signal(p, signal.SIGKILL)
+        time.sleep(0.02)
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(sid, signal.SIGKILL)
+            killed = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
+
+
+@dataclass
+class _ChildResult:
+    value: Any = None
+    error: dict[str, Any] | None = None  # {"type": exception class name, "text": str}
+    timed_out: bool = False
+    killed: bool = False
+    status: int = 0
+
+
+def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int, rfd: int, parent: int) -> None:
+    """Runs in the forked child; never returns."""
+    code = 1
+    lock = threading.Lock()
+
+    def send(msg: dict[str, Any]) -> None:
+        data = (json.dumps(msg, default=str) + "\n").encode()
+        with lock:
+            try:
+                while data:
+                    data = data[os.write(wfd, data) :]
+            except OSError:
+                pass  # the parent is gone; the watchdog stops us
+
+    try:
+        os.setsid()
+        os.close(rfd)
+        # Keep only the pipe: the parent's lock files, sockets and databases must
+        # not stay open in us if the parent dies.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        try:
+            logfd = os.open(home.log_file(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError:
+            logfd = devnull
+        os.dup2(logfd, 1)
+        os.dup2(logfd, 2)
+        keep = sorted({0, 1, 2, wfd})
+        for lo, hi in zip(keep, keep[1:] + [65536]):
+            if hi > lo + 1:
+                os.closerange(lo + 1, hi)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        def watchdog() -> None:
+            while True:
+                if os.getppid() != parent:
+                    _stop_session(os.getsid(0), GRACE_S, exclude=[os.getpid()])
+                    os._exit(3)
+                time.sleep(0.2)
+
+        threading.Thread(target=watchdog, daemon=True).start()
+        value = fn(lambda e: send({"k": "event", "e": e}))
+        send({"k": "result", "v": value})
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+        send({"k": "fail", "type": type(exc).__name__, "text": str(exc), "tb": traceback.format_exc()})
+    finally:
+        os._exit(code)
+
+
+# --- the pulumi objects (child side) ------------------------------------------------
+
+
+def _make_classes() -> tuple[type, type, type]:
+    """Subclasses of the Automation API types that skip avoidable CLI calls."""
+    from datetime import datetime
+
+    from pulumi.automation import LocalWorkspace, PulumiCommand, Stack, UpdateSummary
+    from pulumi.automation._stack import StackInitMode  # not re-exported; the SDK version is pinned
+    from semver import VersionInfo
+
+    class KnownCommand(PulumiCommand):
+        """PulumiCommand for a binary whose version engine.find_engine() has
+        already checked (and cached): skips the `pulumi version` call."""
+
+        def __init__(self, path: str, version: str) -> None:  # noqa: D107 - no super(): that runs the CLI
+            self.command = path
+            self.version = VersionInfo.parse(version)
+
+    class Workspace(LocalWorkspace):
+        """Every command names its stack with --stack, so selecting is a no-op,
+        and creating never touches the workspace's current-stack file."""
+
+        def select_stack(self, stack_name: str) -> None:
+            return None
+
+        def create_stack(self, stack_name: str) -> None:
+            args = ["stack", "init", stack_name, "--no-select", "--secrets-provider", "passphrase"]
+            self.pulumi_command.run(args, self.work_dir, dict(self.env_vars))
+
+    class OneUpStack(Stack):
+        """A Stack for a single up(): Stack.up ends with `stack output` (twice)
+        and `stack history`; skyplan reads outputs from the engine's events.
+        Constructing it runs no command (the stack is created beforehand)."""
+
+        def __init__(self, name: str, workspace: LocalWorkspace) -> None:
+            super().__init__(name, workspace, StackInitMode.SELECT)
+
+        def outputs(self) -> dict[str, Any]:  # type: ignore[override]
+            return {}
+
+        def info(self, show_secrets: bool = True) -> Any:
+            now = datetime.now()
+            return UpdateSummary("update", now, "", {}, {}, "succeeded", now, None, None, None)
+
+    return KnownCommand, Workspace, OneUpStack
+
+
+# --- the driver ---------------------------------------------------------------------
+
+
+class StackDriver:
+    """Runs skyplan's Pulumi stacks on one backend (see the module docstring).
+
+    Construction checks the engine (``EngineError`` if missing) and prepares the
+    environment; it runs no CLI command.
+    """
+
+    def __init__(self, backend_url: str | None = None) -> None:
+        self.backend_url = resolve_backend_url(backend_url)
+        self.engine = engine_mod.find_engine()
+        self.work_dir = home.sub("pulumi-work", _short_hash(self.backend_url, 12))
+        _write_if_changed(self.work_dir / "Pulumi.yaml", f"name: {PROJECT}\nruntime: python\n")
+        self.env: dict[str, str] = {
+            "PULUMI_BACKEND_URL": self.backend_url,
+            "PULUMI_HOME": str(pulumi_home_dir()),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            # As the Automation API sets it: unhides --event-log on destroy.
+            "PULUMI_DEBUG_COMMANDS": "true",
+            "PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true",
+            "PATH": os.pathsep.join([str(self.engine.bin_dir), os.environ.get("PATH", "")]),
+            "SKYPLAN_PYTHON": sys.executable,
+            **_passphrase_env(),
+        }
+        # Built once here (no CLI call) so every forked child inherits them.
+        known_command, workspace_cls, self._stack_cls = _make_classes()
+        self._ws = workspace_cls(
+            work_dir=str(self.work_dir),
+            env_vars=self.env,
+            pulumi_command=known_command(str(self.engine.pulumi_path), self.engine.version),
+        )
+        self._clean: set[str] = set()  # stacks whose last operation here ended by itself
+        self.grace_s = GRACE_S
+
+    # --- public API ---------------------------------------------------------------
+
+    def up(
+        self,
+        stack: str,
+        program: Callable[[], None],
+        *,
+        timeout_s: float | None,
+        on_event: EventCallback | None = None,
+    ) -> UpResult:
+        """Create the stack if needed and run ``pulumi up`` with the inline ``program``.
+
+        Never raises for a provider failure or a timeout: those come back as
+        ``ok=False``. Raises ``EngineError`` only when the engine itself could
+        not run (crash, unusable backend).
+        """
+        started = time.monotonic()
+        outcome = _Outcome()
+
+        def forward(e: dict[str, Any]) -> None:
+            e["stack"] = stack
+            outcome.feed(e)
+            if on_event is not None:
+                on_event(e)
+
+        def work(emit: Callable[[dict[str, Any]], None]) -> Any:
+            from pulumi.automation import StackAlreadyExistsError
+
+            try:
+                self._ws.create_stack(stack)
+            except StackAlreadyExistsError:
+                pass
+            st = self._stack_cls(stack, self._ws)
+
+            def on_engine_event(ev: Any) -> None:
+                d = _event_dict(ev)
+                if d is not None:
+                    emit(d)
+
+            st.up(program=program, on_event=on_engine_event, color="never")
+            return None
+
+        res = self._run_with_lock_retry(stack, work, timeout_s=timeout_s, on_event=forward)
+        duration = time.monotonic() - started
+        count = len(outcome.live)
+        if res.timed_out:
+            self._clean.discard(stack)
+            cut = outcome.interrupted()
+            where = f" while {cut[0]} was being created" if cut else ""
+            return UpResult(
+                ok=False,
+                outputs={},
+                error=f"timed out after {timeout_s:g}s{where}",
+                urn=cut[0] if cut else None,
+                resource_count=count,
+                stack=stack,
+                timed_out=True,
+                interrupted=cut,
+                duration_s=duration,
+            )
+        if res.killed or (res.error is None and res.status != 0):
+            self._clean.discard(stack)
+            raise errors.EngineError(f"the engine process for stack {stack} died unexpectedly (status {res.status})")
+        self._clean.add(stack)
+        if res.error is None:
+            outputs = outcome.root_outputs or {}
+            if _has_secret(outputs):
+                outputs = self.outputs(stack)
+            return UpResult(True, outputs, None, None, count, stack=stack, duration_s=duration)
+        message, urn = outcome.error()
+        if message is None:
+            message = _stderr_error_line(res.error["text"]) or res.error["type"]
+        kind = res.error["type"]
+        if kind not in ("CommandError", "ConcurrentUpdateError") + _PROGRAM_ERRORS:
+            if not outcome.failed and not outcome.errors_by_urn and not outcome.loose_errors:
+                # Not an engine failure at all: the driver or the SDK broke.
+                raise errors.EngineError(f"pulumi up of {stack} failed: {kind}: {res.error['text']}")
+        program_error = kind in _PROGRAM_ERRORS and not outcome.failed
+        return UpResult(False, {}, message, urn, count, stack=stack, program_error=program_error, duration_s=duration)
+
+    def destroy_and_remove(
+        self,
+        stack: str,
+        *,
+        timeout_s: float | None = DEFAULT_DESTROY_TIMEOUT_S,
+        on_event: EventCallback | None = None,
+        resolve_interrupted: Callable[[InterruptedOp], bool] | None = None,
+        forget_interrupted: bool = False,
+    ) -> None:
+        """Destroy every resource of ``stack``, check none is left, remove the stack.
+
+        Idempotent: a stack that does not exist is already clean. Stale locks
+        left by dead pulumi processes on this host are cleared. Interrupted
+        creates (see the module docstring) are passed to ``resolve_interrupted``,
+        which returns True when it has made sure the resource does not exist;
+        ``forget_interrupted`` drops them unchecked (a user's explicit choice).
+
+        Raises ``CleanupError`` naming the stack and the URNs that may have
+        leaked if the destroy fails, a resource remains, or an interrupted
+        create is unresolved; the stack is then kept so a retry can finish.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        hint = f"fix the cause above, then retry with `skyplan down {cluster_of(stack)}`"
+        if stack not in self._clean:
+            state = self._export(stack)
+            if state is None:
+                return
+            unresolved = []
+            for op in _interrupted_ops(state):
+                if op.op not in ("creating", "importing"):
+                    continue  # the resource is still in the state; destroy deletes it
+                if forget_interrupted or (resolve_interrupted is not None and resolve_interrupted(op)):
+                    continue
+                unresolved.append(op)
+            if unresolved:
+                self._destroy(stack, remove=False, deadline=deadline, on_event=on_event)
+                urns = [op.urn for op in unresolved]
+                raise errors.CleanupError(
+                    f"stack {stack}: {len(urns)} create(s) were interrupted and may exist without Pulumi "
+                    f"knowing their IDs: {', '.join(urns)}",
+                    stack=stack,
+                    resources=urns,
+                    hint=f"check the cloud for them and delete any that exist, then run `skyplan down {cluster_of(stack)}`",
+                )
+        res, outcome = self._destroy(stack, remove=True, deadline=deadline, on_event=on_event)
+        self._clean.discard(stack)
+        if res.error is None and not res.timed_out and not res.killed:
+            return
+        if res.error is not None and res.error["type"] == "StackNotFoundError":
+            return
+        if res.timed_out:
+            reason = f"destroy timed out after {timeout_s:g}s"
+        else:
+            message, _ = outcome.error()
+            reason = message or (_stderr_error_line(res.error["text"]) if res.error else None) or "destroy failed"
+        try:
+            state = self._export(stack)
+            left = [r["urn"] for r in (state or {}).get("resources", [])]
+            left += [op.urn for op in _interrupted_ops(state or {}) if op.op in ("creating", "importing")]
+        except errors.SkyplanError:
+            left = list(dict.fromkeys(outcome.failed)) or ["<unknown: the stack's state could not be read>"]
+        raise errors.CleanupError(
+            f"could not clean up stack {stack}: {reason}"
+            + (f"; may have leaked: {', '.join(left)}" if left else ""),
+            stack=stack,
+            resources=left,
+            hint=hint,
+        )
+
+    def list_stacks(self, prefix: str = "") -> list[str]:
+        """Names of the project's stacks on this backend that start with ``prefix``."""
+
+        def work(emit: Any) -> Any:
+            return [s.name for s in self._ws.list_stacks()]
+
+        res = self._run(work, timeout_s=QUICK_TIMEOUT_S)
+        self._raise_for(res, "list stacks")
+        return sorted(n for n in res.value if n.startswith(prefix))
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        """The stack's outputs (secrets in plain text)."""
+
+        def work(emit: Any) -> Any:
+            return {k: v.value for k, v in self._ws.stack_outputs(stack).items()}
+
+        res = self._run(work, timeout_s=QUICK_TIMEOUT_S)
+        self._raise_for(res, f"read the outputs of stack {stack}")
+        return dict(res.value)
+
+    def resource_count(self, stack: str) -> int:
+        """How many resources the stack's state holds (0 if the stack does not exist)."""
+        state = self._export(stack)
+        return len((state or {}).get("resources", []))
+
+    def interrupted_ops(self, stack: str) -> list[InterruptedOp]:
+        """The stack's pending operations (see InterruptedOp); [] if it does not exist."""
+        return _interrupted_ops(self._export(stack) or {})
+
+    # --- internals ------------------------------------------------------------------
+
+    def _run(
+        self,
+        fn: Callable[[Callable[[dict[str, Any]], None]], Any],
+        *,
+        timeout_s: float | None,
+        on_event: EventCallback | None = None,
+    ) -> _ChildResult:
+        """Run ``fn(emit)`` in a forked child in its own session (module docstring)."""
+        rfd, wfd = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _child_main(fn, wfd, rfd, parent)
+        os.close(wfd)
+        result = _ChildResult()
+        got_reply = False
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        sel = selectors.DefaultSelector()
+        sel.register(rfd, selectors.EVENT_READ)
+        buf = b""
+        try:
+            while True:
+                wait = 1.0
+                if deadline is not None and not result.timed_out:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
+                    if wait == 0.0:
+                        result.timed_out = True
+                        if on_event is not None:
+                            on_event({"type": "driver", "message": f"timed out after {timeout_s:g}s; stopping the engine"})
+                        result.killed = _stop_session(pid, self.grace_s)
+                        continue
+                if not sel.select(wait):
+                    continue
+                chunk = os.read(rfd, 1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    msg = json.loads(line)
+                    if msg["k"] == "event":
+                        if on_event is not None:
+                            on_event(msg["e"])
+                    elif msg["k"] == "result":
+                        got_reply, result.value = True, msg["v"]
+                    else:
+                        got_reply = True
+                        result.error = {"type": msg["type"], "text": msg["text"], "tb": msg.get("tb", "")}
+        except BaseException:
+            # Ctrl-C or a failing callback: never leave the operation running behind us.
+            _stop_session(pid, self.grace_s)
+            raise
+        finally:
+            sel.close()
+            os.close(rfd)
+            _, status = os.waitpid(pid, 0)
+            result.status = os.waitstatus_to_exitcode(status)
+        if not got_reply and not result.timed_out:
+            result.killed = True
+        return result
+
+    def _run_with_lock_retry(self, stack: str, fn: Any, *, timeout_s: float | None, on_event: EventCallback | None) -> _ChildResult:
+        """``_run``, and once more after clearing a lock whose holders are all dead."""
+        start = time.monotonic()
+        res = self._run(fn, timeout_s=timeout_s, on_event=on_event)
+        if res.error is not None and res.error["type"] == "ConcurrentUpdateError":
+            if self._clear_stale_lock(stack, res.error["text"], on_event):
+                left = None if timeout_s is None else max(1.0, timeout_s - (time.monotonic() - start))
+                res = self._run(fn, timeout_s=left, on_event=on_event)
+        if res.timed_out and res.killed:
+            # The CLI died holding the stack lock; we killed it, so the lock is ours to clear.
+            self._cancel(stack, on_event)
+        return res
+
+    def _clear_stale_lock(self, stack: str, text: str, on_event: EventCallback | None) -> bool:
+        holders = [(m["host"], int(m["pid"])) for m in _LOCK_HOLDER.finditer(text)]
+        me = socket.gethostname()
+        if not holders or any(host != me or _pulumi_alive(pid) for host, pid in holders):
+            return False
+        self._cancel(stack, on_event, reason=f"held by dead pid(s) {', '.join(str(p) for _, p in holders)}")
+        return True
+
+    def _cancel(self, stack: str, on_event: EventCallback | None, reason: str = "left by a stopped engine") -> None:
+        def work(emit: Any) -> Any:
+            self._ws.pulumi_command.run(["cancel", "--yes", "--stack", stack], self._ws.work_dir, dict(self.env))
+
+        res = self._run(work, timeout_s=QUICK_TIMEOUT_S)
+        if on_event is not None and res.error is None:
+            on_event({"type": "driver", "stack": stack, "message": f"cleared the stack lock {reason}"})
+
+    def _destroy(
+        self, stack: str, *, remove: bool, deadline: float | None, on_event: EventCallback | None
+    ) -> tuple[_ChildResult, _Outcome]:
+        outcome = _Outcome()
+
+        def forward(e: dict[str, Any]) -> None:
+            e["stack"] = stack
+            outcome.feed(e)
+            if on_event is not None:
+                on_event(e)
+
+        def work(emit: Callable[[dict[str, Any]], None]) -> Any:
+            from pulumi.automation import EngineEvent
+
+            with tempfile.TemporaryDirectory(prefix="skyplan-events-") as tmp:
+                log = os.path.join(tmp, "events.jsonl")
+                open(log, "w").close()
+                done = threading.Event()
+                tail = threading.Thread(target=_tail_events, args=(log, done, emit, EngineEvent), daemon=True)
+                tail.start()
+                args = ["destroy", "--yes", "--skip-preview", "--color", "never", "--stack", stack, "--event-log", log]
+                if remove:
+                    args.append("--remove")
+                try:
+                    self._ws.pulumi_command.run(args, self._ws.work_dir, dict(self.env))
+                finally:
+                    done.set()
+                    tail.join()
+            return None
+
+        timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+        res = self._run_with_lock_retry(stack, work, timeout_s=timeout, on_event=forward)
+        return res, outcome
+
+    def _export(self, stack: str) -> dict[str, Any] | None:
+        """The stack's deployment (secrets decrypted), or None if it does not exist."""
+
+        def work(emit: Any) -> Any:
+            return self._ws.export_stack(stack).deployment or {}
+
+        res = self._run_with_lock_retry(stack, work, timeout_s=QUICK_TIMEOUT_S, on_event=None)
+        if res.error is not None and res.error["type"] == "StackNotFoundError":
+            return None
+        self._raise_for(res, f"read the state of stack {stack}")
+        return dict(res.value)
+
+    @staticmethod
+    def _raise_for(res: _ChildResult, what: str) -> None:
+        if res.timed_out:
+            raise errors.EngineError(f"could not {what}: pulumi did not answer within {QUICK_TIMEOUT_S:g}s")
+        if res.error is not None:
+            detail = _stderr_error_line(res.error["text"]) or res.error["type"]
+            raise errors.EngineError(f"could not {what}: {detail}")
+        if res.killed:
+            raise errors.EngineError(f"could not {what}: the engine process died (status {res.status})")
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _tail_events(path: str, done: threading.Event, emit: Callable[[dict[str, Any]], None], event_cls: Any) -> None:
+    """Follow the CLI's --event-log file until ``done`` is set and the file is drained."""
+    partial = ""
+    with open(path, encoding="utf-8") as fh:
+        while True:
+            line = fh.readline()
+            if not line:
+                if done.is_set():
+                    return
+                time.sleep(0.02)
+                continue
+            partial += line
+            if not partial.endswith("\n"):
+                continue
+            text, partial = partial, ""
+            try:
+                d = _event_dict(event_cls.from_json(json.loads(text)))
+            except (ValueError, KeyError):
+                continue
+            if d is not None:
+                emit(d)
+
+
+def _interrupted_ops(deployment: dict[str, Any]) -> list[InterruptedOp]:
+    out = []
+    for op in deployment.get("pending_operations") or []:
+        res = op.get("resource") or {}
+        inputs = {k: v for k, v in (res.get("inputs") or {}).items() if k != "__provider"}
+        out.append(InterruptedOp(urn=res.get("urn", ""), type=res.get("type", ""), op=op.get("type", ""), inputs=inputs))
+    return out
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return _SECRET_SIG in value or any(_has_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+def _pulumi_alive(pid: int) -> bool:
+    """Is ``pid`` a live process that could be a pulumi CLI? Unknown counts as alive."""
+    st = _proc_stat(pid)
+    if st is not None:
+        return st[1] != "Z" and st[0].startswith("pulumi")
+    if os.path.isdir("/proc"):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    try:
+        if path.read_text() == text:
+            return
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
