@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from typing import Callable
+from typing import Any, Callable
 
 from skyplan.clouds.base import PreflightResult, ProvisionRequest
 from skyplan.errors import Classification, Kind, Scope
@@ -47,6 +47,24 @@ class Local:
         if shutil.which("bash") is None:
             return PreflightResult(False, reason="bash is not on PATH", fix="install bash")
         return PreflightResult(True, details={"credentials": "none needed"})
+
+    def resolve_interrupted(self, op: Any) -> bool:
+        """For ``StackDriver.destroy_and_remove(resolve_interrupted=...)``: make sure
+        a node whose create the engine never saw finish does not exist.
+
+        ``op`` is a ``driver.InterruptedOp`` (``type``, ``inputs``). The node's
+        inputs name its sandbox, so it is stopped and removed; True means done.
+        False: not a local node, or its inputs do not say where it lives.
+        """
+        if not str(getattr(op, "type", "")).endswith(":LocalNode"):
+            return False
+        root = (getattr(op, "inputs", None) or {}).get("root")
+        if not root:
+            return False
+        from stacks.local import runner
+
+        runner.remove(root)
+        return True
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         # The local cloud is not simulated; these are its own texts, for completeness.

@@ -10,7 +10,7 @@ delegates, for callers that hold the Sim rather than the target.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from typing import Any, Callable
 
 from skyplan.clouds.base import PreflightResult, ProvisionRequest
 from skyplan.errors import Classification, Kind, Scope
@@ -60,6 +60,31 @@ class Sim:
     def preflight(self) -> PreflightResult:
         # Nothing to install, no credentials: the scenario is checked when it is loaded.
         return PreflightResult(True, details={"credentials": "none needed"})
+
+    def resolve_interrupted(self, op: Any) -> bool:
+        """For ``StackDriver.destroy_and_remove(resolve_interrupted=...)``: make sure
+        a sim node whose create was cut off (timeout, hang, a killed apply) is gone.
+
+        The create may have stopped anywhere: before the scenario decided,
+        after the ledger row was written, or with the sandbox running. The
+        node's inputs name its sandbox and ledger, so both are cleaned: the
+        sandbox is removed and every live ledger row made under the node's
+        key (``<stack>/node-<rank>``) is marked deleted. True means done; False:
+        not a sim node, or its inputs do not say where it lives.
+        """
+        if not str(getattr(op, "type", "")).endswith(":SimNode"):
+            return False
+        inputs = getattr(op, "inputs", None) or {}
+        root, db, stack = inputs.get("root"), inputs.get("ledger"), inputs.get("stack")
+        if not root or not db or not stack:
+            return False
+        from skyplan.clouds.sim import ledger
+        from stacks.local import runner
+
+        runner.remove(root)
+        for row in ledger.live_by_key(db, f"{stack}/node-{int(inputs.get('node_rank') or 0)}"):
+            ledger.record_delete(db, row["id"])
+        return True
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         from skyplan.clouds.sim.texts import error_text

@@ -219,6 +219,16 @@ def get(db: str | os.PathLike[str] | None, rid: str) -> dict[str, Any] | None:
     return _row(r) if r is not None else None
 
 
+def live_by_key(db: str | os.PathLike[str] | None, key: str) -> list[dict[str, Any]]:
+    """Live rows created under ``key`` (``"<stack>/node-<rank>"``)."""
+    path = _resolve(db)
+    if not path.exists():
+        return []
+    with connect(path) as conn:
+        rows = conn.execute("SELECT * FROM resources WHERE key = ? AND state = ?", (key, LIVE)).fetchall()
+    return [_row(r) for r in rows]
+
+
 def live_resources(
     home: str | os.PathLike[str] | None = None,
     *,

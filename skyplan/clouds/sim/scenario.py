@@ -129,6 +129,9 @@ def load(path: str | os.PathLike[str]) -> Scenario:
     return parse(data, source=str(p))
 
 
+load_scenario = load  # the name the apply path imports
+
+
 def parse(data: bytes | str, source: str = "<scenario>") -> Scenario:
     """Validate scenario text and build a Scenario; every finding is reported at once."""
     import yaml

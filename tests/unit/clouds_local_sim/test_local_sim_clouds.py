@@ -88,3 +88,44 @@ def test_preempt_due_kills_and_marks(home: Path, tmp_path: Path, wait_for) -> No
         assert preempt_due(now=200.0) == []
     finally:
         runner.remove(root)
+
+
+class _Op:
+    def __init__(self, type_: str, inputs: dict) -> None:
+        self.type = type_
+        self.inputs = inputs
+        self.urn = f"urn:pulumi:s::skyplan::{type_}::node-0"
+        self.op = "creating"
+
+
+def test_sim_resolves_an_interrupted_create(home: Path, wait_for) -> None:
+    # A create cut off after its ledger row and sandbox were made.
+    root = home / "sandboxes" / "stk" / "node-0"
+    db = ledger.default_path()
+    info = runner.start({"stack": "stk", "run": "touch started; sleep 300"}, root)
+    wait_for(lambda: (root / "workdir" / "started").exists(), "the run to start")
+    row = ledger.record_create(
+        db, key="stk/node-0", cluster="c", stack="stk", cloud="gcp", region="r", zone="z", instance_type="t"
+    )
+    other = ledger.record_create(
+        db, key="stk2/node-0", cluster="c", stack="stk2", cloud="gcp", region="r", zone="z", instance_type="t"
+    )
+    inputs = {"root": str(root), "ledger": str(db), "stack": "stk", "node_rank": 0.0}
+    assert Local().resolve_interrupted(_Op("pulumi-python:dynamic/skyplan:SimNode", inputs)) is False
+    assert Sim().resolve_interrupted(_Op("pulumi-python:dynamic/skyplan:SimNode", inputs)) is True
+    assert ledger.get(db, row["id"])["state"] == "deleted"
+    assert ledger.get(db, other["id"])["state"] == "live"
+    assert not root.exists() and not runner.group_alive(info["pgid"])
+    # cut off before anything existed: still resolved, nothing to do
+    assert Sim().resolve_interrupted(_Op("pulumi-python:dynamic/skyplan:SimNode", inputs)) is True
+    assert Sim().resolve_interrupted(_Op("pulumi-python:dynamic/skyplan:SimNode", {"stack": "stk"})) is False
+
+
+def test_local_resolves_an_interrupted_create(home: Path, wait_for) -> None:
+    root = home / "sandboxes" / "stk" / "node-0"
+    info = runner.start({"stack": "stk", "run": "touch started; sleep 300"}, root)
+    wait_for(lambda: (root / "workdir" / "started").exists(), "the run to start")
+    op = _Op("pulumi-python:dynamic/skyplan:LocalNode", {"root": str(root)})
+    assert Sim().resolve_interrupted(op) is False
+    assert Local().resolve_interrupted(op) is True
+    assert not root.exists() and not runner.group_alive(info["pgid"])
