@@ -75,10 +75,11 @@ def _gcp(outcome: str, r: ProvisionRequest) -> str:
     if outcome == "auth":
         return f"googleapi: Error 403: Required 'compute.instances.create' permission for '{instance}', forbidden"
     if outcome == "invalid":
+        # A request no zone can serve (a machine type missing from one zone is
+        # zone-scoped, not invalid).
         return (
-            f"googleapi: Error 400: Invalid value for field 'resource.machineType': "
-            f"'zones/{zone}/machineTypes/{r.instance_type}'. Machine type with name '{r.instance_type}' "
-            f"does not exist in zone '{zone}'., invalid"
+            "googleapi: Error 400: Invalid value for field 'resource.disks[0].initializeParams.diskSizeGb': "
+            "'5'. Requested disk size cannot be smaller than the image size (10 GB)., invalid"
         )
     return (
         f"RESOURCE_OPERATION_RATE_EXCEEDED: Operation rate exceeded for resource '{instance}'. "
@@ -114,7 +115,11 @@ def _aws(outcome: str, r: ProvisionRequest) -> str:
     if outcome == "auth":
         return api(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
     if outcome == "invalid":
-        return api(400, "InvalidParameterValue", f"Invalid value '{r.instance_type}' for InstanceType.")
+        return api(
+            400,
+            "InvalidBlockDeviceMapping",
+            "Volume of size 5GB is smaller than snapshot 'snap-0123456789abcdef0', expect size >= 8GB",
+        )
     return api(503, "RequestLimitExceeded", "Request limit exceeded.")
 
 

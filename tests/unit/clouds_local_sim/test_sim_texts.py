@@ -30,7 +30,7 @@ def req(cloud="gcp", region="us-central1", zone="us-central1-a", instance_type="
         (req(accelerators={"A100-80GB": 1.0}, use_spot=True), "quota", ["'PREEMPTIBLE_NVIDIA_A100_80GB_GPUS'"]),
         (req(), "quota", ["Quota 'CPUS' exceeded"]),
         (req(), "auth", ["Error 403", "compute.instances.create"]),
-        (req(), "invalid", ["Error 400", "n1-highmem-8", "invalid"]),
+        (req(), "invalid", ["Error 400", "Invalid value for field", ", invalid"]),
         (req(), "transient", ["RESOURCE_OPERATION_RATE_EXCEEDED"]),
         (
             req("aws", "us-east-1", "use1-az1", "p3.16xlarge"),
@@ -40,6 +40,7 @@ def req(cloud="gcp", region="us-central1", zone="us-central1-a", instance_type="
         (req("aws", "us-east-1", "use1-az1", "p3.16xlarge"), "quota", ["api error VcpuLimitExceeded"]),
         (req("aws", "us-east-1", "use1-az1", "p3.2xlarge", use_spot=True), "quota", ["MaxSpotInstanceCountExceeded"]),
         (req("aws", "us-east-1", "use1-az1"), "auth", ["api error AuthFailure"]),
+        (req("aws", "us-east-1", "use1-az1"), "invalid", ["api error InvalidBlockDeviceMapping"]),
         (req("aws", "us-east-1", "use1-az1"), "transient", ["api error RequestLimitExceeded"]),
         (req("azure", "eastus", "1", "Standard_NC6s_v3"), "capacity", ['Code="ZonalAllocationFailed"']),
         (req("azure", "eastus", None, "Standard_NC6s_v3"), "capacity", ['Code="AllocationFailed"', "in this region"]),
@@ -74,3 +75,16 @@ def test_a_broken_or_empty_sample_error_falls_back(monkeypatch) -> None:
     assert texts.error_text("capacity", req()) == texts.fallback_text("capacity", req())
     _fake_cloud_module(monkeypatch, "gcp", lambda outcome, r: "  ")
     assert texts.error_text("quota", req()) == texts.fallback_text("quota", req())
+
+
+@pytest.mark.parametrize("cloud, region, zone", [("gcp", "us-central1", "us-central1-a"), ("aws", "us-east-1", "use1-az1"), ("azure", "eastus", None)])
+@pytest.mark.parametrize("outcome", ["capacity", "quota", "auth", "invalid", "transient"])
+def test_every_sim_text_classifies_as_its_outcome_with_the_real_classifier(cloud, region, zone, outcome) -> None:
+    """Both the built-in table and the cloud's own sample_error must be read back
+    by that cloud's real classifier as the outcome they stand for."""
+    mod = pytest.importorskip(f"skyplan.clouds.{cloud}.cloud")
+    target = getattr(mod, {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}[cloud])()
+    r = req(cloud, region, zone, "p3.2xlarge" if cloud == "aws" else "n1-highmem-8", accelerators={"V100": 1.0})
+    for text in (texts.fallback_text(outcome, r), texts.error_text(outcome, r)):
+        c = target.classify(text)
+        assert c.kind.value == outcome, (text, c)
