@@ -89,7 +89,9 @@ def parse_ports(value: int | str | list[int | str]) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
-def _parse_port_item(item: int | str) -> range:
+def _parse_port_item(item: int | float | str) -> range:
+    if isinstance(item, float) and item.is_integer():
+        item = int(item)  # JSON Schema counts 8081.0 as an integer, so must we
     if isinstance(item, bool) or not isinstance(item, (int, str)):
         raise ValueError("expected a port number or a string such as '8081' or '10022-10040'")
     if isinstance(item, int):

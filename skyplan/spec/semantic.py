@@ -101,11 +101,11 @@ def _check_fields(res: dict[str, Any], at: PathT) -> Iterator[Finding]:
                     continue
                 yield from _duplicate(seen, parsed, item, path)
     ports = res.get("ports")
-    if isinstance(ports, (int, str)) and not isinstance(ports, bool):
+    if isinstance(ports, (int, float, str)) and not isinstance(ports, bool):
         yield from _attempt(at + ("ports",), parse.parse_ports, ports)
     elif isinstance(ports, list):
         for i, item in enumerate(ports):
-            if isinstance(item, (int, str)) and not isinstance(item, bool):
+            if isinstance(item, (int, float, str)) and not isinstance(item, bool):
                 yield from _attempt(at + ("ports", i), parse.parse_ports, item)
     jr = res.get("job_recovery")
     if isinstance(jr, str):
@@ -152,7 +152,11 @@ def _check_service(service: dict[str, Any], at: PathT) -> Iterator[Finding]:
         return
     lo, hi = policy.get("min_replicas"), policy.get("max_replicas")
     if _is_int(lo) and _is_int(hi) and hi < lo:
-        yield at + ("replica_policy", "max_replicas"), f"max_replicas ({hi}) is below min_replicas ({lo})", None
+        yield (
+            at + ("replica_policy", "max_replicas"),
+            f"max_replicas ({int(hi)}) is below min_replicas ({int(lo)})",
+            None,
+        )
     if _is_int(lo) and _is_int(hi) and hi > lo and policy.get("target_qps_per_replica") is None:
         yield (
             at + ("replica_policy",),
@@ -162,4 +166,5 @@ def _check_service(service: dict[str, Any], at: PathT) -> Iterator[Finding]:
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    # JSON Schema's "integer" admits whole floats such as 3.0
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())

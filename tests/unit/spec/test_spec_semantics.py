@@ -157,17 +157,19 @@ def test_replicas_together_with_replica_policy():
     assert "not both" in d.message
 
 
-def test_max_replicas_below_min():
+@pytest.mark.parametrize("lo, hi", [("3", "2"), ("3.0", "2.0")])
+def test_max_replicas_below_min(lo: str, hi: str):
     d = one_error(
-        """\
+        f"""\
         service:
           readiness_probe: /health
           replica_policy:
-            min_replicas: 3
-            max_replicas: 2
+            min_replicas: {lo}
+            max_replicas: {hi}
         """
     )
     assert (d.path, d.line) == ("$.service.replica_policy.max_replicas", 5)
+    assert "max_replicas (2) is below min_replicas (3)" in d.message
 
 
 def test_autoscaling_needs_target_qps():
@@ -318,6 +320,7 @@ def test_n_plus_admits_at_least_and_bare_number_admits_exactly():
 
 def test_ports_expand_and_sort():
     assert parse_ports([8081, "10022-10025", "22", 8081]) == (22, 8081, 10022, 10023, 10024, 10025)
+    assert parse_ports(8081.0) == (8081,)  # the schema's "integer" admits whole floats
     req = load("resources:\n  ports: '10022-10024'\n").resources.candidates[0]
     assert req.ports == (10022, 10023, 10024)
 
