@@ -19,7 +19,10 @@ def _num(x: float) -> str:
 def _console(file: TextIO | None = None):
     from rich.console import Console
 
-    return Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
+    out = file or sys.stdout
+    # Piped output (CI logs, files) must not be cut at 80 columns.
+    width = None if out.isatty() else 240
+    return Console(file=out, highlight=False, soft_wrap=False, width=width)
 
 
 def write_json(doc: Any, file: TextIO | None = None) -> None:
@@ -54,7 +57,7 @@ def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1,
     for col, just in (("CLOUD", "left"), ("INSTANCE", "left"), ("vCPUs", "right"), ("Mem(GB)", "right"),
                       ("ACCELERATORS", "left"), ("REGION/ZONE", "left"), ("COST ($/hr)", "right"),
                       ("CHOSEN", "center")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for c in cands:
         t.add_row(cloud_text(c.cloud), instance_text(c), _num(c.vcpus), _num(round(c.memory_gib, 1)),
                   accel_text(c), c.zone or c.region, f"{c.hourly_cost:.2f}",
