@@ -16,13 +16,13 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _console(file: TextIO | None = None):
+def _console(file: TextIO | None = None, *, soft_wrap: bool = False):
     from rich.console import Console
 
     out = file or sys.stdout
     # Piped output (CI logs, files) must not be cut at 80 columns.
     width = None if out.isatty() else 240
-    return Console(file=out, highlight=False, soft_wrap=False, width=width)
+    return Console(file=out, highlight=False, soft_wrap=soft_wrap, width=width)
 
 
 def write_json(doc: Any, file: TextIO | None = None) -> None:
@@ -146,7 +146,8 @@ class ApplyPrinter:
     """Turns apply events into lines in the spirit of the seed logs."""
 
     def __init__(self, file: TextIO | None = None) -> None:
-        self.con = _console(file or sys.stderr)
+        # Log lines: long provider messages stay on one line, as in the seed logs.
+        self.con = _console(file or sys.stderr, soft_wrap=True)
 
     def __call__(self, e: dict) -> None:
         kind = e.get("event")
@@ -156,7 +157,10 @@ class ApplyPrinter:
             self.con.print(f"Cleaning up stack {e['stack']} left by an earlier run ({e['status']})")
         elif kind == "launching":
             spot = " [Spot]" if e["use_spot"] else ""
-            self.con.print(f"Launching on {_where(e)} {e['instance_type']}{spot}")
+            if e["cloud"] == "local":
+                self.con.print("Launching on this machine (local)")
+            else:
+                self.con.print(f"Launching on {_where(e)} {e['instance_type']}{spot}")
         elif kind == "attempt" and e["outcome"] == "failed":
             where = e.get("zone") or e["region"]
             msg = (e.get("message") or "").strip()
@@ -168,7 +172,8 @@ class ApplyPrinter:
             self.con.print(f"[yellow]Got {e.get('code') or e.get('kind')} in {where}[/yellow] "
                            f"(message: {msg}){tail}", markup=True, highlight=False)
         elif kind == "attempt" and e["outcome"] == "up":
-            self.con.print(f"[green]Provisioned on {_where(e)}[/green] (stack {e.get('stack')})")
+            where = "this machine" if e["cloud"] == "local" else _where(e)
+            self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.get('stack')})")
 
 
 def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
