@@ -22,7 +22,7 @@ Command line (the only place in this module that prints)::
 
     python -m skyplan.provision.engine install [--force]   build + install (tools/build-pulumi.sh)
     python -m skyplan.provision.engine path                print the bin dir to install into
-    python -m skyplan.provision.engine info                print doctor_info() as JSON
+    python -m skyplan.provision.engine info                print doctor_info() as JSON (exit 1 if not usable)
 """
 
 from __future__ import annotations
@@ -246,8 +246,9 @@ def _main(argv: list[str]) -> int:
             print(f"pulumi CLI v{engine.version} ready: {engine.pulumi_path}")
             return 0
         if cmd == "info" and not rest:
-            print(json.dumps(doctor_info(), indent=2))
-            return 0
+            info = doctor_info()
+            print(json.dumps(info, indent=2))
+            return 0 if info["ok"] else 1
     except errors.SkyplanError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
