@@ -143,3 +143,35 @@ def test_sha256_is_stable_and_sensitive():
     assert task_sha256(a) == task_sha256(load_task(REPO / "examples" / "v100.yaml"))
     assert task_sha256(a) != task_sha256(b)
     assert re.fullmatch(r"[0-9a-f]{64}", task_sha256(a))
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_pure_python_yaml_loader_gives_the_same_result(path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Without libyaml the loader falls back to yaml.SafeLoader: same data, same positions."""
+    import yaml
+
+    from skyplan.spec import source
+
+    fast = load(path)
+    monkeypatch.setattr(source, "_Loader", yaml.SafeLoader)
+    slow = load(path)
+    assert [task_to_dict(t) for t in _tasks(slow)] == [task_to_dict(t) for t in _tasks(fast)]
+
+
+def test_pure_python_loader_locates_errors_the_same(monkeypatch: pytest.MonkeyPatch):
+    import yaml
+
+    from skyplan.errors import SpecError
+    from skyplan.spec import load_text, source
+
+    text = "name: x\nresources:\n  acelerators: A100\n  cpus: [1\n"
+    bad = "name: x\nresources:\n  acelerators: A100\n"
+    results = []
+    for loader in (source._Loader, yaml.SafeLoader):
+        monkeypatch.setattr(source, "_Loader", loader)
+        for t in (text, bad):
+            with pytest.raises(SpecError) as info:
+                load_text(t)
+            results.append([(d.line, d.path) for d in info.value.diagnostics])
+    assert results[:2] == results[2:]
+    assert results[1] == [(3, "$.resources.acelerators")]

@@ -392,3 +392,43 @@ def test_service_forms():
     assert svc.replicas == 2 and svc.replica_policy is None
     assert svc.readiness_probe.initial_delay_seconds == 30
     assert svc.readiness_probe.post_data == '{"max_tokens":1,"model":"x"}'
+
+
+# --- task_from_dict refuses malformed input ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.pop("resources"),
+        lambda d: d.update(num_nodes="2"),
+        lambda d: d.update(num_nodes=True),
+        lambda d: d["resources"].update(candidates=[]),
+        lambda d: d["resources"].update(preference="fastest"),
+        lambda d: d["resources"]["candidates"][0].update(cpus="4"),
+        lambda d: d["resources"]["candidates"][0].update(accelerators=[{"name": "A100"}]),
+        lambda d: d["resources"]["candidates"][0].update(ports=["80"]),
+        lambda d: d.update(envs={"A": 1}),
+        lambda d: d.update(service={"replicas": 1}),
+        lambda d: d.update(file_mounts=[{"source": "x"}]),
+    ],
+)
+def test_task_from_dict_refuses_malformed_input(mutate):
+    from skyplan.errors import InputError
+    from skyplan.spec import task_from_dict, task_to_dict
+
+    data = task_to_dict(load("resources:\n  accelerators: A100:8\n  cpus: 4+\n"))
+    mutate(data)
+    with pytest.raises(InputError, match="malformed"):
+        task_from_dict(data)
+
+
+def test_service_round_trips_with_post_data():
+    from skyplan.spec import task_from_dict, task_to_dict
+
+    task = load(
+        "service:\n  readiness_probe: {path: /v1, post_data: {a: [1, 2]}, timeout_seconds: 5}\n"
+        "  replica_policy: {min_replicas: 0, max_replicas: 2, target_qps_per_replica: 2.5}\n"
+    )
+    assert task_from_dict(task_to_dict(task)) == task
+    assert task_to_dict(task)["service"]["replica_policy"]["target_qps_per_replica"] == 2.5
