@@ -102,11 +102,16 @@ SAMPLES: dict[str, tuple[str, str]] = {
 }
 
 
-def quota_metric(accelerators: dict[str, float]) -> str:
-    """The regional GCP quota a request draws on: the GPU's quota when it has one, else CPUS."""
+def quota_metric(accelerators: dict[str, float], use_spot: bool = False) -> str:
+    """The regional GCP quota a request draws on: the GPU's when it has one, else CPUS.
+
+    Spot capacity draws on the PREEMPTIBLE_ variant of the quota.
+    """
+    metric = "CPUS"
     for name in accelerators:
-        return "NVIDIA_" + name.upper().replace("-", "_") + "_GPUS"
-    return "CPUS"
+        metric = "NVIDIA_" + name.upper().replace("-", "_") + "_GPUS"
+        break
+    return ("PREEMPTIBLE_" if use_spot else "") + metric
 
 
 def sample_error(outcome: str, request: ProvisionRequest) -> str:
@@ -118,4 +123,4 @@ def sample_error(outcome: str, request: ProvisionRequest) -> str:
     zone = request.zone or f"{request.region}-a"
     # The limit is the seed's figure: the sim does not know the account's real quota.
     return sample_from(template, project=SAMPLE_PROJECT, zone=zone, region=request.region,
-                       quota=quota_metric(request.accelerators), limit="1.0")
+                       quota=quota_metric(request.accelerators, request.use_spot), limit="1.0")

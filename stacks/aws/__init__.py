@@ -1,0 +1,1 @@
+"""The aws Pulumi program: ``build(request)`` declares one placement (see program.py)."""

@@ -1,0 +1,147 @@
+"""The AWS program: one placement is ``num_nodes`` EC2 instances and one security group.
+
+Resources (all tagged skyplan-cluster / skyplan-stack):
+  aws Provider        pinned to the placement's region
+  <stack>-sg          ingress tcp 22 + the task's ports from anywhere; all egress
+  <stack>-<rank>      the instances: Ubuntu 22.04 (or the Deep Learning Base GPU AMI
+                      when the task asks for GPUs), gp3 root volume of the task's size,
+                      spot one-time/terminate when the placement is spot, boot script
+                      from :func:`stacks.startup_script`
+
+Zones: plans name AWS zones by AZ id (``use1-az1``), which is the same physical
+zone in every account. An AZ id selects the default subnet of that AZ
+(``availability-zone-id`` + ``default-for-az`` filters); a zone name
+(``us-east-1a``) is passed as ``availability_zone``.
+
+Exports: cloud, region, zone, instance_type, instance_ids, public_ips, private_ips.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from skyplan.clouds.base import ProvisionRequest
+from stacks import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+
+UBUNTU_OWNER = "099720109477"  # Canonical
+DLAMI_OWNER = "amazon"
+AMI_NAMES = {
+    ("cpu", "x86_64"): "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
+    ("cpu", "arm64"): "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-arm64-server-*",
+    ("gpu", "x86_64"): "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+    ("gpu", "arm64"): "Deep Learning ARM64 Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+}
+
+_ZONE_ID = re.compile(r"[a-z]+\d+(?:-[a-z]+\d+)?-az\d+")
+# Graviton families carry a "g" right after the generation digit: m6g, c7gn, t4g, im4gn, x2gd.
+_GRAVITON = re.compile(r"[a-z]+\d+g[a-z]*(?:-[a-z]+)?\.")
+
+
+def is_zone_id(zone: str) -> bool:
+    """``use1-az1`` (an AZ id), as opposed to ``us-east-1a`` (an AZ name)."""
+    return bool(_ZONE_ID.fullmatch(zone))
+
+
+def architecture(instance_type: str) -> str:
+    """The CPU architecture of an EC2 instance type: ``arm64`` for Graviton, else ``x86_64``."""
+    if instance_type.startswith("a1.") or _GRAVITON.match(instance_type):
+        return "arm64"
+    return "x86_64"
+
+
+def ami_query(request: ProvisionRequest) -> dict[str, Any]:
+    """Arguments of the AMI lookup for this placement."""
+    kind = "gpu" if request.accelerators else "cpu"
+    arch = architecture(request.instance_type)
+    return {
+        "most_recent": True,
+        "owners": [DLAMI_OWNER if kind == "gpu" else UBUNTU_OWNER],
+        "filters": [
+            {"name": "name", "values": [AMI_NAMES[(kind, arch)]]},
+            {"name": "architecture", "values": [arch]},
+            {"name": "virtualization-type", "values": ["hvm"]},
+        ],
+    }
+
+
+def build(request: ProvisionRequest) -> None:
+    """Declare the placement's resources in the current Pulumi program."""
+    import pulumi
+    import pulumi_aws as aws
+
+    provider = aws.Provider(f"{request.stack}-aws", region=request.region)
+    opts = pulumi.ResourceOptions(provider=provider)
+    invoke = pulumi.InvokeOptions(provider=provider)
+    tags = skyplan_labels(request)
+
+    subnet_id: Any = None
+    vpc_id: Any = None
+    availability_zone: str | None = None
+    if request.zone and is_zone_id(request.zone):
+        subnet = aws.ec2.get_subnet_output(
+            filters=[
+                {"name": "availability-zone-id", "values": [request.zone]},
+                {"name": "default-for-az", "values": ["true"]},
+            ],
+            opts=invoke,
+        )
+        subnet_id, vpc_id = subnet.id, subnet.vpc_id
+    elif request.zone:
+        availability_zone = request.zone
+
+    ami = aws.ec2.get_ami_output(**ami_query(request), opts=invoke)
+
+    group = aws.ec2.SecurityGroup(
+        f"{request.stack}-sg",
+        description=f"skyplan {request.stack}",
+        vpc_id=vpc_id,
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=p, to_port=p, cidr_blocks=["0.0.0.0/0"])
+            for p in all_ports(request)
+        ],
+        egress=[aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"])],
+        tags=tags,
+        opts=opts,
+    )
+
+    market = None
+    if request.use_spot:
+        market = aws.ec2.InstanceInstanceMarketOptionsArgs(
+            market_type="spot",
+            spot_options=aws.ec2.InstanceInstanceMarketOptionsSpotOptionsArgs(
+                spot_instance_type="one-time", instance_interruption_behavior="terminate"
+            ),
+        )
+
+    instances = []
+    for rank in range(max(1, int(request.num_nodes))):
+        name = node_name(request, rank)
+        instances.append(
+            aws.ec2.Instance(
+                name,
+                ami=ami.id,
+                instance_type=request.instance_type,
+                availability_zone=availability_zone,
+                subnet_id=subnet_id,
+                vpc_security_group_ids=[group.id],
+                associate_public_ip_address=True,
+                instance_market_options=market,
+                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                    volume_size=request.disk_size or DEFAULT_DISK_GB, volume_type="gp3", delete_on_termination=True
+                ),
+                user_data=startup_script(request, rank),
+                user_data_replace_on_change=True,
+                tags={**tags, "Name": name, "skyplan-node-rank": str(rank)},
+                volume_tags=tags,
+                opts=opts,
+            )
+        )
+
+    pulumi.export("cloud", "aws")
+    pulumi.export("region", request.region)
+    pulumi.export("zone", request.zone)
+    pulumi.export("instance_type", request.instance_type)
+    pulumi.export("instance_ids", [i.id for i in instances])
+    pulumi.export("public_ips", [i.public_ip for i in instances])
+    pulumi.export("private_ips", [i.private_ip for i in instances])

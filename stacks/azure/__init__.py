@@ -1,0 +1,1 @@
+"""The azure Pulumi program: ``build(request)`` declares one placement (see program.py)."""

@@ -1,0 +1,218 @@
+"""The Azure program: one placement is a resource group holding ``num_nodes`` VMs and their network.
+
+Resources (tagged skyplan-cluster / skyplan-stack), all in the placement's region:
+  skyplan-<stack>     resource group (removing the stack removes everything in it)
+  <stack>-nsg         inbound Tcp 22 + the task's ports
+  <stack>-vnet        10.0.0.0/16, with subnet ``default`` (10.0.0.0/24) behind the NSG
+  <node>-ip / -nic    a Standard static public IP and a NIC per node
+  <node>              the VMs: Canonical Ubuntu 22.04, StandardSSD OS disk of the
+                      task's size, Spot priority (evicted = deleted, max price -1 =
+                      never evicted for price) for spot placements, boot script as
+                      base64 custom data
+
+Zones: our catalog gives Azure no zones, so ``zone`` is normally None and the VM is
+regional. A zone ("2" or "eastus-2") pins the VM and its public IP to that zone.
+
+Login: the VM's admin user ``skyplan`` gets the SSH key in SKYPLAN_SSH_PUBLIC_KEY or
+~/.ssh/id_ed25519.pub / id_rsa.pub; without one it gets a random password (a secret).
+
+Exports: cloud, region, zone, instance_type, resource_group, vm_ids, public_ips.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from skyplan.clouds.base import ProvisionRequest
+from stacks import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+
+ADMIN_USER = "skyplan"
+IMAGE_PUBLISHER = "Canonical"
+IMAGE_OFFER = "0001-com-ubuntu-server-jammy"
+IMAGE_SKU = "22_04-lts-gen2"
+IMAGE_SKU_ARM = "22_04-lts-arm64"
+
+# Arm sizes carry a "p" among the letters after the core count: D2ps_v5, E4pds_v5, B2pts_v2.
+_ARM_SIZE = re.compile(r"Standard_[A-Z]+\d+[a-z]*p[a-z]*_v\d+")
+
+
+def image_sku(vm_size: str) -> str:
+    return IMAGE_SKU_ARM if _ARM_SIZE.fullmatch(vm_size) else IMAGE_SKU
+
+
+def zone_number(zone: str | None) -> str | None:
+    """``"2"`` for zone "2" or "eastus-2"; None when the placement is regional."""
+    if not zone:
+        return None
+    m = re.search(r"(\d+)$", zone)
+    return m.group(1) if m else None
+
+
+def ssh_public_key(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
+    env = dict(os.environ) if env is None else env
+    if env.get("SKYPLAN_SSH_PUBLIC_KEY", "").strip():
+        return env["SKYPLAN_SSH_PUBLIC_KEY"].strip()
+    home = Path.home() if home is None else home
+    for name in ("id_ed25519.pub", "id_rsa.pub"):
+        path = home / ".ssh" / name
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+def custom_data(request: ProvisionRequest, rank: int) -> str:
+    return base64.b64encode(startup_script(request, rank).encode()).decode()
+
+
+def spot_settings(request: ProvisionRequest) -> dict[str, Any]:
+    """Priority, eviction policy and billing: Spot VMs are deleted on eviction, never evicted for price."""
+    if not request.use_spot:
+        return {"priority": "Regular"}
+    return {"priority": "Spot", "eviction_policy": "Delete", "billing_profile": {"max_price": -1}}
+
+
+def build(request: ProvisionRequest) -> None:
+    """Declare the placement's resources in the current Pulumi program."""
+    import pulumi
+    from pulumi_azure_native import compute, network, resources
+
+    loc = request.region
+    tags = skyplan_labels(request)
+    zone = zone_number(request.zone)
+    zones = [zone] if zone else None
+    stack = node_name(request, 0)[: -len("-0")]
+
+    group = resources.ResourceGroup(f"{stack}-rg", resource_group_name=f"skyplan-{stack}", location=loc, tags=tags)
+    nsg = network.NetworkSecurityGroup(
+        f"{stack}-nsg",
+        network_security_group_name=f"{stack}-nsg",
+        resource_group_name=group.name,
+        location=loc,
+        security_rules=[
+            network.SecurityRuleArgs(
+                name=f"skyplan-tcp-{port}",
+                priority=1000 + i,
+                direction="Inbound",
+                access="Allow",
+                protocol="Tcp",
+                source_address_prefix="*",
+                source_port_range="*",
+                destination_address_prefix="*",
+                destination_port_range=str(port),
+            )
+            for i, port in enumerate(all_ports(request))
+        ],
+        tags=tags,
+    )
+    vnet = network.VirtualNetwork(
+        f"{stack}-vnet",
+        virtual_network_name=f"{stack}-vnet",
+        resource_group_name=group.name,
+        location=loc,
+        address_space=network.AddressSpaceArgs(address_prefixes=["10.0.0.0/16"]),
+        tags=tags,
+    )
+    subnet = network.Subnet(
+        f"{stack}-subnet",
+        subnet_name="default",
+        resource_group_name=group.name,
+        virtual_network_name=vnet.name,
+        address_prefix="10.0.0.0/24",
+        network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
+    )
+
+    key = ssh_public_key()
+    if key:
+        login: dict[str, Any] = {
+            "linux_configuration": compute.LinuxConfigurationArgs(
+                disable_password_authentication=True,
+                ssh=compute.SshConfigurationArgs(
+                    public_keys=[compute.SshPublicKeyArgs(key_data=key, path=f"/home/{ADMIN_USER}/.ssh/authorized_keys")]
+                ),
+            )
+        }
+    else:
+        login = {"admin_password": pulumi.Output.secret(secrets.token_urlsafe(24) + "Aa1!")}
+
+    vms = []
+    ips = []
+    for rank in range(max(1, int(request.num_nodes))):
+        name = node_name(request, rank)
+        ip = network.PublicIPAddress(
+            f"{name}-ip",
+            public_ip_address_name=f"{name}-ip",
+            resource_group_name=group.name,
+            location=loc,
+            sku=network.PublicIPAddressSkuArgs(name="Standard"),
+            public_ip_allocation_method="Static",
+            zones=zones,
+            tags=tags,
+        )
+        nic = network.NetworkInterface(
+            f"{name}-nic",
+            network_interface_name=f"{name}-nic",
+            resource_group_name=group.name,
+            location=loc,
+            ip_configurations=[
+                network.NetworkInterfaceIPConfigurationArgs(
+                    name="ipconfig1",
+                    subnet=network.SubnetArgs(id=subnet.id),
+                    public_ip_address=network.PublicIPAddressArgs(id=ip.id),
+                    private_ip_allocation_method="Dynamic",
+                )
+            ],
+            tags=tags,
+        )
+        spot = spot_settings(request)
+        if "billing_profile" in spot:
+            spot["billing_profile"] = compute.BillingProfileArgs(**spot["billing_profile"])
+        vms.append(
+            compute.VirtualMachine(
+                name,
+                vm_name=name[:64],
+                resource_group_name=group.name,
+                location=loc,
+                zones=zones,
+                hardware_profile=compute.HardwareProfileArgs(vm_size=request.instance_type),
+                storage_profile=compute.StorageProfileArgs(
+                    image_reference=compute.ImageReferenceArgs(
+                        publisher=IMAGE_PUBLISHER, offer=IMAGE_OFFER, sku=image_sku(request.instance_type),
+                        version="latest",
+                    ),
+                    os_disk=compute.OSDiskArgs(
+                        create_option="FromImage",
+                        delete_option="Delete",
+                        disk_size_gb=request.disk_size or DEFAULT_DISK_GB,
+                        managed_disk=compute.ManagedDiskParametersArgs(storage_account_type="StandardSSD_LRS"),
+                    ),
+                ),
+                os_profile=compute.OSProfileArgs(
+                    computer_name=name[:64], admin_username=ADMIN_USER, custom_data=custom_data(request, rank), **login
+                ),
+                network_profile=compute.NetworkProfileArgs(
+                    network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True, delete_option="Delete")]
+                ),
+                tags={**tags, "skyplan-node-rank": str(rank)},
+                # A random password differs on every run: do not replace the VM for it.
+                opts=pulumi.ResourceOptions(ignore_changes=["osProfile.adminPassword"]),
+                **spot,
+            )
+        )
+        ips.append(ip)
+
+    pulumi.export("cloud", "azure")
+    pulumi.export("region", request.region)
+    pulumi.export("zone", request.zone)
+    pulumi.export("instance_type", request.instance_type)
+    pulumi.export("resource_group", group.name)
+    pulumi.export("vm_ids", [v.id for v in vms])
+    pulumi.export("public_ips", [ip.ip_address for ip in ips])

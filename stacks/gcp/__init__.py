@@ -1,0 +1,1 @@
+"""The gcp Pulumi program: ``build(request)`` declares one placement (see program.py)."""

@@ -1,0 +1,175 @@
+"""The GCP program: one placement is ``num_nodes`` Compute Engine instances and one firewall.
+
+Resources (labelled skyplan-cluster / skyplan-stack):
+  <stack>-fw        ingress tcp 22 + the task's ports, on the default network, for the
+                    instances' network tag
+  <stack>-<rank>    the instances, in the placement's zone: Ubuntu 22.04 (a Deep
+                    Learning VM image when the task asks for GPUs), pd-balanced boot
+                    disk of the task's size, SPOT scheduling for spot placements,
+                    boot script from :func:`stacks.startup_script`
+
+GPUs: N1 machine types take GPUs as ``guest_accelerators``; the A2, A3 and G2
+families come with theirs, so nothing is attached. Any GPU instance must stop
+on host maintenance (``TERMINATE``). The project is the provider's (``gcp:project``
+or GOOGLE_PROJECT / GOOGLE_CLOUD_PROJECT / gcloud's default).
+
+Exports: cloud, region, zone, instance_type, instance_names, instance_ids, public_ips, private_ips.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from skyplan.clouds.base import ProvisionRequest
+from stacks import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+
+#: skyplan accelerator name -> GCP accelerator type.
+ACCELERATOR_TYPES = {
+    "K80": "nvidia-tesla-k80",
+    "P4": "nvidia-tesla-p4",
+    "P100": "nvidia-tesla-p100",
+    "T4": "nvidia-tesla-t4",
+    "V100": "nvidia-tesla-v100",
+    "A100": "nvidia-tesla-a100",
+    "A100-80GB": "nvidia-a100-80gb",
+    "L4": "nvidia-l4",
+    "H100": "nvidia-h100-80gb",
+}
+
+IMAGE_CPU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
+IMAGE_CPU_ARM = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts-arm64"
+IMAGE_GPU = "projects/deeplearning-platform-release/global/images/family/common-cu124-ubuntu-2204-py310"
+
+#: Families that attach GPUs as guest accelerators; the others bundle theirs.
+ATTACHING_FAMILIES = ("n1-",)
+ARM_FAMILIES = ("t2a-", "c4a-")
+
+
+def accelerator_type(name: str) -> str:
+    """The GCP accelerator type for a skyplan GPU name (``V100`` -> ``nvidia-tesla-v100``)."""
+    return ACCELERATOR_TYPES.get(name) or ACCELERATOR_TYPES.get(name.upper()) or "nvidia-" + name.lower()
+
+
+def guest_accelerators(request: ProvisionRequest) -> list[dict[str, Any]]:
+    """The accelerators to attach: only on N1 hosts, which take GPUs separately."""
+    if not request.instance_type.startswith(ATTACHING_FAMILIES):
+        return []
+    return [{"type": accelerator_type(n), "count": int(c)} for n, c in request.accelerators.items() if c]
+
+
+def image(request: ProvisionRequest) -> str:
+    if request.accelerators:
+        return IMAGE_GPU
+    return IMAGE_CPU_ARM if request.instance_type.startswith(ARM_FAMILIES) else IMAGE_CPU
+
+
+def gcp_label(value: str) -> str:
+    """A label key or value GCP accepts: lowercase letters, digits, - and _, at most 63."""
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
+
+
+def labels(request: ProvisionRequest) -> dict[str, str]:
+    out = {}
+    for k, v in skyplan_labels(request).items():
+        key = gcp_label(k)
+        if not key or not key[0].isalpha():
+            key = ("l-" + key)[:63]
+        out[key] = gcp_label(v)
+    return out
+
+
+def network_tag(request: ProvisionRequest) -> str:
+    tag = node_name(request, 0)[: -len("-0")]
+    if not tag[:1].isalpha():
+        tag = "s-" + tag
+    return tag[:63].rstrip("-")
+
+
+def instance_name(request: ProvisionRequest, rank: int) -> str:
+    """An RFC 1035 name (letter first, at most 63) for node ``rank``."""
+    name = node_name(request, rank)
+    if not name[:1].isalpha():
+        name = "s-" + name
+    suffix = f"-{rank}"
+    return name if len(name) <= 63 else name[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def scheduling(request: ProvisionRequest) -> dict[str, Any]:
+    """Spot: SPOT model, preemptible, deleted when preempted. GPUs: stop on host maintenance."""
+    if request.use_spot:
+        return {
+            "provisioning_model": "SPOT",
+            "preemptible": True,
+            "automatic_restart": False,
+            "on_host_maintenance": "TERMINATE",
+            "instance_termination_action": "DELETE",
+        }
+    return {
+        "provisioning_model": "STANDARD",
+        "preemptible": False,
+        "automatic_restart": True,
+        "on_host_maintenance": "TERMINATE" if request.accelerators else "MIGRATE",
+    }
+
+
+def build(request: ProvisionRequest) -> None:
+    """Declare the placement's resources in the current Pulumi program."""
+    import pulumi
+    import pulumi_gcp as gcp
+
+    if not request.zone:
+        raise ValueError(f"a GCP placement needs a zone (got region {request.region} only)")
+    tag = network_tag(request)
+
+    gcp.compute.Firewall(
+        f"{request.stack}-fw",
+        network="default",
+        direction="INGRESS",
+        allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(p) for p in all_ports(request)])],
+        source_ranges=["0.0.0.0/0"],
+        target_tags=[tag],
+    )
+
+    accelerators = [gcp.compute.InstanceGuestAcceleratorArgs(**a) for a in guest_accelerators(request)]
+    instances = []
+    for rank in range(max(1, int(request.num_nodes))):
+        instances.append(
+            gcp.compute.Instance(
+                node_name(request, rank),
+                name=instance_name(request, rank),
+                machine_type=request.instance_type,
+                zone=request.zone,
+                boot_disk=gcp.compute.InstanceBootDiskArgs(
+                    auto_delete=True,
+                    initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
+                        image=image(request), size=request.disk_size or DEFAULT_DISK_GB, type="pd-balanced"
+                    ),
+                ),
+                network_interfaces=[
+                    gcp.compute.InstanceNetworkInterfaceArgs(
+                        network="default", access_configs=[gcp.compute.InstanceNetworkInterfaceAccessConfigArgs()]
+                    )
+                ],
+                scheduling=gcp.compute.InstanceSchedulingArgs(**scheduling(request)),
+                guest_accelerators=accelerators or None,
+                metadata_startup_script=startup_script(request, rank),
+                labels={**labels(request), "skyplan-node-rank": str(rank)},
+                tags=[tag],
+                allow_stopping_for_update=True,
+            )
+        )
+
+    pulumi.export("cloud", "gcp")
+    pulumi.export("region", request.region)
+    pulumi.export("zone", request.zone)
+    pulumi.export("instance_type", request.instance_type)
+    pulumi.export("instance_names", [i.name for i in instances])
+    pulumi.export("instance_ids", [i.instance_id for i in instances])
+    pulumi.export(
+        "public_ips",
+        [i.network_interfaces.apply(lambda nics: nics[0].access_configs[0].nat_ip
+                                    if nics and nics[0].access_configs else None) for i in instances],
+    )
+    pulumi.export("private_ips", [i.network_interfaces.apply(lambda nics: nics[0].network_ip if nics else None)
+                                  for i in instances])

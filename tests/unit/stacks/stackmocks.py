@@ -1,0 +1,116 @@
+"""Test helpers (imported as ``stackmocks``): run a cloud program under ``pulumi.runtime.set_mocks`` and record what it declares.
+
+Each test gets fresh mocks; :func:`run_program` returns them once every resource
+registration and invoke of the program has completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import pulumi
+
+from skyplan.clouds.base import ProvisionRequest
+
+#: Canned invoke results, by token.
+CALL_RESULTS: dict[str, dict[str, Any]] = {
+    "aws:ec2/getSubnet:getSubnet": {"id": "subnet-0feed", "vpcId": "vpc-0cafe", "availabilityZoneId": "use1-az1",
+                                    "availabilityZone": "us-east-1b", "defaultForAz": True},
+    "aws:ec2/getAmi:getAmi": {"id": "ami-0123456789abcdef0", "architecture": "x86_64", "name": "canned"},
+}
+
+
+@dataclass
+class Declared:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None
+
+
+@dataclass
+class RecordingMocks(pulumi.runtime.Mocks):
+    resources: list[Declared] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), args.provider))
+        outputs = dict(args.inputs)
+        # What the real providers would compute and the programs read back.
+        if args.typ.startswith("azure-native:"):
+            # azure-native's `name` output is the value of the resource's `<type>Name` input.
+            wanted = args.typ.rsplit(":", 1)[-1].lower() + "name"
+            outputs["name"] = next((v for k, v in args.inputs.items() if k.lower() == wanted), args.name)
+        outputs.setdefault("name", args.name)
+        if args.typ == "aws:ec2/instance:Instance":
+            outputs.update(publicIp="203.0.113.10", privateIp="10.0.0.10")
+        if args.typ == "gcp:compute/instance:Instance":
+            outputs["instanceId"] = f"id-{args.name}"
+        if args.typ == "azure-native:network:PublicIPAddress":
+            outputs["ipAddress"] = "198.51.100.7"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        self.calls.append((args.token, dict(args.args)))
+        return dict(CALL_RESULTS.get(args.token, {}))
+
+    # --- queries for tests ---------------------------------------------------------------
+
+    def of_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str) -> Declared:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"{len(found)} resources of type {typ}"
+        return found[0]
+
+    def calls_to(self, token: str) -> list[dict[str, Any]]:
+        return [a for t, a in self.calls if t == token]
+
+
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def plain(value: Any) -> Any:
+    """``value`` with Pulumi's secret wrappers removed (the mocks see them serialized)."""
+    if isinstance(value, dict):
+        if _SECRET_SIG in value:
+            return plain(value.get("value"))
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and _SECRET_SIG in value
+
+
+def run_program(build: Callable[[ProvisionRequest], None], request: ProvisionRequest) -> RecordingMocks:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="skyplan-test", stack=request.stack, preview=False)
+
+    @pulumi.runtime.test
+    def program() -> None:
+        build(request)
+
+    program()
+    return mocks
+
+
+def make_request(cloud: str, **overrides: Any) -> ProvisionRequest:
+    base = ProvisionRequest(
+        cluster="demo",
+        stack="demo-a1b2",
+        cloud=cloud,
+        region={"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus"}[cloud],
+        zone={"aws": "use1-az1", "gcp": "us-central1-a", "azure": None}[cloud],
+        instance_type={"aws": "m6i.large", "gcp": "n2-standard-4", "azure": "Standard_D2s_v5"}[cloud],
+        use_spot=False,
+        labels={"team": "ml"},
+        envs={"GREETING": "hello world"},
+        setup="echo setting up",
+        run="echo running",
+    )
+    return replace(base, **overrides)
