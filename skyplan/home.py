@@ -8,7 +8,7 @@ Layout under the home:
   sandboxes/           local/sim instances
   sim/ledger.db        sim cloud's ledger of live resources
   logs/                skyplan.log (internal errors) and per-cluster logs
-  engine/              the pulumi CLI built by setup (overridable: SKYPLAN_ENGINE_DIR)
+engine (not under SKYPLAN_HOME): <user data dir>/skyplan/engine, or SKYPLAN_ENGINE_DIR
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ def sub(*parts: str) -> Path:
 
 
 def engine_dir() -> Path:
+    """The engine is a machine-wide build cache, not per-home state: it stays in
+    the default user data dir even when SKYPLAN_HOME points elsewhere."""
     env = os.environ.get("SKYPLAN_ENGINE_DIR")
     if env:
         return Path(env).expanduser()
-    return home() / "engine"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("skyplan", appauthor=False)) / "engine"
 
 
 def log_file() -> Path:

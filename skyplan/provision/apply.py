@@ -173,13 +173,22 @@ class Applier:
         self.policy = policy
         self.emit = emit
         self.sleep = sleep
-        if driver is None:
+        self._driver = driver
+        self._backend_arg = backend
+        self.db = db or StateDB()
+
+    @property
+    def driver(self) -> Any:
+        """Created on first use, so commands that fail early never need the engine."""
+        if self._driver is None:
             from skyplan.provision.driver import StackDriver
 
-            driver = StackDriver(backend)
-        self.driver = driver
-        self.backend = getattr(driver, "backend_url", backend)
-        self.db = db or StateDB()
+            self._driver = StackDriver(self._backend_arg)
+        return self._driver
+
+    @property
+    def backend(self) -> str | None:
+        return getattr(self.driver, "backend_url", self._backend_arg)
 
     # --- recovery -------------------------------------------------------------
 
