@@ -111,7 +111,11 @@ def _closest(word: str, options: list[str]) -> str | None:
 
     lowered = {o.lower(): o for o in options}
     match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[match[0]] if match else None
+    if match:
+        return lowered[match[0]]
+    # an abbreviation such as "acc" is too short for difflib but unambiguous
+    prefixed = [o for low, o in lowered.items() if len(word) >= 3 and low.startswith(word.lower())]
+    return prefixed[0] if len(prefixed) == 1 else None
 
 
 def _expected(schema: dict[str, Any]) -> str:

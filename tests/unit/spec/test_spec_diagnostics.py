@@ -59,6 +59,8 @@ def test_spec_error_is_exit_code_2_and_serialises():
         ("service:\n  readiness_probe: /\n  replica_polciy: {min_replicas: 1}\n", "$.service.replica_polciy",
          "replica_policy"),
         ("file_mounts:\n  /d: {name: b, mdoe: COPY}\n", "$.file_mounts['/d'].mdoe", "mode"),
+        ("resources:\n  acc: A100\n", "$.resources.acc", "accelerators"),
+        ("resources:\n  inst: x\n", "$.resources.inst", "instance_type"),
     ],
 )
 def test_did_you_mean_for_misspelt_keys(text: str, path: str, suggestion: str):
@@ -69,6 +71,8 @@ def test_did_you_mean_for_misspelt_keys(text: str, path: str, suggestion: str):
 def test_unknown_key_far_from_any_field_has_no_suggestion():
     d = one_error("resources:\n  zzzzzz: 1\n")
     assert d.suggestion is None and d.path == "$.resources.zzzzzz"
+    d = one_error("resources:\n  di: 1\n")  # too short to guess between disk_size and others
+    assert d.suggestion is None
 
 
 def test_resource_field_at_top_level_says_where_it_belongs():
