@@ -8,7 +8,6 @@ holding all of them, sorted by position.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,7 +18,10 @@ from skyplan.spec.models import Pipeline, Task
 from skyplan.spec.source import Document, format_path, parse_documents, read_text
 from skyplan.spec.validate import plan_diagnostics, schema_diagnostics
 
-_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "true/false", int: "a number", float: "a number"}
+_TYPE_NAMES = {
+    dict: "a mapping", list: "a list", str: "a string", bool: "true/false", int: "a number", float: "a number"
+}
+_NOT_A_TASK = "expected a task (a mapping of fields)"
 
 
 def load(path: str | Path) -> Task | Pipeline:
@@ -46,7 +48,7 @@ def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
     while len(docs) > 1 and docs[-1].data is None:
         docs.pop()  # a trailing '---' opens an empty document; harmless
     if not docs or (len(docs) == 1 and docs[0].data is None):
-        raise SpecError([Diagnostic(filename, None, None, "$", "the file is empty; expected a task (a mapping of fields)")])
+        raise SpecError([Diagnostic(filename, None, None, "$", f"the file is empty; {_NOT_A_TASK}")])
 
     header: Document | None = None
     if len(docs) > 1 and isinstance(docs[0].data, dict) and set(docs[0].data) <= {"name"} and docs[0].data:
@@ -67,11 +69,11 @@ def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
 def _task_diagnostics(doc: Document, filename: str) -> list[Diagnostic]:
     if doc.data is None:
         line, col = doc.locate(())
-        return [Diagnostic(filename, line, col, "$", "this document is empty; expected a task (a mapping of fields)")]
+        return [Diagnostic(filename, line, col, "$", f"this document is empty; {_NOT_A_TASK}")]
     if not isinstance(doc.data, dict):
         line, col = doc.locate(())
         got = _TYPE_NAMES.get(type(doc.data), "a value")
-        return [Diagnostic(filename, line, col, "$", f"expected a task (a mapping of fields) at the top level, got {got}")]
+        return [Diagnostic(filename, line, col, "$", f"{_NOT_A_TASK} at the top level, got {got}")]
     _normalise_case(doc.data)
     found = schema_diagnostics("task", doc, filename)
     rules = []
@@ -150,6 +152,8 @@ def validate_plan_document(doc: Any, filename: str) -> None:
 
 
 def _is_iso(text: str) -> bool:
+    from datetime import datetime
+
     try:
         datetime.fromisoformat(text)
     except ValueError:
