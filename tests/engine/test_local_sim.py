@@ -22,7 +22,7 @@ from stacks.local import runner
 pytestmark = pytest.mark.engine
 
 SEED_000_US_CENTRAL1_A = (
-    "ZONE_RESOURCE_POOL_EXHAUSTED: The zone 'projects/intercloud-320520/zones/us-central1-a' does not have "
+    "The zone 'projects/intercloud-320520/zones/us-central1-a' does not have "
     "enough resources available to fulfill the request.  Try a different zone, or try again later."
 )
 REPO = Path(__file__).resolve().parents[2]

@@ -252,7 +252,7 @@ def test_seed_000_fails_us_central1_and_us_east1_then_lands_in_us_west1_a(tmp_pa
     for zone, outcome, message in got[:-1]:
         assert outcome == "capacity"
         assert message == (
-            f"ZONE_RESOURCE_POOL_EXHAUSTED: The zone 'projects/intercloud-320520/zones/{zone}' does not have "
+            f"The zone 'projects/intercloud-320520/zones/{zone}' does not have "
             "enough resources available to fulfill the request.  Try a different zone, or try again later."
         )
     assert got[-1] == ("us-west1-a", "ok", None)
@@ -265,10 +265,10 @@ def test_seed_001_exhausts_gcp_then_aws_east_and_lands_in_us_west_2(tmp_path: Pa
         "us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f",
         "us-east1-b", "us-east1-c", "us-west1-a", "us-west1-b", "asia-east1-c", "europe-west4-a",
     )}  # fmt: skip
-    assert gcp["us-central1-f"] == ("quota", "QUOTA_EXCEEDED: Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 1.0 in region us-central1.")
-    assert gcp["us-west1-a"] == ("quota", "QUOTA_EXCEEDED: Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 1.0 in region us-west1.")
+    assert gcp["us-central1-f"] == ("quota", "Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 1.0 in region us-central1.")
+    assert gcp["us-west1-a"] == ("quota", "Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 1.0 in region us-west1.")
     assert all(o != "ok" for o, _ in gcp.values())
-    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in gcp["us-east1-c"][1]
+    assert "zones/us-east1-c' does not have enough resources" in gcp["us-east1-c"][1]
     assert gcp["asia-east1-c"] == ("capacity", None)  # GCP's usual text
 
     def aws(region: str, zone: str):
