@@ -64,12 +64,15 @@ def _heredoc(name: str, body: str) -> str:
 def startup_script(request: ProvisionRequest, rank: int) -> str:
     """The boot script of node ``rank``: setup, then run (only if setup succeeded), logged.
 
+    The task's envs are exported first; the ``SKYPLAN_*`` variables (task id = the
+    stack, cluster, node rank, number of nodes) override them, as on the local cloud.
+
     The local workdir is not copied to the VM by this script: the task runs in
     ``REMOTE_WORKDIR``, which a later sync step fills.
     """
     envs = {str(k): "" if v is None else str(v) for k, v in request.envs.items()}
     envs.update(
-        SKYPLAN_TASK_ID=envs.get("SKYPLAN_TASK_ID") or request.stack,
+        SKYPLAN_TASK_ID=request.stack,
         SKYPLAN_CLUSTER=request.cluster,
         SKYPLAN_NODE_RANK=str(rank),
         SKYPLAN_NUM_NODES=str(max(1, int(request.num_nodes))),

@@ -58,7 +58,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     # --- queries for tests ---------------------------------------------------------------
 
     def of_type(self, typ: str) -> list[Declared]:
-        return [r for r in self.resources if r.typ == typ]
+        """Resources of ``typ`` sorted by name (registrations complete in any order)."""
+        return sorted((r for r in self.resources if r.typ == typ), key=lambda r: r.name)
 
     def one(self, typ: str) -> Declared:
         found = self.of_type(typ)
