@@ -175,7 +175,8 @@ def _accel_ok(o: Offer, accel: Accelerator | None) -> bool:
 
 def _hardware_filter(req: ResourceRequest, accel: Accelerator | None):
     cpus = req.cpus
-    if cpus is None and req.memory is None and accel is None and req.instance_type is None:
+    if cpus is None and req.memory is None and accel is None and req.instance_type is None and req.cloud != "local":
+        # This machine is what it is; the default size applies to clouds only.
         cpus = DEFAULT_CPUS
     mem = req.memory
 
