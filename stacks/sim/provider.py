@@ -12,7 +12,8 @@ create():
   5. ``ok`` records the resource in the ledger first (a sandbox never exists
      unaccounted for), then starts the sandbox exactly as the local cloud does.
 
-delete() stops and removes the sandbox, then marks the ledger row deleted.
+delete() stops and removes the sandbox, then marks the ledger row deleted (a
+preempted row too: its ``preempted_at`` stays).
 Both steps are idempotent, so a repeated delete is harmless.
 """
 
@@ -127,9 +128,11 @@ class SimNodeProvider(ResourceProvider):
         from skyplan.clouds.sim import ledger
 
         row = ledger.get(props.get("ledger"), id_) if props.get("ledger") else None
-        if row is None or row["state"] != ledger.LIVE:
-            return ReadResult(id_="", outs={})  # gone (deleted or preempted): refresh drops it
-        return ReadResult(id_=id_, outs=props)
+        if row is None or row["state"] == ledger.DELETED:
+            return ReadResult(id_="", outs={})  # gone: refresh drops it
+        # A preempted node stays, like a reclaimed spot VM that is stopped rather
+        # than deleted: its sandbox (and logs) go when the stack is destroyed.
+        return ReadResult(id_=id_, outs={**props, "state": row["state"]})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from skyplan.clouds.sim import ledger

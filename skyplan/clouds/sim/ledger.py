@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS resources (
     node_rank INTEGER NOT NULL DEFAULT 0,
     sandbox TEXT,
     created_at REAL NOT NULL,
-    preempt_at REAL,
+    preempt_at REAL,                 -- when the scenario will preempt it
+    preempted_at REAL,               -- when it was preempted (kept after delete)
     ended_at REAL,
     state TEXT NOT NULL              -- live | deleted | preempted
 );
@@ -68,6 +69,7 @@ _COLUMNS = (
     "sandbox",
     "created_at",
     "preempt_at",
+    "preempted_at",
     "ended_at",
     "state",
 )
@@ -103,6 +105,7 @@ def connect(db: str | os.PathLike[str] | None = None) -> Iterator[sqlite3.Connec
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
                 break
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) and "busy" not in str(e) or i == 49:
@@ -112,6 +115,12 @@ def connect(db: str | os.PathLike[str] | None = None) -> Iterator[sqlite3.Connec
         yield conn
     finally:
         conn.close()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(resources)")}
+    if "preempted_at" not in cols:  # ledgers written before the column existed
+        conn.execute("ALTER TABLE resources ADD COLUMN preempted_at REAL")
 
 
 @contextmanager
@@ -169,8 +178,8 @@ def record_create(
         preempt_at = created + float(preempt_after_s) if preempt_after_s is not None else None
         conn.execute(
             "INSERT INTO resources (id, key, cluster, stack, cloud, region, zone, instance_type, use_spot,"
-            " node_rank, sandbox, created_at, preempt_at, ended_at, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            " node_rank, sandbox, created_at, preempt_at, preempted_at, ended_at, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
             (
                 rid,
                 key,
@@ -194,23 +203,26 @@ def record_create(
     return row
 
 
-def _end(db: str | os.PathLike[str] | None, rid: str, state: str) -> bool:
+def record_delete(db: str | os.PathLike[str] | None, rid: str) -> bool:
+    """Mark a resource deleted. True if it was live or preempted (a preempted
+    node is a stopped spot VM: its delete still ends it); False if unknown or
+    already deleted. ``preempted_at`` keeps the preemption on record."""
     with _write(db) as conn:
         cur = conn.execute(
-            "UPDATE resources SET state = ?, ended_at = ? WHERE id = ? AND state = ?",
-            (state, time.time(), rid, LIVE),
+            "UPDATE resources SET state = ?, ended_at = ? WHERE id = ? AND state IN (?, ?)",
+            (DELETED, time.time(), rid, LIVE, PREEMPTED),
         )
         return cur.rowcount > 0
 
 
-def record_delete(db: str | os.PathLike[str] | None, rid: str) -> bool:
-    """Mark a resource deleted. True if it was live; False if unknown or already ended."""
-    return _end(db, rid, DELETED)
-
-
 def mark_preempted(db: str | os.PathLike[str] | None, rid: str) -> bool:
     """Mark a live resource preempted (the sim took it away). True if it was live."""
-    return _end(db, rid, PREEMPTED)
+    with _write(db) as conn:
+        cur = conn.execute(
+            "UPDATE resources SET state = ?, preempted_at = ? WHERE id = ? AND state = ?",
+            (PREEMPTED, time.time(), rid, LIVE),
+        )
+        return cur.rowcount > 0
 
 
 def get(db: str | os.PathLike[str] | None, rid: str) -> dict[str, Any] | None:

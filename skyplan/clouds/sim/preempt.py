@@ -2,8 +2,8 @@
 
 A preempted sim node behaves like a reclaimed spot VM: its processes are
 killed and its ledger row says ``preempted``. The sandbox directory (and its
-logs) stays until the stack is destroyed; that delete then finds the row no
-longer live and leaves it as it is.
+logs) stays until the stack is destroyed; that delete ends the row
+(``deleted``, with ``preempted_at`` kept on record).
 """
 
 from __future__ import annotations

@@ -223,3 +223,20 @@ def test_sim_program_requires_a_scenario(home: Path) -> None:
 
     with pytest.raises(InputError, match="scenario"):
         _sim_props(home, _request(scenario=None))
+
+
+def test_sim_read_keeps_a_preempted_node_until_destroy(home: Path, scen) -> None:
+    req = _request(zone="us-west1-a", scenario=scen("default: ok\n"), run="sleep 300")
+    props = _sim_props(home, req)
+    p = SimNodeProvider()
+    res = p.create(props)
+    try:
+        assert ledger.mark_preempted(props["ledger"], res.id)
+        r = p.read(res.id, res.outs)
+        assert r.id == res.id and r.outs["state"] == "preempted"
+    finally:
+        p.delete(res.id, res.outs)
+    assert not Path(props["root"]).exists()
+    row = ledger.get(props["ledger"], res.id)
+    assert row["state"] == "deleted" and row["preempted_at"] is not None
+    assert p.read(res.id, res.outs).id == ""

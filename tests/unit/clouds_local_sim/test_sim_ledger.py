@@ -33,11 +33,16 @@ def test_create_delete_preempt_and_counts(tmp_path: Path) -> None:
     assert ledger.record_delete(db, a["id"]) is False  # idempotent
     assert ledger.record_delete(db, "sim-unknown") is False
     assert ledger.mark_preempted(db, b["id"]) is True
-    assert ledger.record_delete(db, b["id"]) is False  # a preempted row stays preempted
+    assert ledger.mark_preempted(db, b["id"]) is False
     assert ledger.count_live(db=db) == 0
     states = {r["id"]: r["state"] for r in ledger.all_resources(db)}
     assert states == {a["id"]: "deleted", b["id"]: "preempted"}
     assert ledger.get(db, a["id"])["ended_at"] is not None
+    # deleting a preempted node ends it, and the preemption stays on record
+    assert ledger.record_delete(db, b["id"]) is True
+    row = ledger.get(db, b["id"])
+    assert row["state"] == "deleted" and row["preempted_at"] is not None
+    assert ledger.get(db, a["id"])["preempted_at"] is None
 
 
 def test_keyed_create_adopts_the_live_resource(tmp_path: Path) -> None:
@@ -103,3 +108,20 @@ def test_concurrent_writers(tmp_path: Path) -> None:
     assert len(ledger.all_resources(db)) == workers * n
     assert ledger.count_live(db=db) == workers * ((n + 1) // 2)
     assert ledger.hits(db, "shared", 0) == workers * n
+
+
+def test_an_older_ledger_gains_the_new_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE resources (id TEXT PRIMARY KEY, key TEXT, cluster TEXT NOT NULL, stack TEXT NOT NULL,"
+        " cloud TEXT NOT NULL, region TEXT, zone TEXT, instance_type TEXT, use_spot INTEGER NOT NULL DEFAULT 0,"
+        " node_rank INTEGER NOT NULL DEFAULT 0, sandbox TEXT, created_at REAL NOT NULL, preempt_at REAL,"
+        " ended_at REAL, state TEXT NOT NULL)"
+    )
+    conn.commit()
+    conn.close()
+    row = _create(db)
+    assert ledger.mark_preempted(db, row["id"]) and ledger.get(db, row["id"])["preempted_at"] is not None
