@@ -78,10 +78,16 @@ def valid_cluster_name(name: str) -> str:
 
 
 def stack_name(cluster: str, cand: Candidate, number: int) -> str:
-    where = cand.zone or cand.region
-    spot = "spot" if cand.use_spot else "od"
-    raw = f"{cluster}.{number}.{cand.cloud}.{where}.{cand.instance_type}.{spot}"
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:100]
+    from skyplan.provision.driver import stack_name as _name
+
+    return _name(cluster, cand.cloud, cand.region, cand.zone, cand.instance_type, cand.use_spot, number)
+
+
+def resolve_interrupted(op: Any) -> bool:
+    """Clouds that run here can prove an interrupted create left nothing behind;
+    each resolver checks the resource type and declines others. Real clouds
+    cannot, so their interrupted creates surface as a CleanupError."""
+    return any(registry.get(name).resolve_interrupted(op) for name in ("local", "sim"))
 
 
 def attempt_event(a: Attempt) -> dict[str, Any]:
@@ -196,7 +202,7 @@ class Applier:
         """Destroy the stacks of attempts an earlier run left behind."""
         for row in self.db.unfinished_attempts(cluster):
             self.emit({"event": "recover", "stack": row.stack, "status": row.status})
-            self.driver.destroy_and_remove(row.stack)
+            self.driver.destroy_and_remove(row.stack, resolve_interrupted=resolve_interrupted)
             self.db.set_attempt_status(row.id, "cleaned")
 
     # --- one attempt ----------------------------------------------------------
@@ -219,7 +225,10 @@ class Applier:
         if res.ok:
             self.db.end_attempt(aid, "up")
             return AttemptResult(True, None, {"stack": stack, "outputs": dict(res.outputs or {})})
-        if getattr(res, "timed_out", False):
+        if getattr(res, "program_error", False):
+            # The program itself raised: every other placement runs the same program.
+            cls = Classification(Kind.INVALID, Scope.ALL, "ProgramError", res.error or "the Pulumi program failed")
+        elif getattr(res, "timed_out", False):
             cls = Classification(Kind.TIMEOUT, Scope.ZONE, "timeout",
                                  f"no answer within {self.timeout_s:g}s (attempt timeout)")
         else:
@@ -231,7 +240,7 @@ class Applier:
 
     def _cleanup(self, aid: int, stack: str) -> None:
         try:
-            self.driver.destroy_and_remove(stack)
+            self.driver.destroy_and_remove(stack, resolve_interrupted=resolve_interrupted)
         except CleanupError:
             self.db.set_attempt_status(aid, "leaked")
             raise
@@ -290,7 +299,7 @@ class Applier:
 
                 raise NotFoundError(f"no cluster named '{cluster}'", hint="see `skyplan status`")
             for stack in dict.fromkeys(stacks):
-                self.driver.destroy_and_remove(stack)
+                self.driver.destroy_and_remove(stack, resolve_interrupted=resolve_interrupted)
             self.db.delete_cluster(cluster)
             return list(dict.fromkeys(stacks))
 

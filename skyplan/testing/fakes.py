@@ -88,7 +88,7 @@ class FakeDriver:
         self.live.add(stack)  # even a failed up may leave a partial stack
         return res
 
-    def destroy_and_remove(self, stack: str) -> None:
+    def destroy_and_remove(self, stack: str, **kwargs) -> None:
         from skyplan.errors import CleanupError
 
         self.calls.append(("destroy", stack))
