@@ -44,11 +44,19 @@ the CLI (its graceful cancel: it asks providers to cancel and writes its
 checkpoint), waits ``GRACE_S``, then SIGKILLs every process of the session
 (found through ``/proc``), clears the stack lock the dead CLI left, and reports
 ``timed_out``. A child also watches its parent: if skyplan is killed (even with
-``kill -9``), the child stops its session the same way within a fraction of a
-second, so nothing keeps running against the stack. The child closes every
-inherited descriptor except its pipe, so locks the parent holds die with the
-parent. Cost: one fork per operation, about 2 ms (see ``bench/failover.py``).
-Events stream back over a pipe as JSON lines while the operation runs.
+``kill -9``), the child notices within 0.2 s and stops its session the same
+way, so nothing keeps running against the stack. The child points its inherited
+regular-file descriptors at /dev/null, so a flock the parent holds (the cluster
+lock) dies with the parent. Events stream back over a pipe as JSON lines while
+the operation runs. Cost: one fork per operation, about 3 ms (see
+``bench/failover.py``).
+
+Caveats: fork from the thread that owns the work (the main thread in the CLI);
+the child touches nothing but the Automation API, so other threads' locks do
+not matter. gRPC initialised in the parent (a stock Automation API call there)
+survives the fork in practice (the bench does exactly that). Without ``/proc``
+(macOS) only the child's process group can be killed, so a hung provider
+plugin may outlive a timeout there.
 
 Interrupted operations
 ----------------------
@@ -79,6 +87,7 @@ import secrets
 import selectors
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -98,6 +107,8 @@ GRACE_S = 3.0
 DEFAULT_DESTROY_TIMEOUT_S = 1800.0
 QUICK_TIMEOUT_S = 120.0
 """Limit for bookkeeping calls (export, list, cancel, outputs)."""
+LOCK_WAIT_S = GRACE_S + 10.0
+"""How long to wait for a live local pulumi process that holds a stack lock to exit."""
 
 _STACK_NAME_MAX = 99
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key for a secret value
@@ -500,8 +511,6 @@ def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int,
     try:
         os.setsid()
         os.close(rfd)
-        # Keep only the pipe: the parent's lock files, sockets and databases must
-        # not stay open in us if the parent dies.
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         try:
@@ -510,10 +519,7 @@ def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int,
             logfd = devnull
         os.dup2(logfd, 1)
         os.dup2(logfd, 2)
-        keep = sorted({0, 1, 2, wfd})
-        for lo, hi in zip(keep, keep[1:] + [65536]):
-            if hi > lo + 1:
-                os.closerange(lo + 1, hi)
+        _drop_inherited_files(devnull, keep={0, 1, 2, wfd, devnull, logfd})
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
@@ -532,6 +538,29 @@ def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int,
         send({"k": "fail", "type": type(exc).__name__, "text": str(exc), "tb": traceback.format_exc()})
     finally:
         os._exit(code)
+
+
+def _drop_inherited_files(devnull: int, keep: set[int]) -> None:
+    """Point every inherited regular-file descriptor at /dev/null.
+
+    The parent's flock()s (skyplan's cluster lock) belong to open file
+    descriptions the fork shared with us; if the parent dies they must die with
+    it, not linger for our grace period. Overwriting (not closing) keeps the fd
+    numbers valid for any inherited object that closes them later. Sockets,
+    pipes and epoll fds are left alone: gRPC may own them.
+    """
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd in keep:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.dup2(devnull, fd)
+        except OSError:
+            pass
 
 
 # --- the pulumi objects (child side) ------------------------------------------------
@@ -873,10 +902,18 @@ class StackDriver:
         return res
 
     def _clear_stale_lock(self, stack: str, text: str, on_event: EventCallback | None) -> bool:
+        """Clear the stack's lock if every holder is a pulumi process of this host
+        that is dead, or dies within LOCK_WAIT_S (an operation orphaned by a
+        killed skyplan winds down within its grace period)."""
         holders = [(m["host"], int(m["pid"])) for m in _LOCK_HOLDER.finditer(text)]
         me = socket.gethostname()
-        if not holders or any(host != me or _pulumi_alive(pid) for host, pid in holders):
+        if not holders or any(host != me for host, _ in holders):
             return False
+        end = time.monotonic() + LOCK_WAIT_S
+        while any(_pulumi_alive(pid) for _, pid in holders):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.1)
         self._cancel(stack, on_event, reason=f"held by dead pid(s) {', '.join(str(p) for _, p in holders)}")
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -208,9 +209,12 @@ def test_destroy_and_remove_of_a_missing_stack_is_a_no_op(driver) -> None:
 
 _KILLED_APPLY = textwrap.dedent(
     """
-    import sys
+    import fcntl, sys
     from skyplan.provision.driver import StackDriver
     from skyplan.testing.providers import scripted_resource
+
+    lock = open(sys.argv[3], "w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # like skyplan's cluster lock
 
     def program():
         scripted_resource("r", hang=True, marker=sys.argv[2])
@@ -224,7 +228,8 @@ def test_rerun_after_kill_9_cleans_up(driver, backend_url: str, tmp_path: Path) 
     marker = tmp_path / "hung"
     script = tmp_path / "apply.py"
     script.write_text(_KILLED_APPLY)
-    proc = subprocess.Popen([sys.executable, str(script), backend_url, str(marker)])
+    cluster_lock = tmp_path / "cluster.lock"
+    proc = subprocess.Popen([sys.executable, str(script), backend_url, str(marker), str(cluster_lock)])
     try:
         end = time.monotonic() + 60
         while not (tmp_path / "hung.started").exists():
@@ -235,11 +240,12 @@ def test_rerun_after_kill_9_cleans_up(driver, backend_url: str, tmp_path: Path) 
     finally:
         proc.wait()
 
-    # The orphaned operation notices and stops itself, provider included.
-    provider_pid = int((tmp_path / "hung.started").read_text())
-    assert _wait_dead(provider_pid, drv.GRACE_S + 10)
-
-    # A re-run clears the dead CLI's lock and finishes the cleanup.
+    # The cluster lock is free at once, although the operation's process is
+    # still winding down (it gets a grace period).
+    with open(cluster_lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # A re-run right away waits for the orphaned operation to stop itself, then
+    # clears the lock its killed CLI left and finishes the cleanup.
     events: list[dict] = []
     assert driver.list_stacks() == ["t.killed"]
     driver.destroy_and_remove(
@@ -247,6 +253,8 @@ def test_rerun_after_kill_9_cleans_up(driver, backend_url: str, tmp_path: Path) 
     )
     assert driver.list_stacks() == []
     assert any(e["type"] == "driver" and "lock" in e["message"] for e in events)
+    provider_pid = int((tmp_path / "hung.started").read_text())
+    assert _wait_dead(provider_pid, 5), "the orphaned provider process survived"
 
 
 # --- backend, passphrase, names ----------------------------------------------------------
