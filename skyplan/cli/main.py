@@ -341,7 +341,8 @@ def doctor(as_json: bool = JSON_OPT) -> None:
     typer.echo(f"skyplan home: {info['skyplan_home']}")
     eng = info["engine"]
     for k, v in eng.items():
-        typer.echo(f"engine {k}: {v}")
+        if v is not None:
+            typer.echo(f"engine {k}: {v}")
     for name, r in clouds.items():
         mark = "ok" if r["ok"] else "unavailable"
         typer.echo(f"{name:6} {mark}" + ("" if r["ok"] else f": {r['reason']} ({r['fix']})"))
@@ -362,6 +363,24 @@ def sim_ledger(as_json: bool = JSON_OPT) -> None:
         typer.echo("No live sim resources.")
     for r in rows:
         typer.echo(" ".join(f"{k}={v}" for k, v in r.items()))
+
+
+@sim_app.command("reset")
+@handle_errors
+def sim_reset(
+    scenario: Optional[str] = typer.Argument(None, help="Only this scenario file's counters (default: all)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Reset the `times:` counters, so a scenario replays from its start."""
+    from skyplan.cli import views
+    from skyplan.clouds.sim.ledger import reset_hits
+    from skyplan.clouds.sim.scenario import load_scenario
+
+    n = reset_hits(None, load_scenario(scenario).sha256 if scenario else None)
+    if as_json:
+        views.write_json({"reset": n})
+    else:
+        typer.echo(f"Reset {n} counter{'s' if n != 1 else ''}.")
 
 
 def run() -> None:

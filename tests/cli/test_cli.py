@@ -194,3 +194,16 @@ def test_status_and_down_unknown():
 def test_pipeline_is_refused_by_plan_with_a_clear_message():
     r = invoke("plan", EX / "pipeline.yaml")
     assert r.exit_code == 2 and "pipeline" in r.stderr
+
+
+def test_sim_reset_forgets_times_counters(tmp_path):
+    from skyplan.clouds.sim import ledger
+    from skyplan.clouds.sim.scenario import load_scenario
+
+    sc = ROOT / "examples" / "scenarios" / "hang.yaml"
+    digest = load_scenario(str(sc)).sha256
+    assert ledger.take_hit(None, digest, 0, 1) is True
+    assert ledger.hits(None, digest, 0) == 1
+    r = invoke("sim", "reset", sc, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"reset": 1}
+    assert ledger.hits(None, digest, 0) == 0
