@@ -115,7 +115,10 @@ _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key for a se
 _DYNAMIC_PREFIX = "Exception calling application: "
 _GENERIC_ERROR = re.compile(r"^(update|destroy|preview|refresh) (failed|canceled|cancelled)\s*$")
 _LOCK_HOLDER = re.compile(r"created by (?P<user>\S+?)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
-_PROGRAM_ERRORS = ("InlineSourceRuntimeError", "RuntimeError", "CompilationError")
+_PE = "pulumi.automation.errors."  # child errors travel as qualified class names
+_PROGRAM_ERRORS = (_PE + "InlineSourceRuntimeError", _PE + "RuntimeError", _PE + "CompilationError")
+_NOT_FOUND = _PE + "StackNotFoundError"
+_LOCKED = _PE + "ConcurrentUpdateError"
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -520,7 +523,9 @@ def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int,
         os.dup2(logfd, 1)
         os.dup2(logfd, 2)
         _drop_inherited_files(devnull, keep={0, 1, 2, wfd, devnull, logfd})
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A handler, not SIG_IGN: an ignored signal would be inherited by the CLI
+        # and everything it starts (a local task could then not be interrupted).
+        signal.signal(signal.SIGINT, lambda *_: None)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
         def watchdog() -> None:
@@ -535,7 +540,8 @@ def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int,
         send({"k": "result", "v": value})
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-        send({"k": "fail", "type": type(exc).__name__, "text": str(exc), "tb": traceback.format_exc()})
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        send({"k": "fail", "type": kind, "text": str(exc), "tb": traceback.format_exc()})
     finally:
         os._exit(code)
 
@@ -710,7 +716,8 @@ class StackDriver:
         if res.killed or (res.error is None and res.status != 0):
             self._clean.discard(stack)
             raise errors.EngineError(f"the engine process for stack {stack} died unexpectedly (status {res.status})")
-        self._clean.add(stack)
+        if not outcome.pending_warning:  # older interrupted ops would still be in the state
+            self._clean.add(stack)
         if res.error is None:
             outputs = outcome.root_outputs or {}
             if _has_secret(outputs):
@@ -720,7 +727,7 @@ class StackDriver:
         if message is None:
             message = _stderr_error_line(res.error["text"]) or res.error["type"]
         kind = res.error["type"]
-        if kind not in ("CommandError", "ConcurrentUpdateError") + _PROGRAM_ERRORS:
+        if kind not in (_PE + "CommandError", _LOCKED) + _PROGRAM_ERRORS:
             if not outcome.failed and not outcome.errors_by_urn and not outcome.loose_errors:
                 # Not an engine failure at all: the driver or the SDK broke.
                 raise errors.EngineError(f"pulumi up of {stack} failed: {kind}: {res.error['text']}")
@@ -775,7 +782,7 @@ class StackDriver:
         self._clean.discard(stack)
         if res.error is None and not res.timed_out and not res.killed:
             return
-        if res.error is not None and res.error["type"] == "StackNotFoundError":
+        if res.error is not None and res.error["type"] == _NOT_FOUND:
             return
         if res.timed_out:
             reason = f"destroy timed out after {timeout_s:g}s"
@@ -892,7 +899,7 @@ class StackDriver:
         """``_run``, and once more after clearing a lock whose holders are all dead."""
         start = time.monotonic()
         res = self._run(fn, timeout_s=timeout_s, on_event=on_event)
-        if res.error is not None and res.error["type"] == "ConcurrentUpdateError":
+        if res.error is not None and res.error["type"] == _LOCKED:
             if self._clear_stale_lock(stack, res.error["text"], on_event):
                 left = None if timeout_s is None else max(1.0, timeout_s - (time.monotonic() - start))
                 res = self._run(fn, timeout_s=left, on_event=on_event)
@@ -966,7 +973,7 @@ class StackDriver:
             return self._ws.export_stack(stack).deployment or {}
 
         res = self._run_with_lock_retry(stack, work, timeout_s=QUICK_TIMEOUT_S, on_event=None)
-        if res.error is not None and res.error["type"] == "StackNotFoundError":
+        if res.error is not None and res.error["type"] == _NOT_FOUND:
             return None
         self._raise_for(res, f"read the state of stack {stack}")
         return dict(res.value)

@@ -135,6 +135,8 @@ def test_hanging_create_times_out_kills_everything_and_cleans_up(driver, tmp_pat
 def test_unresolved_interrupted_create_is_a_cleanup_error(driver, tmp_path: Path) -> None:
     res = driver.up("t.hang2", _program(hang=True, marker=str(tmp_path / "h")), timeout_s=2)
     assert res.timed_out
+    # A later successful up of the same stack does not make the old interrupted create go away.
+    assert driver.up("t.hang2", _program(), timeout_s=120).ok
 
     with pytest.raises(errors.CleanupError) as info:
         driver.destroy_and_remove("t.hang2")
