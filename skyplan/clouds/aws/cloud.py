@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
 
 from skyplan.clouds.aws.classify import classify as _classify
 from skyplan.clouds.aws.classify import sample_error
-from skyplan.clouds.base import PreflightResult, ProvisionRequest
-from skyplan.errors import Classification
+from skyplan.clouds.provider import ProviderCloud
 
 __all__ = ["AWS", "sample_error", "find_credentials"]
 
@@ -34,41 +32,17 @@ def find_credentials(env: dict[str, str] | None = None, home: Path | None = None
     return None
 
 
-class AWS:
+class AWS(ProviderCloud):
     """AWS behind the Cloud protocol. Zones in plans are AZ ids (use1-az1) or names."""
 
     name = "aws"
     display = "AWS"
     has_zones = True
-
-    def classify(self, message: str) -> Classification:
-        return _classify(message)
-
-    def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
-        return sample_error(outcome, request)
-
-    def program(self, request: ProvisionRequest) -> Callable[[], None]:
-        def run() -> None:
-            from stacks.aws.program import build
-
-            build(request)
-
-        return run
-
-    def preflight(self) -> PreflightResult:
-        from stacks import plugin_status
-
-        plugin = plugin_status("aws", "pulumi-aws")
-        if not plugin.installed:
-            return PreflightResult(False, f"AWS: {plugin.reason}", f"run `{plugin.install_hint}`",
-                                   {"plugin": None, "package_version": plugin.version})
-        cred = find_credentials()
-        if cred is None:
-            return PreflightResult(
-                False,
-                "AWS: no credentials found (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or ~/.aws/config)",
-                "run `aws configure`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                {"plugin": plugin.path, "package_version": plugin.version},
-            )
-        return PreflightResult(True, "", "", {"plugin": plugin.path, "package_version": plugin.version,
-                                              "credentials": cred})
+    plugin = "aws"
+    package = "pulumi-aws"
+    program_module = "stacks.aws.program"
+    credentials_where = "AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or ~/.aws/config"
+    credentials_fix = "run `aws configure`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    _classify = staticmethod(_classify)
+    _sample_error = staticmethod(sample_error)
+    _find_credentials = staticmethod(lambda: find_credentials())

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable
 
 from skyplan.clouds.azure.classify import classify as _classify
 from skyplan.clouds.azure.classify import sample_error
-from skyplan.clouds.base import PreflightResult, ProvisionRequest
-from skyplan.errors import Classification
+from skyplan.clouds.provider import ProviderCloud
 
 __all__ = ["Azure", "sample_error", "find_credentials"]
 
@@ -45,42 +43,18 @@ def find_credentials(env: dict[str, str] | None = None, home: Path | None = None
     return None
 
 
-class Azure:
+class Azure(ProviderCloud):
     """Azure behind the Cloud protocol. Our catalog has no Azure zones: candidates carry zone None."""
 
     name = "azure"
     display = "Azure"
     has_zones = False
-
-    def classify(self, message: str) -> Classification:
-        return _classify(message)
-
-    def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
-        return sample_error(outcome, request)
-
-    def program(self, request: ProvisionRequest) -> Callable[[], None]:
-        def run() -> None:
-            from stacks.azure.program import build
-
-            build(request)
-
-        return run
-
-    def preflight(self) -> PreflightResult:
-        from stacks import plugin_status
-
-        plugin = plugin_status("azure-native", "pulumi-azure-native")
-        if not plugin.installed:
-            return PreflightResult(False, f"Azure: {plugin.reason}", f"run `{plugin.install_hint}`",
-                                   {"plugin": None, "package_version": plugin.version})
-        cred = find_credentials()
-        if cred is None:
-            return PreflightResult(
-                False,
-                "Azure: no credentials found (ARM_CLIENT_ID+ARM_CLIENT_SECRET+ARM_TENANT_ID, ARM_USE_MSI, "
-                "or `az login`)",
-                "run `az login`, or export ARM_CLIENT_ID, ARM_CLIENT_SECRET, ARM_TENANT_ID and ARM_SUBSCRIPTION_ID",
-                {"plugin": plugin.path, "package_version": plugin.version},
-            )
-        return PreflightResult(True, "", "", {"plugin": plugin.path, "package_version": plugin.version,
-                                              "credentials": cred})
+    plugin = "azure-native"
+    package = "pulumi-azure-native"
+    program_module = "stacks.azure.program"
+    credentials_where = "ARM_CLIENT_ID+ARM_CLIENT_SECRET+ARM_TENANT_ID, ARM_USE_MSI, or `az login`"
+    credentials_fix = ("run `az login`, or export ARM_CLIENT_ID, ARM_CLIENT_SECRET, ARM_TENANT_ID and "
+                       "ARM_SUBSCRIPTION_ID")
+    _classify = staticmethod(_classify)
+    _sample_error = staticmethod(sample_error)
+    _find_credentials = staticmethod(lambda: find_credentials())

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
 
-from skyplan.clouds.base import PreflightResult, ProvisionRequest
+from skyplan.clouds.provider import ProviderCloud
 from skyplan.clouds.gcp.classify import classify as _classify
 from skyplan.clouds.gcp.classify import sample_error
-from skyplan.errors import Classification
 
 __all__ = ["GCP", "sample_error", "find_credentials"]
 
@@ -32,42 +30,18 @@ def find_credentials(env: dict[str, str] | None = None, home: Path | None = None
     return None
 
 
-class GCP:
+class GCP(ProviderCloud):
     """GCP behind the Cloud protocol. The project comes from the provider's usual config."""
 
     name = "gcp"
     display = "GCP"
     has_zones = True
-
-    def classify(self, message: str) -> Classification:
-        return _classify(message)
-
-    def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
-        return sample_error(outcome, request)
-
-    def program(self, request: ProvisionRequest) -> Callable[[], None]:
-        def run() -> None:
-            from stacks.gcp.program import build
-
-            build(request)
-
-        return run
-
-    def preflight(self) -> PreflightResult:
-        from stacks import plugin_status
-
-        plugin = plugin_status("gcp", "pulumi-gcp")
-        if not plugin.installed:
-            return PreflightResult(False, f"GCP: {plugin.reason}", f"run `{plugin.install_hint}`",
-                                   {"plugin": None, "package_version": plugin.version})
-        cred = find_credentials()
-        if cred is None:
-            return PreflightResult(
-                False,
-                "GCP: no credentials found (GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_CREDENTIALS or "
-                "application default credentials)",
-                "run `gcloud auth application-default login`, or export GOOGLE_APPLICATION_CREDENTIALS=<key.json>",
-                {"plugin": plugin.path, "package_version": plugin.version},
-            )
-        return PreflightResult(True, "", "", {"plugin": plugin.path, "package_version": plugin.version,
-                                              "credentials": cred})
+    plugin = "gcp"
+    package = "pulumi-gcp"
+    program_module = "stacks.gcp.program"
+    credentials_where = "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_CREDENTIALS or application default credentials"
+    credentials_fix = ("run `gcloud auth application-default login`, or export "
+                       "GOOGLE_APPLICATION_CREDENTIALS=<key.json>")
+    _classify = staticmethod(_classify)
+    _sample_error = staticmethod(sample_error)
+    _find_credentials = staticmethod(lambda: find_credentials())
