@@ -72,6 +72,7 @@ def main() -> int:
 
     from pulumi import automation as auto
 
+    from skyplan.provision import forked
     from skyplan.provision.driver import StackDriver
 
     driver = StackDriver(f"file://{scratch / 'backend'}")
@@ -126,7 +127,7 @@ def main() -> int:
     def fork_cost() -> float:
         t0 = time.perf_counter()
         for _ in range(20):
-            driver._run(lambda emit: None, timeout_s=30)
+            forked.run(lambda emit: None, timeout_s=30, grace_s=1.0)
         return (time.perf_counter() - t0) / 20
 
     bare_round_trip(-1)

@@ -38,7 +38,8 @@ A hung provider create must not hang skyplan, and killing the ``pulumi`` CLI
 alone is not enough: the engine starts each provider plugin in a process group
 of its own, so a plugin stuck in ``create`` survives its CLI. Each operation
 therefore runs in a child made by ``os.fork()`` (so inline programs, which are
-arbitrary closures, need no pickling) that calls ``setsid()``. Everything the
+arbitrary closures, need no pickling) that calls ``setsid()`` (machinery in
+``skyplan.provision.forked``). Everything the
 operation starts lives in that session. On timeout the parent sends SIGINT to
 the CLI (its graceful cancel: it asks providers to cancel and writes its
 checkpoint), waits ``GRACE_S``, then SIGKILLs every process of the session
@@ -84,22 +85,19 @@ import json
 import os
 import re
 import secrets
-import selectors
-import signal
 import socket
-import stat
 import sys
 import tempfile
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skyplan import errors, home
 from skyplan.provision import engine as engine_mod
+from skyplan.provision import forked
 
 PROJECT = "skyplan"
 GRACE_S = 3.0
@@ -422,153 +420,6 @@ def _stderr_error_line(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-# --- processes ----------------------------------------------------------------------
-
-
-def _proc_stat(pid: int) -> tuple[str, str, int] | None:
-    """(comm, state, session id) of a live process, from /proc; None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    head, _, rest = raw.rpartition(")")
-    fields = rest.split()
-    comm = head.split("(", 1)[1] if "(" in head else ""
-    return comm, fields[0], int(fields[3])
-
-
-def _session_pids(sid: int) -> list[int]:
-    if not os.path.isdir("/proc"):
-        return [sid]  # without /proc, only the child's own process group is reachable
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _proc_stat(int(name))
-            if st and st[2] == sid and st[1] != "Z":
-                out.append(int(name))
-    return out
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stop_session(sid: int, grace_s: float, *, exclude: Iterable[int] = ()) -> bool:
-    """SIGINT the session's pulumi CLIs, wait ``grace_s``, SIGKILL whatever is left.
-
-    Returns True if something had to be killed (so the CLI left its lock behind).
-    """
-    skip = set(exclude)
-    clis = [p for p in _session_pids(sid) if p not in skip and (_proc_stat(p) or ("",))[0] == "pulumi"]
-    for p in clis:
-        _signal(p, signal.SIGINT)
-    end = time.monotonic() + grace_s
-    while clis and time.monotonic() < end:
-        clis = [p for p in clis if (_proc_stat(p) or ("", "Z"))[1] != "Z"]
-        if clis:
-            time.sleep(0.05)
-    killed = False
-    for _ in range(5):  # rescan: a process may have been starting while we killed
-        left = [p for p in _session_pids(sid) if p not in skip]
-        if not left:
-            break
-        for p in left:
-            killed = True
-            _signal(p, signal.SIGKILL)
-        time.sleep(0.02)
-    if not os.path.isdir("/proc"):
-        try:
-            os.killpg(sid, signal.SIGKILL)
-            killed = True
-        except (ProcessLookupError, PermissionError):
-            pass
-    return killed
-
-
-@dataclass
-class _ChildResult:
-    value: Any = None
-    error: dict[str, Any] | None = None  # {"type": exception class name, "text": str}
-    timed_out: bool = False
-    killed: bool = False
-    status: int = 0
-
-
-def _child_main(fn: Callable[[Callable[[dict[str, Any]], None]], Any], wfd: int, rfd: int, parent: int) -> None:
-    """Runs in the forked child; never returns."""
-    code = 1
-    lock = threading.Lock()
-
-    def send(msg: dict[str, Any]) -> None:
-        data = (json.dumps(msg, default=str) + "\n").encode()
-        with lock:
-            try:
-                while data:
-                    data = data[os.write(wfd, data) :]
-            except OSError:
-                pass  # the parent is gone; the watchdog stops us
-
-    try:
-        os.setsid()
-        os.close(rfd)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 0)
-        try:
-            logfd = os.open(home.log_file(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError:
-            logfd = devnull
-        os.dup2(logfd, 1)
-        os.dup2(logfd, 2)
-        _drop_inherited_files(devnull, keep={0, 1, 2, wfd, devnull, logfd})
-        # A handler, not SIG_IGN: an ignored signal would be inherited by the CLI
-        # and everything it starts (a local task could then not be interrupted).
-        signal.signal(signal.SIGINT, lambda *_: None)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-        def watchdog() -> None:
-            while True:
-                if os.getppid() != parent:
-                    _stop_session(os.getsid(0), GRACE_S, exclude=[os.getpid()])
-                    os._exit(3)
-                time.sleep(0.2)
-
-        threading.Thread(target=watchdog, daemon=True).start()
-        value = fn(lambda e: send({"k": "event", "e": e}))
-        send({"k": "result", "v": value})
-        code = 0
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        send({"k": "fail", "type": kind, "text": str(exc), "tb": traceback.format_exc()})
-    finally:
-        os._exit(code)
-
-
-def _drop_inherited_files(devnull: int, keep: set[int]) -> None:
-    """Point every inherited regular-file descriptor at /dev/null.
-
-    The parent's flock()s (skyplan's cluster lock) belong to open file
-    descriptions the fork shared with us; if the parent dies they must die with
-    it, not linger for our grace period. Overwriting (not closing) keeps the fd
-    numbers valid for any inherited object that closes them later. Sockets,
-    pipes and epoll fds are left alone: gRPC may own them.
-    """
-    try:
-        fds = [int(n) for n in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd in keep:
-            continue
-        try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                os.dup2(devnull, fd)
-        except OSError:
-            pass
-
-
 # --- the pulumi objects (child side) ------------------------------------------------
 
 
@@ -840,62 +691,14 @@ class StackDriver:
         *,
         timeout_s: float | None,
         on_event: EventCallback | None = None,
-    ) -> _ChildResult:
-        """Run ``fn(emit)`` in a forked child in its own session (module docstring)."""
-        rfd, wfd = os.pipe()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _child_main(fn, wfd, rfd, parent)
-        os.close(wfd)
-        result = _ChildResult()
-        got_reply = False
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        sel = selectors.DefaultSelector()
-        sel.register(rfd, selectors.EVENT_READ)
-        buf = b""
-        try:
-            while True:
-                wait = 1.0
-                if deadline is not None and not result.timed_out:
-                    wait = min(wait, max(0.0, deadline - time.monotonic()))
-                    if wait == 0.0:
-                        result.timed_out = True
-                        if on_event is not None:
-                            on_event({"type": "driver", "message": f"timed out after {timeout_s:g}s; stopping the engine"})
-                        result.killed = _stop_session(pid, self.grace_s)
-                        continue
-                if not sel.select(wait):
-                    continue
-                chunk = os.read(rfd, 1 << 16)
-                if not chunk:
-                    break
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    msg = json.loads(line)
-                    if msg["k"] == "event":
-                        if on_event is not None:
-                            on_event(msg["e"])
-                    elif msg["k"] == "result":
-                        got_reply, result.value = True, msg["v"]
-                    else:
-                        got_reply = True
-                        result.error = {"type": msg["type"], "text": msg["text"], "tb": msg.get("tb", "")}
-        except BaseException:
-            # Ctrl-C or a failing callback: never leave the operation running behind us.
-            _stop_session(pid, self.grace_s)
-            raise
-        finally:
-            sel.close()
-            os.close(rfd)
-            _, status = os.waitpid(pid, 0)
-            result.status = os.waitstatus_to_exitcode(status)
-        if not got_reply and not result.timed_out:
-            result.killed = True
-        return result
+    ) -> forked.ChildResult:
+        def on_timeout() -> None:
+            if on_event is not None:
+                on_event({"type": "driver", "message": f"timed out after {timeout_s:g}s; stopping the engine"})
 
-    def _run_with_lock_retry(self, stack: str, fn: Any, *, timeout_s: float | None, on_event: EventCallback | None) -> _ChildResult:
+        return forked.run(fn, timeout_s=timeout_s, grace_s=self.grace_s, on_event=on_event, on_timeout=on_timeout)
+
+    def _run_with_lock_retry(self, stack: str, fn: Any, *, timeout_s: float | None, on_event: EventCallback | None) -> forked.ChildResult:
         """``_run``, and once more after clearing a lock whose holders are all dead."""
         start = time.monotonic()
         res = self._run(fn, timeout_s=timeout_s, on_event=on_event)
@@ -917,7 +720,7 @@ class StackDriver:
         if not holders or any(host != me for host, _ in holders):
             return False
         end = time.monotonic() + LOCK_WAIT_S
-        while any(_pulumi_alive(pid) for _, pid in holders):
+        while any(forked.pulumi_alive(pid) for _, pid in holders):
             if time.monotonic() > end:
                 return False
             time.sleep(0.1)
@@ -934,7 +737,7 @@ class StackDriver:
 
     def _destroy(
         self, stack: str, *, remove: bool, deadline: float | None, on_event: EventCallback | None
-    ) -> tuple[_ChildResult, _Outcome]:
+    ) -> tuple[forked.ChildResult, _Outcome]:
         outcome = _Outcome()
 
         def forward(e: dict[str, Any]) -> None:
@@ -979,7 +782,7 @@ class StackDriver:
         return dict(res.value)
 
     @staticmethod
-    def _raise_for(res: _ChildResult, what: str) -> None:
+    def _raise_for(res: forked.ChildResult, what: str) -> None:
         if res.timed_out:
             raise errors.EngineError(f"could not {what}: pulumi did not answer within {QUICK_TIMEOUT_S:g}s")
         if res.error is not None:
@@ -1030,22 +833,6 @@ def _has_secret(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_secret(v) for v in value)
     return False
-
-
-def _pulumi_alive(pid: int) -> bool:
-    """Is ``pid`` a live process that could be a pulumi CLI? Unknown counts as alive."""
-    st = _proc_stat(pid)
-    if st is not None:
-        return st[1] != "Z" and st[0].startswith("pulumi")
-    if os.path.isdir("/proc"):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_if_changed(path: Path, text: str) -> None:

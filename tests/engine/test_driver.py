@@ -18,6 +18,7 @@ import pytest
 from skyplan import errors
 from skyplan.provision import driver as drv
 from skyplan.provision import engine as engine_mod
+from skyplan.provision import forked
 
 pytestmark = pytest.mark.engine
 
@@ -35,7 +36,7 @@ def _program(**props):
 
 
 def _alive(pid: int) -> bool:
-    st = drv._proc_stat(pid)
+    st = forked.proc_stat(pid)
     return st is not None and st[1] != "Z"
 
 
