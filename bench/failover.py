@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -140,6 +141,7 @@ def main() -> int:
     cli = statistics.median(cli_call() for _ in range(7))
     fork = statistics.median(fork_cost() for _ in range(3))
     leftover = driver.list_stacks() + [s.name for s in workspace.list_stacks()]
+    shutil.rmtree(scratch, ignore_errors=True)
 
     fig = {
         "pulumi_version": engine.version,

@@ -49,10 +49,10 @@ checkpoint), waits ``GRACE_S``, then SIGKILLs every process of the session
 way, so nothing keeps running against the stack. The child points its inherited
 regular-file descriptors at /dev/null, so a flock the parent holds (the cluster
 lock) dies with the parent. Events stream back over a pipe as JSON lines while
-the operation runs. Cost: one fork per operation, about 3 ms (see
+the operation runs. Cost: one fork per operation, about 4 ms (see
 ``bench/failover.py``).
 
-Caveats: fork from the thread that owns the work (the main thread in the CLI);
+Caveats: a StackDriver is not thread-safe; call it from one thread (the CLI's main thread);
 the child touches nothing but the Automation API, so other threads' locks do
 not matter. gRPC initialised in the parent (a stock Automation API call there)
 survives the fork in practice (the bench does exactly that). Without ``/proc``

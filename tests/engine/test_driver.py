@@ -107,15 +107,12 @@ def test_program_error_is_flagged(driver) -> None:
 def test_hanging_create_times_out_kills_everything_and_cleans_up(driver, tmp_path: Path) -> None:
     marker = tmp_path / "hung"
     events: list[dict] = []
-    started = time.monotonic()
     res = driver.up("t.hang", _program(hang=True, marker=str(marker)), timeout_s=3, on_event=events.append)
-    took = time.monotonic() - started
 
     assert res.timed_out and not res.ok
     assert res.urn is not None and res.urn.endswith("::r")
     assert res.interrupted == (res.urn,)
-    # The limit held, give or take the grace period and the kill.
-    assert took < 3 + driver.grace_s + 10
+    assert res.error.startswith("timed out after 3s")
     provider_pid = int((tmp_path / "hung.started").read_text())
     assert _wait_dead(provider_pid, 5), "the hung provider process survived the timeout"
     assert any(e["type"] == "driver" and "timed out" in e["message"] for e in events)
