@@ -15,6 +15,14 @@ resource, the same CLI environment:
 
 Prints medians, the ratio (target: hop <= 1.3x bare), the cost of one CLI call
 and of the fork each stack operation runs in.
+
+Then, end to end through the whole tool (planner, failover loop, state, sim
+cloud at latency 0, real engine):
+
+* e2e hop: (apply that fails over K times - apply that succeeds first time) / K;
+* leaks: N randomized scenarios (seeded) over a task whose candidates span two
+  clouds; after each apply, the sim ledger must hold exactly the placement that
+  came up (or nothing), and after `down`, nothing; stacks left are counted too.
 """
 
 from __future__ import annotations
@@ -57,10 +65,112 @@ def _failing_program() -> None:
     scripted_resource("r", fail=CAPACITY_TEXT)
 
 
+E2E_FAILS = 3
+E2E_TASK = "name: bench\nresources:\n  accelerators: V100:1\n  instance_type: n1-standard-8\n  cloud: gcp\n  region: us-central1\nrun: 'true'\n"
+MIXED_TASK = """name: mixed
+resources:
+  accelerators: V100:1
+  any_of:
+    - {cloud: gcp, region: us-central1, instance_type: n1-standard-8}
+    - {cloud: aws, region: us-east-1, instance_type: p3.2xlarge}
+run: 'true'
+"""
+OUTCOMES = (("ok", 10), ("capacity", 45), ("quota", 15), ("auth", 6), ("invalid", 4), ("transient", 20))
+
+
+def _random_scenario(rng, plan) -> str:
+    import yaml
+
+    rules = []
+    for c in plan.candidates:
+        outcome = rng.choices([o for o, _ in OUTCOMES], [w for _, w in OUTCOMES])[0]
+        rule = {"cloud": c.cloud, "zone": c.zone, "outcome": outcome}
+        if outcome == "transient":
+            rule["times"] = 1
+        rules.append(rule)
+    return yaml.safe_dump({"default": rng.choice(["ok", "capacity"]), "latency_s": 0, "rules": rules})
+
+
+def end_to_end(scratch: Path, *, runs: int, scenarios: int, seed: int) -> dict:
+    """Whole-tool figures: the e2e hop and the randomized leak count."""
+    import random
+
+    from skyplan.catalog import load_catalog
+    from skyplan.clouds.sim.ledger import live_resources
+    from skyplan.errors import SkyplanError
+    from skyplan.planner import make_plan
+    from skyplan.provision.apply import Applier
+    from skyplan.provision.driver import StackDriver
+    from skyplan.provision.failover import Policy
+    from skyplan.spec import load_text
+
+    catalog = load_catalog()
+    backend = f"file://{scratch / 'e2e-backend'}"
+    (scratch / "e2e-backend").mkdir()
+    driver = StackDriver(backend)
+    plan = make_plan(load_text(E2E_TASK, "bench.yaml"), catalog)
+    zones = [c.zone for c in plan.candidates][:E2E_FAILS]
+    ok_sc = scratch / "ok.yaml"
+    ok_sc.write_text("default: ok\nlatency_s: 0\n")
+    fail_sc = scratch / "fail.yaml"
+    fail_sc.write_text("default: ok\nlatency_s: 0\nrules:\n" + "".join(
+        f"  - {{cloud: gcp, zone: {z}, outcome: capacity}}\n" for z in zones))
+
+    def timed_apply(scenario: Path, name: str) -> float:
+        applier = Applier(simulate=str(scenario), driver=driver, timeout_s=120)
+        t0 = time.perf_counter()
+        res = applier.apply(plan, name)
+        took = time.perf_counter() - t0
+        applier.down(name)
+        assert res.status == "UP"
+        return took
+
+    first, failover = [], []
+    for i in range(runs):
+        first.append(timed_apply(ok_sc, f"e2e-ok-{i}"))
+        failover.append(timed_apply(fail_sc, f"e2e-fo-{i}"))
+
+    rng = random.Random(seed)
+    mixed = make_plan(load_text(MIXED_TASK, "mixed.yaml"), catalog)
+    leaked = attempts = up = failed = 0
+    for i in range(scenarios):
+        sc = scratch / f"random-{i}.yaml"
+        sc.write_text(_random_scenario(rng, mixed))
+        name = f"rnd-{i}"
+        applier = Applier(simulate=str(sc), driver=driver, timeout_s=120, policy=Policy(backoff_s=0.05))
+        try:
+            res = applier.apply(mixed, name)
+            attempts += len(res.attempts)
+            up += 1
+            expect = {res.stack}
+        except SkyplanError as exc:
+            attempts += len(getattr(exc, "attempts", []))
+            failed += 1
+            expect = set()
+        live = {r["stack"] for r in live_resources(cluster=name)}
+        leaked += len(live - expect)
+        if expect:
+            applier.down(name)
+        leaked += len(live_resources(cluster=name))
+    return {
+        "e2e_first_try_s": round(statistics.median(first), 3),
+        "e2e_with_failover_s": round(statistics.median(failover), 3),
+        "e2e_hop_s": round((statistics.median(failover) - statistics.median(first)) / E2E_FAILS, 3),
+        "scenarios": scenarios,
+        "scenario_attempts": attempts,
+        "scenarios_up": up,
+        "scenarios_failed": failed,
+        "leaked_resources": leaked,
+        "scenario_stacks_left": len(driver.list_stacks()),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="measured runs per side (after one warm-up)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--scenarios", type=int, default=8, help="randomized scenarios for the leak count")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the randomized scenarios")
     args = parser.parse_args()
 
     from skyplan import home
@@ -138,6 +248,7 @@ def main() -> int:
         bare.append(bare_round_trip(i))
         hops.append(hop(i))
         success.append(success_round_trip(i))
+    e2e = end_to_end(scratch, runs=max(2, args.runs // 2), scenarios=args.scenarios, seed=args.seed)
     cli = statistics.median(cli_call() for _ in range(7))
     fork = statistics.median(fork_cost() for _ in range(3))
     leftover = driver.list_stacks() + [s.name for s in workspace.list_stacks()]
@@ -154,8 +265,9 @@ def main() -> int:
         "ratio": round(statistics.median(hops) / statistics.median(bare), 3),
         "target_ratio": TARGET,
         "stacks_left": leftover,
+        **e2e,
     }
-    fig["pass"] = fig["ratio"] <= TARGET and not leftover
+    fig["pass"] = fig["ratio"] <= TARGET and not leftover and e2e["leaked_resources"] == 0
     if args.json:
         print(json.dumps(fig))
     else:
@@ -169,6 +281,14 @@ def main() -> int:
         print(f"  hop / bare                            {fig['ratio']:6.2f} x   (target <= {TARGET}x: {verdict})")
         if leftover:
             print(f"  stacks left on the backend: {leftover}")
+        print(f"  e2e apply, first placement up         {e2e['e2e_first_try_s']:6.3f} s")
+        print(f"  e2e apply after {E2E_FAILS} capacity failures     {e2e['e2e_with_failover_s']:6.3f} s")
+        print(f"  e2e failover hop (tool + engine)      {e2e['e2e_hop_s']:6.3f} s   "
+              f"({e2e['e2e_hop_s'] / fig['bare_up_destroy_s']:.2f}x bare)")
+        print(f"  randomized scenarios                  {e2e['scenarios']} (seed {args.seed}): "
+              f"{e2e['scenario_attempts']} attempts, {e2e['scenarios_up']} up, {e2e['scenarios_failed']} failed")
+        print(f"  leaked sim resources                  {e2e['leaked_resources']}   (target 0)")
+        print(f"  stacks left after the scenarios       {e2e['scenario_stacks_left']}")
     return 0 if fig["pass"] else 1
 
 
