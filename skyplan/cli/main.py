@@ -185,7 +185,7 @@ def apply(
     from skyplan.planner import check_fresh, make_plan, read_plan
     from skyplan.provision.apply import Applier, default_cluster_name
 
-    if target.endswith(".json"):
+    if _is_plan_file(target):
         p = read_plan(target)
         check_fresh(p, _catalog(catalog).info, target)
     else:
@@ -233,6 +233,18 @@ def apply(
         _stream_task(name, result.outputs)
 
 
+def _is_plan_file(path: str) -> bool:
+    """A plan file is JSON with a format_version; a task is YAML (which JSON also is)."""
+    if path.endswith(".json"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False  # the task loader reports the missing file
+    return head.lstrip().startswith(b"{") and b'"format_version"' in head
+
+
 def _stream_task(name: str, outputs: dict) -> None:
     """For clouds that run here (local, sim), follow the task's output until it ends."""
     from skyplan.provision import tasklogs
@@ -252,11 +264,16 @@ def status(as_json: bool = JSON_OPT) -> None:
     from skyplan.cli import views
     from skyplan.state import StateDB
 
+    from skyplan.provision import tasklogs
+
     rows = StateDB().clusters()
+    # For clusters that run here, the task's own state (running, done, failed).
+    phases = {r.name: (tasklogs.final_status(r.outputs) or {}).get("phase") for r in rows
+              if r.status == "UP" and tasklogs.has_logs(r.outputs)}
     if as_json:
-        views.write_json([r.to_json() for r in rows])
+        views.write_json([{**r.to_json(), "task_phase": phases.get(r.name)} for r in rows])
     else:
-        views.render_status(rows)
+        views.render_status(rows, task_phases=phases)
 
 
 @app.command()

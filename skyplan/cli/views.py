@@ -190,15 +190,16 @@ def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
     _console(file or sys.stderr).print(t)
 
 
-def render_status(rows, file: TextIO | None = None) -> None:
+def render_status(rows, file: TextIO | None = None, task_phases: dict | None = None) -> None:
     from rich import box
     from rich.table import Table
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for col in ("NAME", "STATUS", "CLOUD", "REGION/ZONE", "INSTANCE", "COST ($/hr)", "STACK"):
+    for col in ("NAME", "STATUS", "TASK", "CLOUD", "REGION/ZONE", "INSTANCE", "COST ($/hr)", "STACK"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r.name, r.status, cloud_text(r.cloud or "-"), r.zone or r.region or "-",
+        task = (task_phases or {}).get(r.name) or "-"
+        t.add_row(r.name, r.status, task, cloud_text(r.cloud or "-"), r.zone or r.region or "-",
                   (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
                   f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-")
     con = _console(file)

@@ -268,13 +268,19 @@ class Applier:
             def on_attempt(a: Attempt) -> None:
                 self.emit(attempt_event(a))
 
-            outcome: Outcome = run_failover(
-                candidates,
-                lambda c, n: self._attempt(plan, cluster, c, n),
-                policy=self.policy,
-                sleep=self.sleep,
-                on_attempt=on_attempt,
-            )
+            try:
+                outcome: Outcome = run_failover(
+                    candidates,
+                    lambda c, n: self._attempt(plan, cluster, c, n),
+                    policy=self.policy,
+                    sleep=self.sleep,
+                    on_attempt=on_attempt,
+                )
+            except BaseException:
+                # Interrupted, or a cleanup failed: the cluster is not up, and
+                # `skyplan status` must not show it provisioning forever.
+                self.db.upsert_cluster(cluster, status="FAILED")
+                raise
             if outcome.chosen is None:
                 self.db.upsert_cluster(cluster, status="FAILED")
                 raise ProvisionFailed(_failure_message(outcome, len(candidates)), list(outcome.attempts),

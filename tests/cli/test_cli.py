@@ -207,3 +207,30 @@ def test_sim_reset_forgets_times_counters(tmp_path):
     r = invoke("sim", "reset", sc, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) == {"reset": 1}
     assert ledger.hits(None, digest, 0) == 0
+
+
+def test_plan_path_imports_no_pulumi_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib\n"
+            "from skyplan.cli.main import app\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            f"        app(['plan', {str(EX / 'gpu-set.yaml')!r}, '--json'])\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code in (0, None), e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'stacks') or 'pulumi' in m))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_plan_file_without_json_suffix_is_recognised(tmp_path):
+    plan = tmp_path / "plan.out"
+    r = invoke("plan", EX / "gpu-set.yaml", "--json")
+    plan.write_text(r.stdout)
+    doc = json.loads(plan.read_text())
+    doc["catalog"]["sha256"] = "1" * 64
+    plan.write_text(json.dumps(doc))
+    r = invoke("apply", plan, "--yes")
+    assert r.exit_code == 2 and "stale plan" in r.stderr  # read as a plan, not as a task

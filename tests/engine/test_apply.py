@@ -191,3 +191,23 @@ def test_two_applies_of_one_cluster_one_fails_fast_with_lock_message(cli, tmp_pa
     assert first.returncode == 0
     assert [json.loads(l) for l in out.splitlines()][-1]["status"] == "UP"
     assert len(live_resources()) == 1
+
+
+def test_ctrl_c_mid_attempt_cleans_up_and_exits_130(cli, tmp_path):
+    sc = _slow_scenario(tmp_path, 30)
+    argv = [sys.executable, "-m", "skyplan", "apply", str(EX / "v100.yaml"), "--yes", "--detach",
+            "-c", "intr", "--simulate", str(sc)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ), stdin=subprocess.DEVNULL)
+    from skyplan.state import StateDB
+
+    _wait_for(lambda: any(a.status == "running" for a in StateDB().attempts("intr")))
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert [a.status for a in StateDB().attempts("intr")] == ["cleaned"]
+    assert StateDB().get_cluster("intr").status == "FAILED"
+    assert live_resources() == []
+    cli("down", "intr", "--yes")
