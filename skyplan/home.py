@@ -48,3 +48,11 @@ def engine_dir() -> Path:
 
 def log_file() -> Path:
     return sub("logs") / "skyplan.log"
+
+
+def pulumi_home() -> Path:
+    """The PULUMI_HOME the engine runs with: the user's ``$PULUMI_HOME`` if set,
+    else ``<skyplan home>/pulumi-home``. Provider plugins are looked up, and must
+    be installed, there (the preflight check and the driver share this rule)."""
+    env = os.environ.get("PULUMI_HOME")
+    return Path(env).expanduser() if env else home() / "pulumi-home"

@@ -125,13 +125,15 @@ class PluginStatus:
     def install_hint(self) -> str:
         if self.version is None:
             return f"pip install {self.package}"
-        return f"pulumi plugin install resource {self.provider} v{self.version}"
+        prefix = "" if os.environ.get("PULUMI_HOME") else f"PULUMI_HOME={pulumi_home()} "
+        return f"{prefix}pulumi plugin install resource {self.provider} v{self.version}"
 
 
 def pulumi_home() -> Path:
-    """``$PULUMI_HOME``, else ``~/.pulumi``."""
-    env = os.environ.get("PULUMI_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".pulumi"
+    """Where the engine looks for plugins: the same rule as the stack driver."""
+    from skyplan.home import pulumi_home as _pulumi_home
+
+    return _pulumi_home()
 
 
 def plugin_status(provider: str, package: str) -> PluginStatus:

@@ -34,7 +34,7 @@ def _log_internal(exc: BaseException) -> str:
 
 def emit_error(exc: SkyplanError, *, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps({"event": "error", **exc.to_json()}) + "\n")
+        sys.stdout.write(json.dumps({"event": "error", **exc.to_json()}, separators=(",", ":")) + "\n")
         sys.stdout.flush()
     diags = getattr(exc, "diagnostics", None)
     err = sys.stderr
@@ -72,7 +72,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             msg = f"internal error: {type(exc).__name__}: {exc}"
             if as_json:
                 sys.stdout.write(json.dumps({"event": "error", "error": "InternalError", "message": msg,
-                                             "hint": f"details in {path}"}) + "\n")
+                                             "hint": f"details in {path}"}, separators=(",", ":")) + "\n")
             sys.stderr.write(f"error: {msg}\nhint: this is a bug in skyplan; details in {path}\n")
             logging.getLogger("skyplan").debug("internal error", exc_info=exc)
             raise typer.Exit(EXIT_INTERNAL) from None

@@ -152,7 +152,8 @@ class ApplyPrinter:
     def __call__(self, e: dict) -> None:
         kind = e.get("event")
         if kind == "preflight" and not e.get("ok"):
-            self.con.print(f"[yellow]Skipping {cloud_text(e['cloud'])}:[/yellow] {e['reason']}. {e['fix']}")
+            reason = e["reason"].removeprefix(f"{cloud_text(e['cloud'])}: ")
+            self.con.print(f"[yellow]Skipping {cloud_text(e['cloud'])}:[/yellow] {reason}; to enable it: {e['fix']}")
         elif kind == "recover":
             self.con.print(f"Cleaning up stack {e['stack']} left by an earlier run ({e['status']})")
         elif kind == "launching":

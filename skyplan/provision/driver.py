@@ -197,8 +197,7 @@ def resolve_backend_url(backend_url: str | None = None, *, create: bool = True) 
 
 def pulumi_home_dir(*, create: bool = True) -> Path:
     """``$PULUMI_HOME`` if the user set one, else ``<skyplan home>/pulumi-home``."""
-    env = os.environ.get("PULUMI_HOME")
-    path = Path(env).expanduser() if env else home.home() / "pulumi-home"
+    path = home.pulumi_home()
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
