@@ -350,7 +350,8 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         if name == "sim":
             continue
         r = registry.get(name).preflight()
-        clouds[name] = {"ok": r.ok, "reason": r.reason, "fix": r.fix}
+        clouds[name] = {"ok": r.ok, "reason": r.reason, "fix": r.fix,
+                        "credentials": r.details.get("credentials"), "plugin": r.details.get("plugin")}
     info["clouds"] = clouds
     if as_json:
         views.write_json(info)
@@ -362,7 +363,9 @@ def doctor(as_json: bool = JSON_OPT) -> None:
             typer.echo(f"engine {k}: {v}")
     for name, r in clouds.items():
         mark = "ok" if r["ok"] else "unavailable"
-        typer.echo(f"{name:6} {mark}" + ("" if r["ok"] else f": {r['reason']} ({r['fix']})"))
+        typer.echo(f"{name:6} {mark}" + ("" if r["ok"] else f": {r['reason']}; to enable it: {r['fix']}"))
+        if name != "local":
+            typer.echo(f"{'':6} credentials: {r['credentials'] or 'none found'}; plugin: {r['plugin'] or 'not installed'}")
 
 
 @sim_app.command("ledger")

@@ -47,10 +47,11 @@ class ProviderCloud:
         from stacks import plugin_status
 
         plugin = plugin_status(self.plugin, self.package)
-        if not plugin.installed:
-            return PreflightResult(False, f"{self.display}: {plugin.reason}", f"run `{plugin.install_hint}`",
-                                   {"plugin": None, "package_version": plugin.version})
         cred = type(self)._find_credentials()
+        if not plugin.installed:
+            # Credentials are still reported, so `skyplan doctor` shows both gaps at once.
+            return PreflightResult(False, f"{self.display}: {plugin.reason}", f"run `{plugin.install_hint}`",
+                                   {"plugin": None, "package_version": plugin.version, "credentials": cred})
         details = {"plugin": plugin.path, "package_version": plugin.version}
         if cred is None:
             return PreflightResult(False, f"{self.display}: no credentials found ({self.credentials_where})",
