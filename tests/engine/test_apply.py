@@ -122,7 +122,7 @@ def test_invalid_request_stops_at_once(cli):
 
 
 def test_hang_times_out_and_fails_over(cli):
-    p = cli("apply", str(EX / "v100.yaml"), "--yes", "--json", "--detach", "-c", "hang", "--timeout", "4",
+    p = cli("apply", str(EX / "v100.yaml"), "--yes", "--json", "--detach", "-c", "hang", "--timeout", "8",
             "--simulate", str(SC / "hang.yaml"))
     tried = attempts(p)
     assert tried[0]["kind"] == "timeout" and tried[0]["outcome"] == "failed"
