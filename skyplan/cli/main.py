@@ -4,12 +4,12 @@ Exit codes (also in the README):
   0 success; 1 internal error (details in the log file under the skyplan home);
   2 invalid input or usage; 3 no feasible candidate; 4 provisioning failed on
   every candidate (or no usable cloud); 5 cleanup failed, resources may have
-  leaked; 6 the cluster is locked by another skyplan process; 130 interrupted.
+  leaked; 6 the cluster is locked by another skyplan process; 7 the cluster came up
+  but the task it runs here (local, sim) failed; 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -25,7 +25,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from skyplan import __version__
+
+        typer.echo(f"skyplan {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Declarative plan/apply for cloud compute."""
 sim_app = typer.Typer(help="The fault-injecting sim cloud.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 
@@ -86,7 +102,7 @@ def plan(
     if explain:
         views.render_explain(expl)
     if out:
-        typer.echo(f"Plan written to {out}", err=True)
+        typer.echo(f"Plan written to {out}; apply exactly this plan with `skyplan apply {out} --yes`.", err=True)
 
 
 @app.command()
@@ -181,7 +197,7 @@ def apply(
 ) -> None:
     """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
     from skyplan.cli import views
-    from skyplan.errors import ProvisionFailed, UsageError
+    from skyplan.errors import SkyplanError, UsageError
     from skyplan.planner import check_fresh, make_plan, read_plan
     from skyplan.provision.apply import Applier, default_cluster_name
 
@@ -197,8 +213,9 @@ def apply(
                              hint="review the plan with `skyplan plan`, then run `skyplan apply ... --yes`")
         views.render_plan(p, top=5, file=sys.stderr)
         if not typer.confirm(f"Launching cluster '{name}'. Proceed?", default=True, err=True):
+            typer.echo("Cancelled; nothing was created.", err=True)
             raise typer.Exit(0)
-    printer = views.ApplyPrinter()
+    printer = views.ApplyPrinter(simulated=bool(simulate))
 
     def emit(e: dict) -> None:
         if as_json:
@@ -210,14 +227,14 @@ def apply(
     applier = Applier(backend=backend, simulate=simulate, timeout_s=timeout, emit=emit)
     try:
         result = applier.apply(p, name)
-    except ProvisionFailed as exc:
+    except SkyplanError as exc:
         from skyplan.provision.apply import attempt_event
 
-        events = [attempt_event(a) for a in exc.attempts]
-        if as_json:
+        events = [attempt_event(a) for a in getattr(exc, "attempts", [])]
+        if as_json:  # the stream always ends with a summary
             views.write_json_line({"event": "summary", "status": "FAILED", "cluster": name, "placement": None,
-                                   "attempts": events, "message": exc.message})
-        else:
+                                   "attempts": events, "error": type(exc).__name__, "message": exc.message})
+        elif events:
             views.render_attempts(events)
         raise
     if as_json:
@@ -227,8 +244,9 @@ def apply(
         if result.status == "ALREADY_UP":
             typer.echo(f"Cluster '{name}' is already up with this task (stack {result.stack}).", err=True)
         else:
-            typer.echo(f"Cluster '{name}' is UP on {views.cloud_text(c.cloud)} {c.zone or c.region} "
-                       f"{views.instance_text(c)} at ${c.hourly_cost:.2f}/hr.", err=True)
+            sim = " (simulated)" if simulate and c.cloud != "local" else ""
+            typer.echo(f"Cluster '{name}' is UP on {views.cloud_text(c.cloud)} {c.zone or c.region}{sim} "
+                       f"{views.instance_text(c)} at {views.money(c.hourly_cost)}/hr.", err=True)
     if not detach and not as_json and result.status == "UP":
         _stream_task(name, result.outputs)
 
@@ -247,14 +265,23 @@ def _is_plan_file(path: str) -> bool:
 
 def _stream_task(name: str, outputs: dict) -> None:
     """For clouds that run here (local, sim), follow the task's output until it ends."""
+    from skyplan.errors import EXIT_TASK_FAILED
     from skyplan.provision import tasklogs
 
-    for line in tasklogs.follow_cluster(outputs):
-        sys.stdout.write(line)
-        sys.stdout.flush()
+    try:
+        for line in tasklogs.follow_cluster(outputs):
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        typer.echo(f"\nStopped following; the task is still running on '{name}'. "
+                   f"Follow it with `skyplan logs {name} --follow`; stop it with `skyplan down {name} --yes`.",
+                   err=True)
+        raise typer.Exit(0) from None
     status = tasklogs.final_status(outputs)
-    if status is not None and status.get("returncode") not in (None, 0):
-        typer.echo(f"Task on '{name}' exited with {status.get('returncode')} ({status.get('phase')}).", err=True)
+    if status is not None and status.get("phase") != "done":
+        typer.echo(f"Task on '{name}' ended {status.get('phase')} (exit code {status.get('returncode')}); "
+                   f"the cluster is still up: `skyplan logs {name}`, then `skyplan down {name} --yes`.", err=True)
+        raise typer.Exit(EXIT_TASK_FAILED)
 
 
 @app.command()
@@ -285,11 +312,15 @@ def logs(
     """Print a cluster's task output (local and sim clusters)."""
     from skyplan.errors import InputError, NotFoundError
     from skyplan.provision import tasklogs
+    from skyplan.provision.apply import valid_cluster_name
     from skyplan.state import StateDB
 
-    row = StateDB().get_cluster(name)
+    row = StateDB().get_cluster(valid_cluster_name(name))
     if row is None:
         raise NotFoundError(f"no cluster named '{name}'", hint="see `skyplan status`")
+    if row.status != "UP":
+        raise InputError(f"cluster '{name}' is {row.status}: it has no running task",
+                         hint=f"see `skyplan status`; apply it again, or `skyplan down {name} --yes`")
     if not tasklogs.has_logs(row.outputs):
         raise InputError(f"cluster '{name}' runs on {row.cloud}; its logs are on the instance",
                          hint="logs are available here for local and sim clusters only")
@@ -310,16 +341,17 @@ def down(
     """Destroy a cluster's stack, verify nothing is left, and forget it."""
     from skyplan.cli import views
     from skyplan.errors import UsageError
-    from skyplan.provision.apply import Applier
+    from skyplan.provision.apply import Applier, valid_cluster_name
     from skyplan.state import StateDB
 
     db = StateDB()
-    row = db.get_cluster(name)
+    row = db.get_cluster(valid_cluster_name(name))
     if not yes:
         if as_json or not sys.stdin.isatty():
             raise UsageError("refusing to destroy without --yes: no terminal to confirm on",
                              hint=f"run `skyplan down {name} --yes`")
         if not typer.confirm(f"Destroy cluster '{name}'?", default=False, err=True):
+            typer.echo("Cancelled; nothing was destroyed.", err=True)
             raise typer.Exit(0)
     applier = Applier(backend=backend or (row.backend if row else None), db=db)
     stacks = applier.down(name)
@@ -359,8 +391,13 @@ def doctor(as_json: bool = JSON_OPT) -> None:
     typer.echo(f"skyplan home: {info['skyplan_home']}")
     eng = info["engine"]
     for k, v in eng.items():
-        if v is not None:
-            typer.echo(f"engine {k}: {v}")
+        if v is None or k == "shim_python":  # the shim runs the caller's interpreter (SKYPLAN_PYTHON)
+            continue
+        if isinstance(v, bool):
+            v = "yes" if v else "no"
+        elif isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items())
+        typer.echo(f"engine {k}: {v}")
     for name, r in clouds.items():
         mark = "ok" if r["ok"] else "unavailable"
         typer.echo(f"{name:6} {mark}" + ("" if r["ok"] else f": {r['reason']}; to enable it: {r['fix']}"))
@@ -403,8 +440,16 @@ def sim_reset(
         typer.echo(f"Reset {n} counter{'s' if n != 1 else ''}.")
 
 
+def _terminated(signum, frame):  # noqa: ANN001
+    # CI cancels jobs with SIGTERM: clean up exactly as for Ctrl-C.
+    raise KeyboardInterrupt
+
+
 def run() -> None:
     """Console-script entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

@@ -37,6 +37,11 @@ def write_json_line(doc: Any, file: TextIO | None = None) -> None:
     out.flush()
 
 
+def money(x: float) -> str:
+    """Dollars with enough digits that a sub-cent price is not shown as $0.00."""
+    return f"${x:.2f}" if x >= 0.1 or x == 0 else f"${x:.4f}"
+
+
 def accel_text(c: Candidate) -> str:
     return ", ".join(f"{n}:{_num(k)}" for n, k in c.accelerators) or "-"
 
@@ -57,10 +62,10 @@ def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1,
     for col, just in (("CLOUD", "left"), ("INSTANCE", "left"), ("vCPUs", "right"), ("Mem(GB)", "right"),
                       ("ACCELERATORS", "left"), ("REGION/ZONE", "left"), ("COST ($/hr)", "right"),
                       ("CHOSEN", "center")):
-        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for c in cands:
         t.add_row(cloud_text(c.cloud), instance_text(c), _num(c.vcpus), _num(round(c.memory_gib, 1)),
-                  accel_text(c), c.zone or c.region, f"{c.hourly_cost:.2f}",
+                  accel_text(c), c.zone or c.region, money(c.hourly_cost)[1:],
                   "✔" if c.rank == chosen_rank else "")
     return t
 
@@ -72,7 +77,7 @@ def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
     con.print(
         f"[bold]Task:[/bold] {task.name or '(unnamed)'}   [bold]Nodes:[/bold] {task.num_nodes}   "
         f"[bold]Catalog:[/bold] {plan.catalog.fetched_at}   "
-        f"[bold]Estimated cost:[/bold] ${chosen.hourly_cost:.2f}/hr"
+        f"[bold]Estimated cost:[/bold] {money(chosen.hourly_cost)}/hr"
     )
     shown = plan.candidates[: max(0, top)] if top else plan.candidates
     con.print(candidates_table(shown))
@@ -145,7 +150,8 @@ def _where(e: dict) -> str:
 class ApplyPrinter:
     """Turns apply events into lines in the spirit of the seed logs."""
 
-    def __init__(self, file: TextIO | None = None) -> None:
+    def __init__(self, file: TextIO | None = None, *, simulated: bool = False) -> None:
+        self.sim = " [sim]" if simulated else ""
         # Log lines: long provider messages stay on one line, as in the seed logs.
         self.con = _console(file or sys.stderr, soft_wrap=True)
 
@@ -161,7 +167,7 @@ class ApplyPrinter:
             if e["cloud"] == "local":
                 self.con.print("Launching on this machine (local)")
             else:
-                self.con.print(f"Launching on {_where(e)} {e['instance_type']}{spot}")
+                self.con.print(f"Launching on {_where(e)}{self.sim} {e['instance_type']}{spot}")
         elif kind == "attempt" and e["outcome"] == "failed":
             where = e.get("zone") or e["region"]
             msg = (e.get("message") or "").strip()
@@ -173,7 +179,7 @@ class ApplyPrinter:
             self.con.print(f"[yellow]Got {e.get('code') or e.get('kind')} in {where}[/yellow] "
                            f"(message: {msg}){tail}", markup=True, highlight=False)
         elif kind == "attempt" and e["outcome"] == "up":
-            where = "this machine" if e["cloud"] == "local" else _where(e)
+            where = "this machine" if e["cloud"] == "local" else _where(e) + self.sim
             self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.get('stack')})")
 
 
@@ -200,7 +206,8 @@ def render_status(rows, file: TextIO | None = None, task_phases: dict | None = N
         t.add_column(col)
     for r in rows:
         task = (task_phases or {}).get(r.name) or "-"
-        t.add_row(r.name, r.status, task, cloud_text(r.cloud or "-"), r.zone or r.region or "-",
+        cloud = cloud_text(r.cloud or "-") + (" [sim]" if r.simulate and r.cloud not in (None, "local") else "")
+        t.add_row(r.name, r.status, task, cloud, r.zone or r.region or "-",
                   (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
                   f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-")
     con = _console(file)

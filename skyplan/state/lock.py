@@ -34,7 +34,7 @@ def cluster_lock(cluster: str, purpose: str = "apply") -> Iterator[None]:
                 pass
             raise LockedError(
                 f"cluster '{cluster}' is locked by another skyplan process{holder}",
-                hint="wait for it to finish, or use another cluster name with -c",
+                hint="wait for it to finish" + (", or use another cluster name with -c" if purpose == "apply" else ""),
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(

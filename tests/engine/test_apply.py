@@ -193,7 +193,8 @@ def test_two_applies_of_one_cluster_one_fails_fast_with_lock_message(cli, tmp_pa
     assert len(live_resources()) == 1
 
 
-def test_ctrl_c_mid_attempt_cleans_up_and_exits_130(cli, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_mid_attempt_cleans_up_and_exits_130(cli, tmp_path, sig):
     sc = _slow_scenario(tmp_path, 30)
     argv = [sys.executable, "-m", "skyplan", "apply", str(EX / "v100.yaml"), "--yes", "--detach",
             "-c", "intr", "--simulate", str(sc)]
@@ -203,7 +204,7 @@ def test_ctrl_c_mid_attempt_cleans_up_and_exits_130(cli, tmp_path):
 
     _wait_for(lambda: any(a.status == "running" for a in StateDB().attempts("intr")))
     time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err
@@ -211,3 +212,13 @@ def test_ctrl_c_mid_attempt_cleans_up_and_exits_130(cli, tmp_path):
     assert StateDB().get_cluster("intr").status == "FAILED"
     assert live_resources() == []
     cli("down", "intr", "--yes")
+
+
+def test_failing_task_exits_7_and_keeps_the_cluster(cli, tmp_path):
+    task = tmp_path / "fail.yaml"
+    task.write_text("name: failing\nresources:\n  cloud: local\nrun: |\n  echo about to fail\n  exit 7\n")
+    p = cli("apply", str(task), "--yes", "-c", "failing", check=7)
+    assert "about to fail" in p.stdout
+    assert "ended failed (exit code 7)" in p.stderr
+    (row,) = json.loads(cli("status", "--json").stdout)
+    assert row["status"] == "UP" and row["task_phase"] == "failed"
