@@ -233,7 +233,8 @@ def enumerate_candidates(task: Task, catalog) -> list[Candidate]:
     if not best:
         raise NoCandidatesError(
             explain_empty(task, catalog),
-            hint="relax the request (another region, cloud or accelerator), or run `skyplan plan --explain`",
+            hint="relax the request (another region, cloud, instance type or accelerator, or a higher "
+            "max_hourly_cost); `skyplan show-gpus NAME` lists where an accelerator is offered",
         )
     ranked = sorted(best.values(), key=_sort_key)
     return [_with_rank(c, i + 1) for i, c in enumerate(ranked)]
@@ -313,9 +314,9 @@ def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: 
         keep = [o for o in offers if mem.admits(o.memory_gib)]
         steps.append(ExplainStep(f"memory = {mem}", len(offers) - len(keep), len(keep)))
         offers = keep
-    market = "spot" if req.use_spot else "on-demand"
+    market = "a spot" if req.use_spot else "an on-demand"
     keep = [o for o in offers if o.hourly(bool(req.use_spot)) is not None]
-    steps.append(ExplainStep(f"has a {market} price", len(offers) - len(keep), len(keep)))
+    steps.append(ExplainStep(f"has {market} price", len(offers) - len(keep), len(keep)))
     offers = keep
     if req.max_hourly_cost is not None:
         keep = [o for o in offers if o.hourly(bool(req.use_spot)) * num_nodes <= req.max_hourly_cost + 1e-12]
@@ -357,6 +358,8 @@ def explain_empty(task: Task, catalog) -> str:
 def _sentence(req: ResourceRequest, accel: Accelerator | None, culprit: ExplainStep | None, catalog) -> str:
     who = DISPLAY.get(req.cloud or "", "cloud") if req.cloud else "cloud"
     what = str(accel) if accel else (req.instance_type or "a matching instance type")
+    if accel and req.instance_type:
+        what = f"{req.instance_type} with {accel}"
     if accel is not None and hasattr(catalog, "canonical_accelerator") and req.cloud != "local":
         if catalog.canonical_accelerator(accel.name) is None:
             import difflib
@@ -379,8 +382,8 @@ def _sentence(req: ResourceRequest, accel: Accelerator | None, culprit: ExplainS
     c = culprit.constraint
     if c.startswith(("cpus", "memory")):
         base += f" with {c.replace(' = ', ' ')}"
-    elif c.startswith("has a"):
+    elif c.startswith("has "):
         base += f" at a {'spot' if req.use_spot else 'on-demand'} price"
     elif c.startswith("max_hourly_cost"):
-        base += f" under max_hourly_cost {req.max_hourly_cost:g}"
+        base += f" under max_hourly_cost {req.max_hourly_cost:g} (the cost is price x num_nodes)"
     return base + f" (emptied by: {c})"

@@ -40,6 +40,7 @@ class Plan:
         from skyplan import __version__
         from skyplan.spec import task_to_dict
 
+        cands = [c.to_json() for c in self.candidates]
         return {
             "format_version": self.format_version,
             "created_at": self.created_at,
@@ -51,9 +52,19 @@ class Plan:
                 "fetched_at": self.catalog.fetched_at,
                 "sha256": self.catalog.sha256,
             },
-            "request": {"source": self.source, "num_candidates": len(self.candidates)},
-            "candidates": [c.to_json() for c in self.candidates],
+            "request": {"source": self.source, "num_candidates": len(self.candidates),
+                        "candidates_sha256": candidates_sha256(cands)},
+            "candidates": cands,
         }
+
+
+def candidates_sha256(candidates: list[dict]) -> str:
+    """Integrity of the ranked candidates: apply executes exactly these, so an
+    edited plan file must be refused, not applied."""
+    import hashlib
+
+    blob = json.dumps(candidates, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def make_plan(task: Task, catalog, *, now: datetime | None = None) -> Plan:
@@ -108,6 +119,12 @@ def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
         )
     cat = doc["catalog"]
     req = doc.get("request") or {}
+    want = req.get("candidates_sha256")
+    if want is not None and candidates_sha256(doc["candidates"]) != want:
+        raise StalePlanError(
+            f"{filename}: the plan's candidates do not match their candidates_sha256 (the file was edited)",
+            hint="re-create the plan with `skyplan plan TASK --out FILE`",
+        )
     return Plan(
         format_version=version,
         created_at=doc["created_at"],

@@ -234,3 +234,20 @@ def test_plan_file_without_json_suffix_is_recognised(tmp_path):
     plan.write_text(json.dumps(doc))
     r = invoke("apply", plan, "--yes")
     assert r.exit_code == 2 and "stale plan" in r.stderr  # read as a plan, not as a task
+
+
+def test_edited_candidates_are_refused(tmp_path):
+    plan = tmp_path / "plan.json"
+    assert invoke("plan", EX / "gpu-set.yaml", "--out", plan).exit_code == 0
+    doc = json.loads(plan.read_text())
+    doc["candidates"][0]["instance_type"] = "evil"
+    plan.write_text(json.dumps(doc))
+    r = invoke("apply", plan, "--yes")
+    assert r.exit_code == 2 and "candidates_sha256" in r.stderr
+
+
+def test_no_candidate_with_instance_type_and_accelerator_names_both(tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text("resources:\n  instance_type: p3.2xlarge\n  accelerators: T4\n")
+    r = invoke("plan", t)
+    assert r.exit_code == 3 and "p3.2xlarge with T4:1" in r.stderr
