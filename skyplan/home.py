@@ -25,7 +25,13 @@ def home() -> Path:
         import platformdirs
 
         path = Path(platformdirs.user_data_dir("skyplan", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from skyplan.errors import InputError
+
+        raise InputError(f"SKYPLAN_HOME {path} is not a usable directory: {exc.strerror or exc}",
+                         hint="point SKYPLAN_HOME at a writable directory, or unset it") from None
     return path
 
 

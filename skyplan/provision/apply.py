@@ -205,6 +205,19 @@ class Applier:
             self.driver.destroy_and_remove(row.stack, resolve_interrupted=resolve_interrupted)
             self.db.set_attempt_status(row.id, "cleaned")
 
+    def _check_backend(self) -> None:
+        """One cheap call before any stack exists: an unreachable backend is a
+        configuration error, not a failed (and possibly leaking) attempt."""
+        from skyplan.errors import EngineError, SkyplanError
+
+        try:
+            self.driver.list_stacks()
+        except EngineError as exc:
+            raise InputError(
+                f"cannot use the Pulumi backend {self.backend}: {exc.message}",
+                hint="check --backend / SKYPLAN_BACKEND and the backend's credentials; nothing was created",
+            ) from None
+
     # --- one attempt ----------------------------------------------------------
 
     def _attempt(self, plan: Plan, cluster: str, cand: Candidate, number: int) -> AttemptResult:
@@ -260,8 +273,9 @@ class Applier:
                     f"cluster '{cluster}' is already up with a different task",
                     hint=f"run `skyplan down {cluster}` first, or pick another name with -c",
                 )
-            self.recover(cluster)
             candidates = preflight(plan.candidates, simulate=self.simulate, emit=self.emit)
+            self._check_backend()
+            self.recover(cluster)
             self.db.upsert_cluster(cluster, status="PROVISIONING", backend=self.backend, simulate=self.simulate,
                                    task_sha256=plan.task_sha256, task=plan.to_json()["task"])
 

@@ -88,6 +88,9 @@ class FakeDriver:
         self.live.add(stack)  # even a failed up may leave a partial stack
         return res
 
+    def list_stacks(self, prefix: str = "") -> list[str]:
+        return sorted(s for s in self.live if s.startswith(prefix))
+
     def destroy_and_remove(self, stack: str, **kwargs) -> None:
         from skyplan.errors import CleanupError
 

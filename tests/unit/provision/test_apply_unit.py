@@ -110,3 +110,18 @@ def test_down_destroys_and_forgets():
     res = a.apply(plan(), "t")
     assert a.down("t") == [res.stack]
     assert drv.live == set() and StateDB().get_cluster("t") is None
+
+
+def test_unreachable_backend_is_an_input_error_before_any_stack():
+    from skyplan.errors import EngineError, InputError
+
+    drv = FakeDriver(lambda s: FakeUp(True))
+
+    def broken(prefix=""):
+        raise EngineError("could not list stacks: access denied")
+
+    drv.list_stacks = broken
+    with pytest.raises(InputError) as e:
+        Applier(simulate=SCENARIO, driver=drv).apply(plan(), "t")
+    assert "cannot use the Pulumi backend" in e.value.message and "nothing was created" in e.value.hint
+    assert drv.calls == [] and StateDB().get_cluster("t") is None
