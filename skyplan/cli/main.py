@@ -169,8 +169,14 @@ def show_gpus(
     if not rows:
         import difflib
 
-        close = difflib.get_close_matches(name.upper(), [n.upper() for n in cat.accelerator_names()], n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        canonical = cat.canonical_accelerator(name)
+        if canonical is not None:
+            counts = gpus.list_accelerators(cat, clouds=clouds, region=region, show_all=True).get(canonical)
+            hint = (f"{canonical} comes in counts {', '.join(views.num(c) for c in counts)} here; "
+                    if counts else f"{canonical} is not offered with these filters; ")
+        else:
+            close = difflib.get_close_matches(name.upper(), [n.upper() for n in cat.accelerator_names()], n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
         raise NoCandidatesError(f"no offer has {name}{':' + raw if count else ''}"
                                 f"{' on ' + cloud if cloud else ''}{' in ' + region if region else ''}",
                                 hint=hint + "run `skyplan show-gpus` to list accelerators")

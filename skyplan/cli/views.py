@@ -16,6 +16,9 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+num = _num
+
+
 def _console(file: TextIO | None = None, *, soft_wrap: bool = False):
     from rich.console import Console
 
