@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 
+from skyplan.catalog.model import Offer
+
 MIB_PER_GIB = 1024.0
 
 
@@ -49,3 +51,22 @@ def gpu_memory_gib(gpu_info: str) -> float | None:
     except (ValueError, SyntaxError, KeyError, IndexError, TypeError):
         return None
     return float(mib) / MIB_PER_GIB
+
+
+def offer_from_row(cloud: str, r: dict[str, str], zone: str | None) -> Offer:
+    """One Offer from a v8-style row whose columns are named as in AWS's and
+    Azure's seeds (InstanceType, AcceleratorName, ..., Price, SpotPrice)."""
+    acc = r["AcceleratorName"].strip() or None
+    return Offer(
+        cloud=cloud,
+        instance_type=r["InstanceType"],
+        region=r["Region"],
+        zone=zone,
+        vcpus=float(r["vCPUs"]),
+        memory_gib=float(r["MemoryGiB"]),
+        accelerator=acc,
+        accelerator_count=(opt_float(r["AcceleratorCount"]) or 0.0) if acc else 0.0,
+        price=opt_float(r["Price"]),
+        spot_price=opt_float(r["SpotPrice"]),
+        device_memory_gib=gpu_memory_gib(r["GpuInfo"]) if acc else None,
+    )
