@@ -78,7 +78,7 @@ def valid_cluster_name(name: str) -> str:
 
 
 def stack_name(cluster: str, cand: Candidate, number: int) -> str:
-    from skyplan.provision.driver import stack_name as _name
+    from skyplan.provision.names import stack_name as _name
 
     return _name(cluster, cand.cloud, cand.region, cand.zone, cand.instance_type, cand.use_spot, number)
 
@@ -208,7 +208,7 @@ class Applier:
     def _check_backend(self) -> None:
         """One cheap call before any stack exists: an unreachable backend is a
         configuration error, not a failed (and possibly leaking) attempt."""
-        from skyplan.errors import EngineError, SkyplanError
+        from skyplan.errors import EngineError
 
         try:
             self.driver.list_stacks()

@@ -80,7 +80,6 @@ whose refusal to remove a stack that still holds resources is the engine's own
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -108,7 +107,6 @@ QUICK_TIMEOUT_S = 120.0
 LOCK_WAIT_S = GRACE_S + 10.0
 """How long to wait for a live local pulumi process that holds a stack lock to exit."""
 
-_STACK_NAME_MAX = 99
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key for a secret value
 _DYNAMIC_PREFIX = "Exception calling application: "
 _GENERIC_ERROR = re.compile(r"^(update|destroy|preview|refresh) (failed|canceled|cancelled)\s*$")
@@ -121,54 +119,8 @@ _LOCKED = _PE + "ConcurrentUpdateError"
 EventCallback = Callable[[dict[str, Any]], None]
 
 
-# --- names ----------------------------------------------------------------------
-
-
-def _safe(text: str, *, dots: bool) -> str:
-    allowed = r"[^A-Za-z0-9_.-]" if dots else r"[^A-Za-z0-9_-]"
-    return re.sub(allowed, "-", text).strip("-") or "x"
-
-
-def _short_hash(text: str, n: int = 6) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()[:n]
-
-
-def cluster_stack_prefix(cluster: str) -> str:
-    """The prefix every stack of ``cluster`` starts with (ends in ".").
-
-    The cluster part never contains "." itself, so ``foo.`` cannot match the
-    stacks of a cluster named ``foo.bar``; names that needed rewriting get a
-    hash so that ``a/b`` and ``a_b`` stay apart.
-    """
-    part = _safe(cluster, dots=False)
-    if part != cluster or len(part) > 40:
-        part = f"{part[:33]}-{_short_hash(cluster)}"
-    return part + "."
-
-
-def stack_name(
-    cluster: str,
-    cloud: str,
-    region: str,
-    zone: str | None,
-    instance_type: str,
-    use_spot: bool,
-    attempt_no: int,
-) -> str:
-    """A valid, unique-per-attempt stack name, e.g.
-    ``train.a003.gcp.us-central1-a.n1-highmem-8.spot`` (at most 99 characters of
-    ``[A-Za-z0-9_.-]``; an over-long name keeps its start and gains a hash)."""
-    market = "spot" if use_spot else "od"
-    tail = ".".join(_safe(p, dots=False) for p in (f"a{attempt_no:03d}", cloud, zone or region, instance_type, market))
-    name = cluster_stack_prefix(cluster) + tail
-    if len(name) > _STACK_NAME_MAX:
-        name = f"{name[: _STACK_NAME_MAX - 9]}.{_short_hash(name, 8)}"
-    return name
-
-
-def cluster_of(stack: str) -> str:
-    """The (sanitised) cluster part of a stack name made by ``stack_name``."""
-    return stack.split(".", 1)[0]
+# Stack names live in names.py; re-exported here as part of the driver's API.
+from skyplan.provision.names import _short_hash, cluster_of, cluster_stack_prefix, stack_name  # noqa: E402,F401
 
 
 # --- backend, home, passphrase ------------------------------------------------------
