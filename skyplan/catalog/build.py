@@ -23,6 +23,8 @@ The build is deterministic: the same seed gives the same bytes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import argparse
 import json
 import os
@@ -84,21 +86,7 @@ def scale_offers(offers: Sequence[Offer], n: int) -> list[Offer]:
     out = list(offers)
     for k in range(2, n + 1):
         for o in offers:
-            out.append(
-                Offer(
-                    cloud=o.cloud,
-                    instance_type=o.instance_type,
-                    region=f"{o.region}-x{k}",
-                    zone=_scaled_zone(o.cloud, o.zone, k),
-                    vcpus=o.vcpus,
-                    memory_gib=o.memory_gib,
-                    accelerator=o.accelerator,
-                    accelerator_count=o.accelerator_count,
-                    price=o.price,
-                    spot_price=o.spot_price,
-                    device_memory_gib=o.device_memory_gib,
-                )
-            )
+            out.append(replace(o, region=f"{o.region}-x{k}", zone=_scaled_zone(o.cloud, o.zone, k)))
     return out
 
 
