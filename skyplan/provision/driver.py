@@ -314,6 +314,18 @@ class _Outcome:
         self.root_outputs: dict[str, Any] | None = None
         self.pending_warning = False
 
+    def forwarder(self, stack: str, on_event: EventCallback | None) -> Callable[[dict[str, Any]], None]:
+        """An event sink that tags each event with ``stack``, reads it here, then
+        passes it on to the caller's callback."""
+
+        def forward(e: dict[str, Any]) -> None:
+            e["stack"] = stack
+            self.feed(e)
+            if on_event is not None:
+                on_event(e)
+
+        return forward
+
     def feed(self, e: dict[str, Any]) -> None:
         kind = e.get("type")
         if kind == "diagnostic":
@@ -474,11 +486,7 @@ class StackDriver:
         started = time.monotonic()
         outcome = _Outcome()
 
-        def forward(e: dict[str, Any]) -> None:
-            e["stack"] = stack
-            outcome.feed(e)
-            if on_event is not None:
-                on_event(e)
+        forward = outcome.forwarder(stack, on_event)
 
         def work(emit: Callable[[dict[str, Any]], None]) -> Any:
             from pulumi.automation import StackAlreadyExistsError
@@ -691,11 +699,7 @@ class StackDriver:
     ) -> tuple[forked.ChildResult, _Outcome]:
         outcome = _Outcome()
 
-        def forward(e: dict[str, Any]) -> None:
-            e["stack"] = stack
-            outcome.feed(e)
-            if on_event is not None:
-                on_event(e)
+        forward = outcome.forwarder(stack, on_event)
 
         def work(emit: Callable[[dict[str, Any]], None]) -> Any:
             from pulumi.automation import EngineEvent
