@@ -44,6 +44,14 @@ class Candidate:
     #: (entry index, accelerator index) for ordered requests; (0, 0) otherwise.
     #: Failover exhausts one preference before the next.
     preference: tuple[int, int] = field(default=(0, 0), compare=False)
+    #: What is provisioned besides the placement, resolved from the any_of /
+    #: ordered entry this candidate came from (base fields merged with the
+    #: entry's own), so an entry's disk, ports and labels are never replaced
+    #: by another entry's. ``disk_size`` is GiB, None for the cloud's default;
+    #: ``labels`` is a tuple of (key, value) pairs so the value stays immutable.
+    disk_size: int | None = None
+    ports: tuple[int, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def hardware(self) -> str:
@@ -69,6 +77,9 @@ class Candidate:
             "accelerators": {n: c for n, c in self.accelerators},
             "hourly_price": self.hourly_price,
             "hourly_cost": self.hourly_cost,
+            "disk_size": self.disk_size,
+            "ports": list(self.ports),
+            "labels": {k: v for k, v in self.labels},
         }
 
     @classmethod
@@ -86,6 +97,9 @@ class Candidate:
             hourly_price=float(d["hourly_price"]),
             hourly_cost=float(d["hourly_cost"]),
             preference=preference,
+            disk_size=None if d.get("disk_size") is None else int(d["disk_size"]),
+            ports=tuple(int(p) for p in d.get("ports", ())),
+            labels=tuple((str(k), str(v)) for k, v in d.get("labels", {}).items()),
         )
 
 
@@ -225,7 +239,14 @@ def enumerate_candidates(task: Task, catalog) -> list[Candidate]:
                     hourly_price=price,
                     hourly_cost=cost,
                     preference=(entry_pref, ai),
+                    disk_size=req.disk_size,
+                    ports=tuple(req.ports),
+                    labels=tuple(req.labels),
                 )
+                # One candidate per placement. When several entries produce the
+                # same placement, the preferred (then cheapest, then first
+                # written) entry wins, and its disk, ports and labels with it:
+                # they describe what that entry asked to provision.
                 key = (o.cloud, o.region, o.zone, o.instance_type, accels, cand.use_spot)
                 prev = best.get(key)
                 if prev is None or (cand.preference, cand.hourly_cost) < (prev.preference, prev.hourly_cost):

@@ -19,7 +19,10 @@ from skyplan.errors import PlanFileError, StalePlanError
 from skyplan.planner.candidates import Candidate, enumerate_candidates
 from skyplan.spec.models import Task
 
-FORMAT_VERSION = 1
+#: 2: candidates carry disk_size, ports and labels (from their own any_of /
+#: ordered entry). A version-1 file lacks them, and guessing them would
+#: provision the wrong disk or ports, so it is refused with a hint to re-plan.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,10 @@ def attempt_event(a: Attempt) -> dict[str, Any]:
 
 
 def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario: str | None) -> ProvisionRequest:
+    """The provision request for one candidate. Disk, ports and labels are the
+    candidate's own (from the any_of/ordered entry it came from), never the
+    first entry's."""
     task = plan.task
-    req0 = task.resources.candidates[0]
     workdir = task.workdir
     if workdir:
         base = os.path.dirname(plan.source) if plan.source else os.getcwd()
@@ -129,9 +131,9 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         use_spot=cand.use_spot,
         num_nodes=max(1, int(task.num_nodes or 1)),
         accelerators=dict(cand.accelerators),
-        disk_size=req0.disk_size,
-        ports=tuple(req0.ports),
-        labels=dict(req0.labels),
+        disk_size=cand.disk_size,
+        ports=tuple(cand.ports),
+        labels=dict(cand.labels),
         envs=dict(task.envs),
         workdir=workdir,
         setup=task.setup,

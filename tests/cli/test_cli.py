@@ -24,7 +24,7 @@ def test_plan_json_shape_and_order():
     r = invoke("plan", EX / "gpu-set.yaml", "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
     assert set(doc) >= {"format_version", "created_at", "task", "task_sha256", "catalog", "candidates"}
     assert doc["catalog"]["fetched_at"] == "2026-11-23"
     cands = doc["candidates"]
@@ -164,7 +164,7 @@ def test_plan_file_wrong_version_or_tampered(tmp_path):
     plan.write_text(json.dumps(doc))
     r = invoke("apply", plan, "--yes")
     assert r.exit_code == 2 and "format_version" in r.stderr
-    doc["format_version"] = 1
+    doc["format_version"] = 2
     doc["task"]["num_nodes"] = 7
     plan.write_text(json.dumps(doc))
     assert invoke("apply", plan, "--yes").exit_code == 2

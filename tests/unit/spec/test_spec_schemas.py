@@ -108,7 +108,7 @@ def test_wheel_config_ships_the_schemas():
 def _plan() -> dict[str, Any]:
     task = load_task(REPO / "examples" / "gpu-set.yaml")
     return {
-        "format_version": 1,
+        "format_version": 2,
         "created_at": "2025-01-02T03:04:05+00:00",
         "skyplan_version": "0.1.0",
         "task": task_to_dict(task),
@@ -119,11 +119,13 @@ def _plan() -> dict[str, Any]:
                 "rank": 1, "cloud": "azure", "region": "eastus", "zone": None,
                 "instance_type": "Standard_NV6ads_A10_v5", "use_spot": False, "vcpus": 6, "memory_gib": 55,
                 "accelerators": {"A10": 1}, "hourly_price": 0.45, "hourly_cost": 0.45,
+                "disk_size": 500, "ports": [22, 8888], "labels": {"team": "ml"},
             },
             {
                 "rank": 2, "cloud": "gcp", "region": "us-east4", "zone": "us-east4-a",
                 "instance_type": "g2-standard-4", "use_spot": True, "vcpus": 4, "memory_gib": 16.0,
                 "accelerators": {"L4": 1}, "hourly_price": 0.7, "hourly_cost": 0.7,
+                "disk_size": None, "ports": [], "labels": {},
             },
         ],
         "request": {"top": 10},
@@ -164,6 +166,9 @@ def test_a_plan_lists_every_problem():
         (lambda p: p.update(candidates=[]), "$.candidates"),
         (lambda p: p.pop("task"), "$"),
         (lambda p: p.update(surprise=1), "$.surprise"),
+        (lambda p: p["candidates"][0].update(ports=["22"]), "$.candidates[0].ports[0]"),
+        (lambda p: p["candidates"][0].update(disk_size=0), "$.candidates[0].disk_size"),
+        (lambda p: p["candidates"][1].pop("labels"), "$.candidates[1]"),
     ],
 )
 def test_plan_problems_are_located(mutate, path: str):
