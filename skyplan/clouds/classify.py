@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Pattern, Sequence
+from typing import Callable, Iterable, Pattern, Sequence
 
 from skyplan.errors import Classification, Kind, Scope
 
@@ -58,6 +58,10 @@ class Rule:
     A row matches when any of ``codes`` occurs as a whole word, or ``pattern``
     matches; and, when given, ``when`` also matches and ``unless`` does not.
     The reported code is the first of ``codes`` present in the text, else ``code``.
+    ``family`` (for ``Scope.FAMILY`` rows) is a regular expression whose first
+    matching group is the quota family the text names; the cloud's ``family_key``
+    normalises it. A family row whose text names no family reports ``family=None``:
+    failover then takes the failing instance type's own family.
     """
 
     code: str
@@ -68,10 +72,12 @@ class Rule:
     when: str | None = None
     unless: str | None = None
     why: str = ""
+    family: str | None = None
     _code_res: tuple[tuple[str, Pattern[str]], ...] = field(init=False, repr=False, compare=False)
     _pattern_re: Pattern[str] | None = field(init=False, repr=False, compare=False)
     _when_re: Pattern[str] | None = field(init=False, repr=False, compare=False)
     _unless_re: Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _family_re: Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.codes and not self.pattern:
@@ -80,6 +86,7 @@ class Rule:
         object.__setattr__(self, "_pattern_re", re.compile(self.pattern, re.S) if self.pattern else None)
         object.__setattr__(self, "_when_re", re.compile(self.when, re.S) if self.when else None)
         object.__setattr__(self, "_unless_re", re.compile(self.unless, re.S) if self.unless else None)
+        object.__setattr__(self, "_family_re", re.compile(self.family, re.S) if self.family else None)
 
     def match(self, text: str) -> str | None:
         """The code to report if this row matches ``text``, else None."""
@@ -98,13 +105,29 @@ class Rule:
             return None
         return found
 
+    def family_name(self, text: str) -> str | None:
+        """The family this row's ``family`` pattern finds in ``text`` (raw), else None."""
+        m = self._family_re.search(text) if self._family_re is not None else None
+        if m is None:
+            return None
+        if not m.groups():
+            return m.group(0)
+        return next((g for g in m.groups() if g), None)
+
 
 class TableClassifier:
-    """First matching row wins; no row gives ``unknown`` (zone scope, text kept)."""
+    """First matching row wins; no row gives ``unknown`` (zone scope, text kept).
 
-    def __init__(self, cloud: str, rules: Sequence[Rule]) -> None:
+    ``family_key`` normalises the family a ``Scope.FAMILY`` row finds, to the form the
+    cloud's ``quota_families`` gives for an instance type. When it says the name is a
+    regional total (returns None), the verdict is ``Scope.REGION``.
+    """
+
+    def __init__(self, cloud: str, rules: Sequence[Rule],
+                 family_key: Callable[[str], str | None] = lambda name: name) -> None:
         self.cloud = cloud
         self.rules = tuple(rules)
+        self.family_key = family_key
 
     def classify(self, message: object) -> Classification:
         """Classify one provider message. Never raises."""
@@ -116,7 +139,15 @@ class TableClassifier:
             for rule in self.rules:
                 code = rule.match(text)
                 if code is not None:
-                    return Classification(rule.kind, rule.scope, code, text)
+                    if rule.scope != Scope.FAMILY:
+                        return Classification(rule.kind, rule.scope, code, text)
+                    raw = rule.family_name(text)
+                    if raw is None:  # no family named: the failing type's own (e.g. EC2 buckets)
+                        return Classification(rule.kind, Scope.FAMILY, code, text)
+                    family = self.family_key(raw)
+                    if family is None:  # a regional total after all
+                        return Classification(rule.kind, Scope.REGION, code, text)
+                    return Classification(rule.kind, Scope.FAMILY, code, text, family)
         except Exception:  # defensive: a pathological input must not crash failover
             pass
         return Classification(Kind.UNKNOWN, Scope.ZONE, UNKNOWN_CODE, text)

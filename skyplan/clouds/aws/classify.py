@@ -2,19 +2,24 @@
 
 Every row is exercised by tests/unit/clouds/corpus/aws.yaml (real messages, cited).
 Scope notes: a subnet lives in one AZ, so running out of its addresses is zone
-scope; vCPU, instance and Spot-count limits are per region; spot prices vary per
-AZ, so SpotMaxPriceTooLow is zone scope.
+scope; vCPU limits (on-demand and spot) are per bucket of instance families in a
+region (family scope, see families.py); instance-count limits are per region; spot
+prices vary per AZ, so SpotMaxPriceTooLow is zone scope.
 """
 
 from __future__ import annotations
 
 import re
 
+from skyplan.clouds.aws.families import family_key
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.classify import GENERIC_TRANSIENT, Rule, TableClassifier, sample_from
 from skyplan.errors import Classification, Kind, Scope
 
 C, Q, A, I, T = Kind.CAPACITY, Kind.QUOTA, Kind.AUTH, Kind.INVALID, Kind.TRANSIENT
+
+#: A quota's name where a text gives one ("Running On-Demand G and VT instances").
+_BUCKET = r"(Running On-Demand [\w ,()]+? instances|All [\w ,()]+? Spot Instance Requests)"
 
 RULES: tuple[Rule, ...] = (
     # --- capacity: this placement cannot be had right now ---------------------------
@@ -35,12 +40,15 @@ RULES: tuple[Rule, ...] = (
          when=r"instance types? that (?:are|is) not valid|for InstanceType",
          why="a catalog instance type rejected by a region is not offered there"),
     # --- quota: an account limit of this region --------------------------------------
-    Rule("VcpuLimitExceeded", Q, Scope.REGION, codes=("VcpuLimitExceeded",),
-         pattern=r"more vCPU capacity than your current vCPU limit"),
+    # vCPU limits are per bucket of instance families (families.py), on-demand and spot apart.
+    Rule("VcpuLimitExceeded", Q, Scope.FAMILY, codes=("VcpuLimitExceeded",),
+         pattern=r"more vCPU capacity than your current vCPU limit", family=_BUCKET,
+         why="the limit of the failing type's bucket (G and VT, P, Standard ...) in this region"),
     Rule("InstanceLimitExceeded", Q, Scope.REGION, codes=("InstanceLimitExceeded",),
          pattern=r"more instances \(\d+\) than your current instance limit"),
-    Rule("MaxSpotInstanceCountExceeded", Q, Scope.REGION, codes=("MaxSpotInstanceCountExceeded",),
-         pattern=r"(?i)max spot instance count exceeded"),
+    Rule("MaxSpotInstanceCountExceeded", Q, Scope.FAMILY, codes=("MaxSpotInstanceCountExceeded",),
+         pattern=r"(?i)max spot instance count exceeded", family=_BUCKET,
+         why="spot limits are vCPUs per bucket too (\"All G and VT Spot Instance Requests\")"),
     Rule("MaxFleetCountExceeded", Q, Scope.REGION, codes=("MaxFleetCountExceeded",)),
     # --- auth: nothing on this cloud will work ---------------------------------------
     Rule("AuthFailure", A, Scope.CLOUD, codes=("AuthFailure",),
@@ -63,7 +71,7 @@ RULES: tuple[Rule, ...] = (
          pattern=r"\bInvalid[A-Z][A-Za-z]*(?:\.[A-Z][A-Za-z]+)?\b"),
 ) + GENERIC_TRANSIENT
 
-CLASSIFIER = TableClassifier("aws", RULES)
+CLASSIFIER = TableClassifier("aws", RULES, family_key)
 
 
 def classify(message: object) -> Classification:

@@ -5,10 +5,13 @@ Scope is read from the text: "in this zone" or an Availability Zone constraint i
 zone scope; "in this region" / "in location" is region scope. Our catalog gives
 Azure candidates no zone, so on Azure the two block the same candidates.
 Auth rows come before invalid ones: AuthorizationFailed says "or the scope is invalid".
+A cores quota that names a VM family (standardFSv2Family) blocks that family in the
+region; the regional total (Total Regional Cores) blocks the region.
 """
 
 from __future__ import annotations
 
+from skyplan.clouds.azure.families import family_key
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.classify import GENERIC_TRANSIENT, Rule, TableClassifier, sample_from
 from skyplan.errors import Classification, Kind, Scope
@@ -16,6 +19,8 @@ from skyplan.errors import Classification, Kind, Scope
 C, Q, A, I, T = Kind.CAPACITY, Kind.QUOTA, Kind.AUTH, Kind.INVALID, Kind.TRANSIENT
 
 _SKU = r"is currently not available in location"
+#: "exceeding approved standardFSv2Family Cores quota" / "... Standard NCASv3_T4 Family Cores quota".
+_FAMILY_QUOTA = r"exceeding approved (\w[\w ]*?Family) Cores quota"
 
 RULES: tuple[Rule, ...] = (
     # --- capacity ----------------------------------------------------------------------
@@ -34,6 +39,10 @@ RULES: tuple[Rule, ...] = (
          pattern=r"is not available in the current region", when=r"is not available in the current region",
          why="the size is not offered in this region"),
     # --- quota -------------------------------------------------------------------------------
+    Rule("OperationNotAllowed", Q, Scope.FAMILY, codes=("OperationNotAllowed",), when=_FAMILY_QUOTA,
+         family=_FAMILY_QUOTA, why="one VM family's cores (standardFSv2Family) in this region"),
+    Rule("QuotaExceeded", Q, Scope.FAMILY, codes=("QuotaExceeded",), pattern=_FAMILY_QUOTA, when=_FAMILY_QUOTA,
+         family=_FAMILY_QUOTA),
     Rule("OperationNotAllowed", Q, Scope.REGION, codes=("OperationNotAllowed",), when=r"(?i)quota"),
     Rule("QuotaExceeded", Q, Scope.REGION, codes=("QuotaExceeded",),
          pattern=r"(?i)results in exceeding (?:approved [\w\s]*quota|quota limits?)"),
@@ -59,7 +68,7 @@ RULES: tuple[Rule, ...] = (
          pattern=r"The value of parameter \S+ is invalid|Required parameter '[^']+' is missing"),
 ) + GENERIC_TRANSIENT
 
-CLASSIFIER = TableClassifier("azure", RULES)
+CLASSIFIER = TableClassifier("azure", RULES, family_key)
 
 
 def classify(message: object) -> Classification:

@@ -3,18 +3,25 @@
 Every row is exercised by tests/unit/clouds/corpus/gcp.yaml (real messages, cited).
 The Terraform bridge (and so pulumi-gcp) often prints only an operation's message,
 without its code; the patterns below recognise those messages by their wording.
-Quotas named ``*_ALL_REGIONS`` or reported "globally" block every region of GCP.
+Quotas named ``*_ALL_REGIONS`` or reported "globally" block every region of GCP;
+per-family quotas (``N2_CPUS``, ``NVIDIA_V100_GPUS``) block that family in the
+region; the regional total ``CPUS`` and other regional quotas block the region.
 """
 
 from __future__ import annotations
 
 from skyplan.clouds.base import ProvisionRequest
+from skyplan.clouds.gcp.families import family_key, gpu_quota
 from skyplan.clouds.classify import GENERIC_TRANSIENT, Rule, TableClassifier, sample_from
 from skyplan.errors import Classification, Kind, Scope
 
 C, Q, A, I, T = Kind.CAPACITY, Kind.QUOTA, Kind.AUTH, Kind.INVALID, Kind.TRANSIENT
 
 _STOCKOUT = r"does not have enough resources available to fulfill the request"
+#: A per-family quota: <SERIES>_CPUS or NVIDIA_<MODEL>_GPUS (optionally PREEMPTIBLE_), never the total CPUS.
+_FAMILY_METRIC = r"(?!(?:PREEMPTIBLE_)?CPUS\b)((?:PREEMPTIBLE_)?(?:[A-Z][A-Z0-9]*_CPUS|NVIDIA_[A-Z0-9_]+_GPUS))"
+_FAMILY_QUOTA = (r"Quota '" + _FAMILY_METRIC + r"' exceeded"
+                 r"|Insufficient regional quota to satisfy request for resource: \"" + _FAMILY_METRIC + r"\"")
 
 RULES: tuple[Rule, ...] = (
     # --- capacity ----------------------------------------------------------------------
@@ -43,6 +50,9 @@ RULES: tuple[Rule, ...] = (
          pattern=r"Quota '[A-Z0-9_]+' exceeded",
          when=r"Quota '[A-Z0-9_]*_ALL_REGIONS' exceeded|exceeded\.\s+Limit: [\d.]+ globally",
          why="a cross-region quota: every region of GCP is blocked"),
+    Rule("QUOTA_EXCEEDED", Q, Scope.FAMILY, codes=("QUOTA_EXCEEDED", "quotaExceeded"),
+         pattern=_FAMILY_QUOTA, when=_FAMILY_QUOTA, family=_FAMILY_QUOTA,
+         why="a machine series' CPUs (N2_CPUS) or a GPU model (NVIDIA_T4_GPUS) in this region"),
     Rule("QUOTA_EXCEEDED", Q, Scope.REGION, codes=("QUOTA_EXCEEDED", "quotaExceeded"),
          pattern=r"Quota '[A-Z0-9_]+' exceeded|Insufficient regional quota"),
     # --- auth ----------------------------------------------------------------------------------
@@ -61,7 +71,7 @@ RULES: tuple[Rule, ...] = (
          pattern=r"\b(?:503 SERVICE UNAVAILABLE|500 INTERNAL SERVER ERROR)\b"),
 ) + GENERIC_TRANSIENT
 
-CLASSIFIER = TableClassifier("gcp", RULES)
+CLASSIFIER = TableClassifier("gcp", RULES, family_key)
 
 
 def classify(message: object) -> Classification:
@@ -109,7 +119,7 @@ def quota_metric(accelerators: dict[str, float], use_spot: bool = False) -> str:
     """
     metric = "CPUS"
     for name in accelerators:
-        metric = "NVIDIA_" + name.upper().replace("-", "_") + "_GPUS"
+        metric = gpu_quota(name)
         break
     return ("PREEMPTIBLE_" if use_spot else "") + metric
 

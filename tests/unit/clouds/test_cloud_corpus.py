@@ -42,6 +42,7 @@ ENTRIES = [(cloud, e) for cloud in CLASSIFIERS for e in load(cloud)]
 def test_entry_classifies_as_recorded(cloud: str, entry: dict) -> None:
     got = CLASSIFIERS[cloud].classify(entry["message"])
     assert (got.code, got.kind.value, got.scope.value) == (entry["code"], entry["kind"], entry["scope"])
+    assert got.family == entry.get("family")  # the quota family the text names, normalised
     assert got.message == entry["message"].strip()
 
 
@@ -81,3 +82,9 @@ def test_corpus_total_is_at_least_40() -> None:
 def test_every_outcome_kind_is_represented(cloud: str) -> None:
     kinds = {e["kind"] for e in load(cloud)}
     assert {"capacity", "quota", "auth", "invalid", "transient"} <= kinds
+
+
+@pytest.mark.parametrize("cloud", list(CLASSIFIERS))
+def test_quota_is_covered_per_family_and_per_region(cloud: str) -> None:
+    scopes = {e["scope"] for e in load(cloud) if e["kind"] == "quota"}
+    assert {"family", "region"} <= scopes
