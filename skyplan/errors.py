@@ -134,6 +134,7 @@ class Scope(str, enum.Enum):
 
     NONE = "none"  # retry the same placement (transient)
     ZONE = "zone"
+    FAMILY = "family"  # one VM family / instance group's quota, in one region
     REGION = "region"
     CLOUD = "cloud"
     ALL = "all"  # stop failover entirely (invalid request)
@@ -146,8 +147,11 @@ class Classification:
     kind: Kind
     scope: Scope
     code: str  # the provider's error code, e.g. ZONE_RESOURCE_POOL_EXHAUSTED, or "unknown"
-    FAMILY = "family"  # one VM family / instance group's quota, in one region
     message: str  # verbatim provider text
+    #: With Scope.FAMILY: the quota family the message names, normalised by its cloud
+    #: (e.g. "fsv2" for Azure's standardFSv2Family, "N2_CPUS" for GCP); None when the
+    #: message names none and the family is the failing instance type's own (AWS).
+    family: str | None = None
 
 
 class PlacementError(SkyplanError):
@@ -160,10 +164,6 @@ class PlacementError(SkyplanError):
         self.classification = classification
 
     @property
-    #: With Scope.FAMILY: the quota family the message names, normalised by its cloud
-    #: (e.g. "fsv2" for Azure's standardFSv2Family, "N2_CPUS" for GCP); None when the
-    #: message names none and the family is the failing instance type's own (AWS).
-    family: str | None = None
     def kind(self) -> Kind:
         return self.classification.kind
 
