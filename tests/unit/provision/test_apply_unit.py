@@ -82,7 +82,9 @@ def test_every_candidate_failing_raises_with_history():
     drv = FakeDriver(lambda s: FakeUp(False, error="something nobody has seen before"))
     with pytest.raises(ProvisionFailed) as e:
         Applier(simulate=SCENARIO, driver=drv).apply(plan(), "t")
-    assert len(e.value.attempts) == 4  # unknown errors block one zone each
+    # An unknown error blocks its zone; the same one in a second zone of the region blocks the region.
+    assert len(e.value.attempts) == 3
+    assert e.value.attempts[1].widened == "region: same unknown error in us-central1-a and us-central1-b"
     assert StateDB().get_cluster("t").status == "FAILED"
     assert drv.live == set()
 
