@@ -14,9 +14,11 @@ File format (``skyplan-offers/1``), chosen for a fast cold load:
   * one JSON object; strings live once in small tables (``tables``) and
     columns refer to them by index (-1 = none);
   * offers are grouped by *shape* (cloud, instance type, hardware,
-    accelerator). ``shapes`` holds one row per shape plus ``start``, the index
-    of its first offer, so a query picks the matching shapes first and only
-    touches their slice of the ``offers`` columns;
+    accelerator, and ``undersized``: 1 for a host below the default size for
+    its accelerators, see ``Offer.undersized``). ``shapes`` holds one row per
+    shape plus ``start``, the index of its first offer, so a query picks the
+    matching shapes first and only touches their slice of the ``offers``
+    columns;
   * ``offers`` holds only region, zone and the two prices per row.
 The build is deterministic: the same seed gives the same bytes.
 """
@@ -110,6 +112,7 @@ def encode(offers: Iterable[Offer], *, source: str = SOURCE, fetched_at: str = F
             o.vcpus,
             o.memory_gib,
             -1.0 if o.device_memory_gib is None else o.device_memory_gib,
+            o.undersized,
         )
 
     rows = sorted(offers, key=lambda o: (shape_key(o), o.region, o.zone or ""))
@@ -129,7 +132,7 @@ def encode(offers: Iterable[Offer], *, source: str = SOURCE, fetched_at: str = F
 
     shapes: dict[str, list] = {
         k: [] for k in ("cloud", "instance_type", "vcpus", "memory_gib", "accelerator", "accelerator_count",
-                        "device_memory_gib", "start")
+                        "device_memory_gib", "undersized", "start")
     }
     cols: dict[str, list] = {k: [] for k in ("region", "zone", "price", "spot_price")}
     counts: dict[str, int] = {}
@@ -145,6 +148,7 @@ def encode(offers: Iterable[Offer], *, source: str = SOURCE, fetched_at: str = F
             shapes["accelerator"].append(ref("accelerator", o.accelerator))
             shapes["accelerator_count"].append(_num(o.accelerator_count))
             shapes["device_memory_gib"].append(_num(o.device_memory_gib))
+            shapes["undersized"].append(int(o.undersized))
             shapes["start"].append(i)
         cols["region"].append(ref("region", o.region))
         cols["zone"].append(ref("zone", o.zone))

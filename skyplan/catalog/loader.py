@@ -111,6 +111,8 @@ class Catalog:
         self._s_acc: list[int] = s["accelerator"]
         self._s_count: list[float] = s["accelerator_count"]
         self._s_devmem: list[float | None] = s["device_memory_gib"]
+        # Absent from files built before the column existed: no host is undersized.
+        self._s_small: list[int] = s.get("undersized") or [0] * len(s["cloud"])
         self._s_start: list[int] = s["start"]
         o = doc["offers"]
         self._o_region: list[int] = o["region"]
@@ -194,7 +196,7 @@ class Catalog:
                 if local[z]:
                     continue
                 append(Offer(*head[:2], regions[r], zones[z] if z >= 0 else None, *head[2:6],
-                             o_price[i], o_spot[i], head[6]))
+                             o_price[i], o_spot[i], *head[6:]))
         return out
 
     def accelerator_names(self) -> list[str]:
@@ -274,6 +276,7 @@ class Catalog:
             self._accs[a] if a >= 0 else None,
             float(self._s_count[s]),
             None if self._s_devmem[s] is None else float(self._s_devmem[s]),
+            bool(self._s_small[s]),
         )
 
     def _select_shapes(
@@ -330,7 +333,7 @@ class Catalog:
                     if self._o_zone[i] == zone_idx and (region_idx == -2 or self._o_region[i] == region_idx):
                         head = head or self._shape_head(s)
                         out.append(Offer(*head[:2], self._regions[self._o_region[i]], zone, *head[2:6],
-                                         self._o_price[i], self._o_spot[i], head[6]))
+                                         self._o_price[i], self._o_spot[i], *head[6:]))
             return out
         aws = self._clouds.index("aws") if "aws" in self._clouds else -1
         aws_shapes = [s for s in shapes if self._s_cloud[s] == aws]
@@ -383,4 +386,4 @@ class Catalog:
         if not hit:
             return None
         head = self._shape_head(s)
-        return Offer(*head[:2], region, zone, *head[2:6], price, spot, head[6])
+        return Offer(*head[:2], region, zone, *head[2:6], price, spot, *head[6:])

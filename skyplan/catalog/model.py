@@ -25,6 +25,11 @@ class Offer:
     price: float | None  # on-demand $/hr
     spot_price: float | None  # spot $/hr
     device_memory_gib: float | None = None  # per accelerator, when known
+    #: A host smaller than the default for the accelerators attached to it (a
+    #: GCP N1 host, see skyplan/clouds/gcp/default_hosts.py). Set by the cloud's
+    #: catalog mapping at build time; the planner offers it only to a task that
+    #: sizes the host itself (cpus, memory or instance_type).
+    undersized: bool = False
 
     def hourly(self, use_spot: bool) -> float | None:
         return self.spot_price if use_spot else self.price

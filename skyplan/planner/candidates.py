@@ -23,6 +23,9 @@ from skyplan.spec.models import Accelerator, Preference, Quantity, ResourceReque
 CLOUD_CLOUDS = ("aws", "gcp", "azure")
 #: Used when a request names no hardware at all: a small general-purpose VM.
 DEFAULT_CPUS = Quantity(4, at_least=True)
+#: The explain step for ``Offer.undersized``: GPUs attached to a host smaller
+#: than the default for them, dropped unless the request sizes the host.
+HOST_SIZE_STEP = "host of default size for the GPUs"
 DISPLAY = {"aws": "AWS", "gcp": "GCP", "azure": "Azure", "local": "Local"}
 
 
@@ -193,11 +196,20 @@ def _hardware_filter(req: ResourceRequest, accel: Accelerator | None):
         # This machine is what it is; the default size applies to clouds only.
         cpus = DEFAULT_CPUS
     mem = req.memory
+    sized = _sizes_host(req)
 
     def ok(o: Offer) -> bool:
-        return (cpus is None or cpus.admits(o.vcpus)) and (mem is None or mem.admits(o.memory_gib))
+        return ((cpus is None or cpus.admits(o.vcpus)) and (mem is None or mem.admits(o.memory_gib))
+                and (sized or not o.undersized))
 
     return ok, cpus, mem
+
+
+def _sizes_host(req: ResourceRequest) -> bool:
+    """Whether the request sizes the host itself. A request that does not is
+    never given a host smaller than the default for the GPUs attached to it
+    (``Offer.undersized``, which each cloud's catalog mapping sets)."""
+    return req.cpus is not None or req.memory is not None or req.instance_type is not None
 
 
 def _alternatives(req: ResourceRequest) -> list[tuple[int, Accelerator | None]]:
@@ -335,6 +347,10 @@ def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: 
         keep = [o for o in offers if mem.admits(o.memory_gib)]
         steps.append(ExplainStep(f"memory = {mem}", len(offers) - len(keep), len(keep)))
         offers = keep
+    if accel is not None and not _sizes_host(req):
+        keep = [o for o in offers if not o.undersized]
+        steps.append(ExplainStep(HOST_SIZE_STEP, len(offers) - len(keep), len(keep)))
+        offers = keep
     market = "a spot" if req.use_spot else "an on-demand"
     keep = [o for o in offers if o.hourly(bool(req.use_spot)) is not None]
     steps.append(ExplainStep(f"has {market} price", len(offers) - len(keep), len(keep)))
@@ -407,4 +423,6 @@ def _sentence(req: ResourceRequest, accel: Accelerator | None, culprit: ExplainS
         base += f" at a {'spot' if req.use_spot else 'on-demand'} price"
     elif c.startswith("max_hourly_cost"):
         base += f" under max_hourly_cost {req.max_hourly_cost:g} (the cost is price x num_nodes)"
+    elif c == HOST_SIZE_STEP:
+        base += " on a host of the default size for it (set cpus or memory to allow a smaller host)"
     return base + f" (emptied by: {c})"

@@ -4,8 +4,9 @@ The GCP file has two kinds of rows: host VMs (InstanceType set, no accelerator)
 and accelerators (InstanceType empty) priced per zone on their own. An
 accelerator offer is a host row plus an accelerator row in the same zone, paired
 by the rules in ``hosts.py``, with both markets summed: if either side lacks a
-price for a market, the pair lacks it too. Host rows outside the
-accelerator-optimized families are also CPU-only offers.
+price for a market, the pair lacks it too. An N1 pair smaller than the default
+host for its GPUs (``default_hosts.py``) is marked ``undersized``. Host rows
+outside the accelerator-optimized families are also CPU-only offers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from skyplan.catalog.model import Offer
 from skyplan.catalog.rows import gpu_memory_gib, opt_float
-from skyplan.clouds.gcp import hosts
+from skyplan.clouds.gcp import default_hosts, hosts
 
 CLOUD = "gcp"
 SEED_FILE = "gcp_vms.csv"
@@ -111,11 +112,16 @@ def offers_from_rows(rows: Iterable[dict[str, str]]) -> Iterator[Offer]:
         key = (g.name, int(g.count))
         fixed = hosts.ACCELERATOR_OPTIMIZED.get(key)
         for h in by_zone.get(g.zone, ()):
+            undersized = False
             if fixed is not None:
                 if h.name not in fixed:
                     continue
             elif not hosts.n1_host_fits(h.name, h.vcpus, h.memory_gib, g.name, int(g.count)):
                 continue
+            else:
+                # Attachable, but smaller than a host anyone would pick for these
+                # GPUs: offered only to tasks that size the host themselves.
+                undersized = not default_hosts.default_host_ok(g.name, g.count, h.vcpus, h.memory_gib)
             price = _add(_gpu_host_price(h.price), g.price)
             spot = _add(_gpu_host_price(h.spot_price), g.spot_price)
             if price is None and spot is None:
@@ -132,4 +138,5 @@ def offers_from_rows(rows: Iterable[dict[str, str]]) -> Iterator[Offer]:
                 price=price,
                 spot_price=spot,
                 device_memory_gib=g.device_memory_gib,
+                undersized=undersized,
             )

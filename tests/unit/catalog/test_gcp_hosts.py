@@ -117,3 +117,43 @@ def test_n1_host_over_limit_is_not_paired():
     cpu_types = {o.instance_type for o in out if o.accelerator is None}
     assert gpu_types == {"n1-standard-8"}
     assert cpu_types == {"n1-standard-16", "n1-standard-8"}
+
+
+# --- default host size for attached GPUs (default_hosts.py) -----------------------
+
+
+def test_n1_pair_below_the_default_host_is_marked_undersized():
+    rows = [_host("n1-standard-1", vcpus=1, mem=3.75), _host("n1-standard-4", vcpus=4, mem=15),
+            _host("n1-highmem-4", vcpus=4, mem=26), _host("n1-standard-8", vcpus=8, mem=30), _gpu("T4", 1)]
+    small = {o.instance_type: o.undersized for o in offers_from_rows(rows) if o.accelerator}
+    # T4:1 needs 4 vCPUs and 16 GiB: n1-standard-4 has the vCPUs but 15 GB.
+    assert small == {"n1-standard-1": True, "n1-standard-4": True, "n1-highmem-4": False, "n1-standard-8": False}
+
+
+def test_fixed_gpu_hosts_and_cpu_offers_are_never_undersized():
+    rows = [_host("g2-standard-4", vcpus=4, mem=16), _host("n1-standard-1", vcpus=1, mem=3.75), _gpu("L4", 1)]
+    out = list(offers_from_rows(rows))
+    assert {(o.instance_type, o.undersized) for o in out} == {("g2-standard-4", False), ("n1-standard-1", False)}
+
+
+def test_every_n1_gpu_count_has_a_default_host_n1_can_carry():
+    from skyplan.clouds.gcp import default_hosts
+
+    assert set(default_hosts.N1_DEFAULT_MIN_VCPUS) == set(hosts.N1_LIMITS)
+    for key, (max_vcpus, max_mem) in hosts.N1_LIMITS.items():
+        need_vcpus, need_mem = default_hosts.min_host(*key)
+        assert need_vcpus <= max_vcpus and need_mem <= max_mem, key
+
+
+def test_embedded_catalog_offers_a_default_size_n1_host_for_every_gpu_count(embedded):
+    # The seed carries n1-*-32/64/96 so that 4 and 8 GPUs still have a host of
+    # the default size (e.g. V100:8 on n1-highmem-64).
+    from skyplan.clouds.gcp import default_hosts
+
+    for name, count in default_hosts.N1_DEFAULT_MIN_VCPUS:
+        ok = [o for o in _gcp(embedded, accelerator=name, accelerator_count=count) if not o.undersized]
+        assert ok, (name, count)
+        need_vcpus, need_mem = default_hosts.min_host(name, count)
+        assert all(o.vcpus >= need_vcpus and o.memory_gib >= need_mem for o in ok)
+    assert {o.instance_type for o in _gcp(embedded, accelerator="T4", accelerator_count=1) if o.undersized} >= {
+        "n1-standard-1", "n1-standard-2", "n1-standard-4", "n1-highmem-2"}

@@ -130,3 +130,23 @@ def test_vcpu_and_memory_bounds(embedded):
     assert big and all(o.memory_gib >= 1000 for o in big)
     assert len(big) == sum(1 for o in embedded.offers(clouds=["gcp"]) if o.memory_gib >= 1000)
     assert embedded.offers(min_vcpus=10_000) == []
+
+
+def test_undersized_flag_round_trips_and_older_files_default_to_false(make_catalog, tmp_path):
+    import json
+
+    cat = make_catalog([dict(cloud="gcp", instance_type="n1-standard-1", accelerator="T4", accelerator_count=1.0,
+                             undersized=True),
+                        dict(cloud="gcp", instance_type="n1-highmem-4", accelerator="T4", accelerator_count=1.0)])
+    assert {o.instance_type: o.undersized for o in cat.offers()} == {"n1-standard-1": True, "n1-highmem-4": False}
+    # A catalog file written before the column existed still loads: nothing is undersized.
+    from skyplan.catalog.build import encode
+    from skyplan.catalog import load_catalog, Offer
+
+    doc = json.loads(encode([Offer("gcp", "n1-standard-1", "r", "r-a", 1.0, 3.75, "T4", 1.0, 0.4, 0.1,
+                                   undersized=True)]))
+    del doc["shapes"]["undersized"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    [o] = load_catalog(old).offers()
+    assert o.undersized is False
