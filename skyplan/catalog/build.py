@@ -35,7 +35,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from skyplan.catalog.model import Offer
-from skyplan.catalog.rows import read_rows
 
 FORMAT = "skyplan-offers/1"
 SOURCE = "skypilot-catalog-v8-seed"
@@ -52,33 +51,22 @@ SEED_DIR = PACKAGE_DIR / "seed"
 EMBEDDED = PACKAGE_DIR / "data" / "offers.json"
 
 
-def _mappers() -> list[tuple[str, str, object]]:
-    # Imported here so the plan path (loader) never imports the cloud packages.
-    from skyplan.clouds.aws import catalog as aws
-    from skyplan.clouds.azure import catalog as azure
-    from skyplan.clouds.gcp import catalog as gcp
-
-    return [(m.CLOUD, m.SEED_FILE, m.offers_from_rows) for m in (aws, gcp, azure)]
-
-
 def seed_offers(seed_dir: str | os.PathLike[str] = SEED_DIR) -> list[Offer]:
-    """Every offer of the seed, all clouds, in build order."""
+    """Every offer of the seed, every catalog cloud (registry order), in build order.
+
+    Each cloud maps its own seed file (``skyplan/clouds/<cloud>/catalog.py``)."""
+    from skyplan.clouds import registry
+
     out: list[Offer] = []
-    for _cloud, filename, mapper in _mappers():
-        out.extend(mapper(read_rows(Path(seed_dir) / filename)))  # type: ignore[operator]
+    for name in registry.catalog_clouds():
+        out.extend(registry.get(name).seed_offers(Path(seed_dir)))
     return out
 
 
 def _scaled_zone(cloud: str, zone: str | None, k: int) -> str | None:
-    if zone is None:
-        return None
-    if cloud == "aws":
-        # use1-az1 -> use1x2-az1; usw2-lax1-az1 -> usw2x2-lax1-az1 (stays local)
-        code, rest = zone.split("-", 1)
-        return f"{code}x{k}-{rest}"
-    # us-central1-a -> us-central1-x2-a
-    head, letter = zone.rsplit("-", 1)
-    return f"{head}-x{k}-{letter}"
+    from skyplan.clouds import registry
+
+    return registry.get(cloud).scaled_zone(zone, k)
 
 
 def scale_offers(offers: Sequence[Offer], n: int) -> list[Offer]:
@@ -101,7 +89,7 @@ def _num(x: float | None) -> float | int | None:
 
 def encode(offers: Iterable[Offer], *, source: str = SOURCE, fetched_at: str = FETCHED_AT) -> bytes:
     """Serialise offers into the columnar ``skyplan-offers/1`` format."""
-    from skyplan.clouds.aws.zones import is_local_zone
+    from skyplan.clouds import registry
 
     def shape_key(o: Offer) -> tuple:
         return (
@@ -157,17 +145,17 @@ def encode(offers: Iterable[Offer], *, source: str = SOURCE, fetched_at: str = F
         counts[o.cloud] = counts.get(o.cloud, 0) + 1
     shapes["start"].append(len(rows))
 
-    # Only AWS has Local Zones; flag them once here so the loader needs no parsing.
-    aws = index["cloud"].get("aws")
+    # Zones that need an account opt-in (AWS Local Zones), as each cloud says;
+    # flagged once here so the loader needs no parsing.
     local: set[int] = set()
-    if aws is not None:
-        for s, c in enumerate(shapes["cloud"]):
-            if c != aws:
-                continue
-            for j in range(shapes["start"][s], shapes["start"][s + 1]):
-                z = cols["zone"][j]
-                if z >= 0 and is_local_zone(tables["zone"][z]):
-                    local.add(z)
+    for s, c in enumerate(shapes["cloud"]):
+        cloud = registry.find(tables["cloud"][c])
+        if cloud is None:
+            continue
+        for j in range(shapes["start"][s], shapes["start"][s + 1]):
+            z = cols["zone"][j]
+            if z >= 0 and z not in local and cloud.opt_in_zone(tables["zone"][z]):
+                local.add(z)
 
     doc = {
         "format": FORMAT,

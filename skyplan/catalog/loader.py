@@ -8,16 +8,17 @@ those shapes, so the cost of a query follows the size of its answer, not the
 size of the catalog.
 
 Zone semantics:
-  * GCP zones match exactly. Azure's seed has no zones, so a pinned zone
-    selects no Azure offer.
-  * AWS zones are AZ IDs. A pinned ID matches exactly (Local Zone IDs too). A
-    pinned AZ *name* (``us-east-1a``) cannot be mapped to an ID offline (the
-    mapping is per account), so it selects every regular zone of its region and
-    yields one offer per instance type with ``zone`` set to the given name: the
-    on-demand price (uniform per region) and, conservatively, the highest spot
-    price among those zones. A Local Zone name (``us-west-2-lax-1a``) does the
-    same over the zones of that Local Zone group.
-  * AWS Local Zones need an account opt-in: they appear only when pinned.
+  * A pinned zone the catalog holds matches exactly (GCP zones, AWS AZ IDs,
+    Local Zone IDs too). A cloud without zones in the catalog (Azure's seed)
+    never matches a pinned zone.
+  * A pinned zone the catalog does not hold is offered to each cloud's
+    ``zone_alias`` hook (AWS reads AZ *names* such as ``us-east-1a``, whose
+    mapping to IDs is per account). An alias selects the zones it covers in its
+    region and yields one offer per instance type with ``zone`` set to the
+    given text: the on-demand price (uniform per region) and, conservatively,
+    the highest spot price among those zones.
+  * Zones flagged as needing an account opt-in at build time (AWS Local Zones)
+    appear only when pinned.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from pathlib import Path
 from skyplan.catalog.model import CatalogInfo, Offer
 from skyplan.errors import InputError
 
-DEFAULT_CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure")
 ENV_VAR = "SKYPLAN_CATALOG"
 FORMAT = "skyplan-offers/1"
 EMBEDDED = Path(__file__).resolve().parent / "data" / "offers.json"
@@ -153,7 +153,7 @@ class Catalog:
     ) -> list[Offer]:
         """Offers matching every given filter.
 
-        ``clouds=None`` means aws, gcp and azure. ``accelerator`` matches the
+        ``clouds=None`` means every cloud in the file. ``accelerator`` matches the
         canonical name case-insensitively; ``cpu_only`` keeps offers without an
         accelerator. ``instance_type`` is matched exactly. ``zone``: see the
         module docstring (AWS IDs vs names, Local Zones). Offers whose prices
@@ -287,8 +287,11 @@ class Catalog:
         accelerator_count: float | None,
         cpu_only: bool,
     ) -> list[int]:
-        wanted = {w.lower() for w in (DEFAULT_CLOUDS if clouds is None else clouds)}
-        cloud_ids = {i for i, c in enumerate(self._clouds) if c in wanted}
+        if clouds is None:
+            cloud_ids = set(range(len(self._clouds)))
+        else:
+            wanted = {w.lower() for w in clouds}
+            cloud_ids = {i for i, c in enumerate(self._clouds) if c in wanted}
         if not cloud_ids:
             return []
         acc_id: int | None = None
@@ -326,7 +329,7 @@ class Catalog:
         out: list[Offer] = []
         starts = self._s_start
         if zone_idx >= 0:
-            # A zone as the catalog spells it: GCP zones, AWS AZ IDs (Local Zones too).
+            # A zone as the catalog spells it.
             for s in shapes:
                 head = None
                 for i in range(starts[s], starts[s + 1]):
@@ -335,33 +338,25 @@ class Catalog:
                         out.append(Offer(*head[:2], self._regions[self._o_region[i]], zone, *head[2:6],
                                          self._o_price[i], self._o_spot[i], *head[6:]))
             return out
-        aws = self._clouds.index("aws") if "aws" in self._clouds else -1
-        aws_shapes = [s for s in shapes if self._s_cloud[s] == aws]
-        if not aws_shapes:
-            return out
-        # Imported only when a zone is pinned, so the common path never pays for it.
-        from skyplan.clouds.aws.zones import local_group, parse_zone_pin
+        # A spelling the catalog does not hold: ask the clouds of the selected
+        # shapes how they read it (imported only now, so the common path never pays).
+        from skyplan.clouds import registry
 
-        pin = parse_zone_pin(zone)
-        if pin is None or pin.kind != "name" or pin.region is None:
-            return out  # an unknown AZ ID, or not an AWS zone at all
-        if region is not None and region != pin.region:
-            return out
-        r = self._region_idx.get(pin.region)
-        if r is None:
-            return out
-        # Which catalog zones of that region the name may stand for.
-        eligible = set()
-        for z, name in enumerate(self._zones):
-            if pin.group is None:
-                if not self._local[z]:
-                    eligible.add(z)
-            elif self._local[z] and local_group(name) == pin.group:
-                eligible.add(z)
-        for s in aws_shapes:
-            merged = self._merge(s, r, eligible, pin.region, pin.text)
-            if merged is not None:
-                out.append(merged)
+        for c in sorted({self._s_cloud[s] for s in shapes}):
+            cloud = registry.find(self._clouds[c])
+            alias = cloud.zone_alias(zone) if cloud is not None else None
+            if alias is None or (region is not None and region != alias.region):
+                continue
+            r = self._region_idx.get(alias.region)
+            if r is None:
+                continue
+            # Which catalog zones of that region the alias may stand for.
+            eligible = {z for z, name in enumerate(self._zones) if alias.covers(name, self._local[z])}
+            for s in shapes:
+                if self._s_cloud[s] == c:
+                    merged = self._merge(s, r, eligible, alias.region, alias.text)
+                    if merged is not None:
+                        out.append(merged)
         return out
 
     def _merge(self, s: int, r: int, eligible: set[int], region: str, zone: str) -> Offer | None:

@@ -43,7 +43,15 @@ def _main(
 ) -> None:
     """Declarative plan/apply for cloud compute."""
 sim_app = typer.Typer(help="The fault-injecting sim cloud.", no_args_is_help=True)
-app.add_typer(sim_app, name="sim")
+
+
+def _simulator_name() -> str:
+    from skyplan.clouds import registry
+
+    return registry.simulator().name
+
+
+app.add_typer(sim_app, name=_simulator_name())
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
@@ -132,7 +140,7 @@ def validate(
 @handle_errors
 def show_gpus(
     name: Optional[str] = typer.Argument(None, help="Accelerator, optionally with a count: A100 or A100:8."),
-    cloud: Optional[str] = typer.Option(None, "--cloud", help="Only this cloud (aws, gcp, azure)."),
+    cloud: Optional[str] = typer.Option(None, "--cloud", help="Only this cloud (one of the catalog's: aws, gcp, azure)."),
     region: Optional[str] = typer.Option(None, "--region", help="Only this region."),
     show_all: bool = typer.Option(False, "--all", help="List every accelerator, not just the common ones."),
     as_json: bool = JSON_OPT,
@@ -143,12 +151,14 @@ def show_gpus(
 
     from skyplan.catalog import gpus
     from skyplan.cli import views
+    from skyplan.clouds import registry
     from skyplan.errors import InputError, NoCandidatesError
 
     cat = _catalog(catalog)
     clouds = [cloud] if cloud else None
-    if cloud and cloud not in ("aws", "gcp", "azure"):
-        raise InputError(f"unknown cloud '{cloud}'", hint="use one of aws, gcp, azure")
+    known = registry.catalog_clouds()
+    if cloud and cloud not in known:
+        raise InputError(f"unknown cloud '{cloud}'", hint=f"use one of {', '.join(known)}")
     if name is None:
         data = gpus.list_accelerators(cat, clouds=clouds, region=region, show_all=show_all)
         if as_json:
@@ -203,6 +213,7 @@ def apply(
 ) -> None:
     """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
     from skyplan.cli import views
+    from skyplan.clouds import registry
     from skyplan.errors import SkyplanError, UsageError
     from skyplan.planner import check_fresh, make_plan, read_plan
     from skyplan.provision.apply import Applier, default_cluster_name
@@ -250,11 +261,11 @@ def apply(
         if result.status == "ALREADY_UP":
             typer.echo(f"Cluster '{name}' is already up with this task (stack {result.stack}).", err=True)
         else:
-            sim = " (simulated)" if simulate and c.cloud != "local" else ""
+            sim = " (simulated)" if simulate and registry.is_simulatable(c.cloud) else ""
             typer.echo(f"Cluster '{name}' is UP on {views.cloud_text(c.cloud)} {c.zone or c.region}{sim} "
                        f"{views.instance_text(c)} at {views.money(c.hourly_cost)}/hr.", err=True)
     if not detach and not as_json and result.status == "UP":
-        _stream_task(name, result.outputs)
+        _stream_task(name, _log_source(result.placement.cloud, simulate, result.outputs))
 
 
 def _is_plan_file(path: str) -> bool:
@@ -269,13 +280,24 @@ def _is_plan_file(path: str) -> bool:
     return head.lstrip().startswith(b"{") and b'"format_version"' in head
 
 
-def _stream_task(name: str, outputs: dict) -> None:
-    """For clouds that run here (local, sim), follow the task's output until it ends."""
-    from skyplan.errors import EXIT_TASK_FAILED
-    from skyplan.provision import tasklogs
+def _log_source(cloud: Optional[str], simulate: Optional[str], outputs: dict):
+    """The task output of a cluster that ran on ``cloud`` (through the simulator
+    when ``simulate``), if its cloud can be read from here."""
+    from skyplan.clouds import registry
 
+    if registry.find(cloud) is None:
+        return None
+    return registry.runner(cloud, bool(simulate)).log_source(outputs)
+
+
+def _stream_task(name: str, source) -> None:  # noqa: ANN001 - a skyplan.clouds.base.LogSource or None
+    """For clouds with a log source here (local, sim), follow the task's output until it ends."""
+    from skyplan.errors import EXIT_TASK_FAILED
+
+    if source is None:
+        return
     try:
-        for line in tasklogs.follow_cluster(outputs):
+        for line in source.follow():
             sys.stdout.write(line)
             sys.stdout.flush()
     except KeyboardInterrupt:
@@ -283,7 +305,7 @@ def _stream_task(name: str, outputs: dict) -> None:
                    f"Follow it with `skyplan logs {name} --follow`; stop it with `skyplan down {name} --yes`.",
                    err=True)
         raise typer.Exit(0) from None
-    status = tasklogs.final_status(outputs)
+    status = source.status()
     if status is not None and status.get("phase") != "done":
         typer.echo(f"Task on '{name}' ended {status.get('phase')} (exit code {status.get('returncode')}); "
                    f"the cluster is still up: `skyplan logs {name}`, then `skyplan down {name} --yes`.", err=True)
@@ -297,12 +319,10 @@ def status(as_json: bool = JSON_OPT) -> None:
     from skyplan.cli import views
     from skyplan.state import StateDB
 
-    from skyplan.provision import tasklogs
-
     rows = StateDB().clusters()
-    # For clusters that run here, the task's own state (running, done, failed).
-    phases = {r.name: (tasklogs.final_status(r.outputs) or {}).get("phase") for r in rows
-              if r.status == "UP" and tasklogs.has_logs(r.outputs)}
+    # For clusters whose task output is readable here, the task's own state (running, done, failed).
+    sources = {r.name: _log_source(r.cloud, r.simulate, r.outputs) for r in rows if r.status == "UP"}
+    phases = {name: (src.status() or {}).get("phase") for name, src in sources.items() if src is not None}
     if as_json:
         views.write_json([{**r.to_json(), "task_phase": phases.get(r.name)} for r in rows])
     else:
@@ -317,7 +337,6 @@ def logs(
 ) -> None:
     """Print a cluster's task output (local and sim clusters)."""
     from skyplan.errors import InputError, NotFoundError
-    from skyplan.provision import tasklogs
     from skyplan.provision.apply import valid_cluster_name
     from skyplan.state import StateDB
 
@@ -327,10 +346,14 @@ def logs(
     if row.status != "UP":
         raise InputError(f"cluster '{name}' is {row.status}: it has no running task",
                          hint=f"see `skyplan status`; apply it again, or `skyplan down {name} --yes`")
-    if not tasklogs.has_logs(row.outputs):
+    source = _log_source(row.cloud, row.simulate, row.outputs)
+    if source is None:
+        from skyplan.clouds import registry
+
+        here = registry.with_capability(has_log_source=True)
         raise InputError(f"cluster '{name}' runs on {row.cloud}; its logs are on the instance",
-                         hint="logs are available here for local and sim clusters only")
-    lines = tasklogs.follow_cluster(row.outputs) if follow else tasklogs.read_cluster(row.outputs)
+                         hint=f"logs are available here for {' and '.join(here)} clusters only")
+    lines = source.follow() if follow else source.lines()
     for line in lines:
         sys.stdout.write(line)
         sys.stdout.flush()
@@ -384,9 +407,7 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         info["engine"] = {"ok": False, "error": str(getattr(exc, "message", exc)),
                           "hint": getattr(exc, "hint", None)}
     clouds = {}
-    for name in registry.CLOUDS:
-        if name == "sim":
-            continue
+    for name in registry.with_capability(simulator=False):
         r = registry.get(name).preflight()
         clouds[name] = {"ok": r.ok, "reason": r.reason, "fix": r.fix,
                         "credentials": r.details.get("credentials"), "plugin": r.details.get("plugin")}
@@ -407,7 +428,7 @@ def doctor(as_json: bool = JSON_OPT) -> None:
     for name, r in clouds.items():
         mark = "ok" if r["ok"] else "unavailable"
         typer.echo(f"{name:6} {mark}" + ("" if r["ok"] else f": {r['reason']}; to enable it: {r['fix']}"))
-        if name != "local":
+        if not registry.capabilities(name).runs_here:  # nothing to install, no credentials
             typer.echo(f"{'':6} credentials: {r['credentials'] or 'none found'}; plugin: {r['plugin'] or 'not installed'}")
 
 

@@ -9,7 +9,8 @@ import json
 import sys
 from typing import Any, Iterable, TextIO
 
-from skyplan.planner.candidates import DISPLAY, Candidate
+from skyplan.clouds import registry
+from skyplan.planner.candidates import Candidate
 
 
 def _num(x: float) -> str:
@@ -54,7 +55,12 @@ def instance_text(c: Candidate) -> str:
 
 
 def cloud_text(name: str) -> str:
-    return DISPLAY.get(name, name)
+    return registry.display(name)
+
+
+def _runs_here(name: str | None) -> bool:
+    cloud = registry.find(name)
+    return cloud is not None and cloud.capabilities.runs_here
 
 
 def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None):
@@ -167,8 +173,8 @@ class ApplyPrinter:
             self.con.print(f"Cleaning up stack {e['stack']} left by an earlier run ({e['status']})")
         elif kind == "launching":
             spot = " [Spot]" if e["use_spot"] else ""
-            if e["cloud"] == "local":
-                self.con.print("Launching on this machine (local)")
+            if _runs_here(e["cloud"]):
+                self.con.print(f"Launching on this machine ({e['cloud']})")
             else:
                 self.con.print(f"Launching on {_where(e)}{self.sim} {e['instance_type']}{spot}")
         elif kind == "attempt" and e["outcome"] == "failed":
@@ -182,7 +188,7 @@ class ApplyPrinter:
             self.con.print(f"[yellow]Got {e.get('code') or e.get('kind')} in {where}[/yellow] "
                            f"(message: {msg}){tail}", markup=True, highlight=False)
         elif kind == "attempt" and e["outcome"] == "up":
-            where = "this machine" if e["cloud"] == "local" else _where(e) + self.sim
+            where = "this machine" if _runs_here(e["cloud"]) else _where(e) + self.sim
             self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.get('stack')})")
 
 
@@ -209,7 +215,7 @@ def render_status(rows, file: TextIO | None = None, task_phases: dict | None = N
         t.add_column(col)
     for r in rows:
         task = (task_phases or {}).get(r.name) or "-"
-        cloud = cloud_text(r.cloud or "-") + (" [sim]" if r.simulate and r.cloud not in (None, "local") else "")
+        cloud = cloud_text(r.cloud or "-") + (" [sim]" if r.simulate and registry.is_simulatable(r.cloud) else "")
         t.add_row(r.name, r.status, task, cloud, r.zone or r.region or "-",
                   (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
                   f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-")

@@ -1,20 +1,61 @@
 """The contract every cloud implements. One folder per cloud; one table in registry.py.
 
-A cloud supplies four things, all behind this small Protocol:
-  * ``catalog``     how rows of the public v8 catalog become Offers (build time),
-  * ``program``     the Pulumi program for one placement (lives in ``stacks/<cloud>``),
-  * ``classify``    provider error text -> (kind, scope),
-  * ``preflight``   is the provider plugin installed and are credentials found?
+A cloud is recognised by what it declares, never by its name. It supplies:
+  * ``capabilities``  what it can do (zones, spot, several nodes, runs here, can
+                      be simulated, is the simulator, logs, proves interrupted
+                      creates left nothing); the planner, the CLI, apply and the
+                      sim ask these questions;
+  * ``classify``      provider error text -> (kind, scope);
+  * ``program``       the Pulumi program for one placement (``stacks/<cloud>/program.py``,
+                      loaded by ``skyplan.clouds.programs``);
+  * ``preflight``     is the provider plugin installed and are credentials found?
+  * ``sample_error``  its usual error text for a sim outcome;
+and optional hooks with safe defaults in :class:`CloudBase`: its own offers
+(clouds outside the catalog), its catalog mapping (build time), zone spellings
+the catalog does not hold, resolving an interrupted create, and a log source.
+
 Pulumi modules are imported lazily inside ``program`` so the plan path never
-pays for them.
+pays for them; a cloud module itself must stay cheap to import (the registry
+imports it to read ``capabilities``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from skyplan.errors import Classification
+
+if TYPE_CHECKING:
+    from skyplan.catalog.model import Offer
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a cloud can do. Defaults describe a public cloud sold through the catalog."""
+
+    #: Its zones are real failover units (Azure's seed has none, so it says False).
+    has_zones: bool = True
+    #: It sells a spot (preemptible) market.
+    offers_spot: bool = True
+    #: One placement may hold several nodes.
+    multi_node: bool = True
+    #: It runs on this machine: no default VM size applies, no credentials are needed.
+    runs_here: bool = False
+    #: The simulator may stand in for it under ``--simulate``.
+    simulatable: bool = False
+    #: It IS the simulator: it stands in for the simulatable clouds.
+    simulator: bool = False
+    #: Its offers come from the VM catalog (False: the cloud gives them itself, see ``own_offers``).
+    from_catalog: bool = True
+    #: A candidate when the task names no cloud.
+    default_candidate: bool = True
+    #: Its clusters' task output can be read here (see ``log_source``).
+    has_log_source: bool = False
+    #: It can prove that an interrupted create left nothing (see ``resolve_interrupted``).
+    proves_interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,12 +94,42 @@ class ProvisionRequest:
     scenario: str | None = None
 
 
+@dataclass(frozen=True)
+class ZoneAlias:
+    """A zone spelling the catalog does not hold, as a cloud reads it (e.g. an AWS
+    AZ *name*, whose mapping to AZ IDs is per account).
+
+    ``region`` is the region it lies in; ``covers(zone, opt_in)`` says whether a
+    catalog zone of that region (``opt_in``: the catalog flags it as needing an
+    account opt-in) may be the one meant. Offers found through an alias carry
+    the alias as their zone."""
+
+    text: str
+    region: str
+    covers: Callable[[str, bool], bool]
+
+
+class LogSource(Protocol):
+    """A cluster's task output, readable from this machine."""
+
+    def lines(self) -> Iterator[str]:
+        """Every node's log as it is now (lines end in newline)."""
+        ...
+
+    def follow(self) -> Iterator[str]:
+        """The main node's log until the task ends on every node."""
+        ...
+
+    def status(self) -> dict[str, Any] | None:
+        """The task's state: ``{"phase", "returncode", ...}``, or None if unknown."""
+        ...
+
+
 @runtime_checkable
 class Cloud(Protocol):
     name: str  # "aws"
     display: str  # "AWS"
-    #: True when the cloud's zones are real failover units (Azure's seed has none).
-    has_zones: bool
+    capabilities: Capabilities
 
     def classify(self, message: str) -> Classification:
         """Map one provider error text to a kind and scope. Never raises.
@@ -81,3 +152,70 @@ class Cloud(Protocol):
         invalid, transient), filled in for ``request``. Used by the sim cloud so the
         real classifier runs."""
         ...
+
+    def own_offers(self) -> tuple[Offer, ...] | None:
+        """The offers this cloud gives itself (``capabilities.from_catalog`` False);
+        None for a catalog cloud."""
+        ...
+
+    def seed_offers(self, seed_dir: Path) -> Iterable[Offer]:
+        """Build time: this cloud's offers from its seed file in ``seed_dir``
+        (nothing for a cloud outside the catalog)."""
+        ...
+
+    def opt_in_zone(self, zone: str) -> bool:
+        """Build time: a zone that needs an account opt-in, hidden from plans unless pinned."""
+        ...
+
+    def scaled_zone(self, zone: str | None, k: int) -> str | None:
+        """Build time (benchmark catalogs): the name of ``zone``'s k-th replica."""
+        ...
+
+    def zone_alias(self, zone: str) -> ZoneAlias | None:
+        """Plan time: how to read a pinned zone the catalog does not hold, or None."""
+        ...
+
+    def resolve_interrupted(self, op: Any) -> bool:
+        """Make sure a resource whose create was interrupted does not exist.
+
+        ``op`` is a ``skyplan.provision.protocol.InterruptedOp`` (``type``,
+        ``inputs``). True means it is gone (or never was); False: not this
+        cloud's resource, or it cannot tell (real clouds cannot)."""
+        ...
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        """The task output of a cluster whose stack exported ``outputs``, or None."""
+        ...
+
+
+class CloudBase:
+    """Defaults for the optional hooks, so a cloud states only what differs."""
+
+    name: str
+    display: str
+    capabilities: Capabilities = Capabilities()
+
+    def own_offers(self) -> tuple[Offer, ...] | None:
+        return None
+
+    def seed_offers(self, seed_dir: Path) -> Iterable[Offer]:
+        return ()
+
+    def opt_in_zone(self, zone: str) -> bool:
+        return False
+
+    def scaled_zone(self, zone: str | None, k: int) -> str | None:
+        # us-central1-a -> us-central1-x2-a (the region is replicated as us-central1-x2)
+        if zone is None:
+            return None
+        head, letter = zone.rsplit("-", 1)
+        return f"{head}-x{k}-{letter}"
+
+    def zone_alias(self, zone: str) -> ZoneAlias | None:
+        return None
+
+    def resolve_interrupted(self, op: Any) -> bool:
+        return False
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        return None

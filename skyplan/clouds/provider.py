@@ -1,39 +1,56 @@
 """The shared shape of clouds reached through a Pulumi provider plugin (AWS, GCP, Azure).
 
-Each such cloud states its facts as class attributes and supplies three
-functions; this base turns them into the Cloud protocol. Nothing here imports
-Pulumi: the program module is imported only when a program runs.
+Each such cloud states its facts as class attributes and keeps its knowledge in
+its own folder, under the same file names: ``classify.py`` (``classify``,
+``sample_error``), ``catalog.py`` (``SEED_FILE``, ``offers_from_rows``) and
+``cloud.py`` (the class and ``find_credentials``). This base turns them into
+the Cloud protocol. Nothing here imports Pulumi, and the classifier and
+catalog modules are imported only when used, so reading a cloud's
+capabilities costs no more than importing its ``cloud.py``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from skyplan.clouds.base import PreflightResult, ProvisionRequest
+from skyplan.clouds.base import Capabilities, CloudBase, PreflightResult, ProvisionRequest
 from skyplan.errors import Classification
 
+if TYPE_CHECKING:
+    from skyplan.catalog.model import Offer
 
-class ProviderCloud:
-    name: str
-    display: str
-    has_zones: bool
+
+class ProviderCloud(CloudBase):
+    capabilities = Capabilities(simulatable=True)
     plugin: str  # resource plugin name, e.g. "azure-native"
     package: str  # Python SDK distribution, e.g. "pulumi-azure-native"
     program_module: str  # e.g. "stacks.aws.program"
     credentials_where: str  # where credentials are looked for, for the message
     credentials_fix: str  # how to provide them
 
-    # Supplied per cloud (plain functions, so they stay testable on their own).
-    _classify: Callable[[str], Classification]
-    _sample_error: Callable[[str, ProvisionRequest], str]
-    _find_credentials: Callable[[], str | None]
+    def find_credentials(self) -> str | None:
+        """Where credentials would come from, or None. Looks, never calls the cloud."""
+        raise NotImplementedError
+
+    def _sibling(self, leaf: str) -> ModuleType:
+        """``<this cloud's package>.<leaf>``: the cloud's classify or catalog module."""
+        return importlib.import_module(f"{type(self).__module__.rpartition('.')[0]}.{leaf}")
 
     def classify(self, message: str) -> Classification:
-        return type(self)._classify(message)
+        return self._sibling("classify").classify(message)
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
-        return type(self)._sample_error(outcome, request)
+        return self._sibling("classify").sample_error(outcome, request)
+
+    def seed_offers(self, seed_dir: Path) -> Iterable[Offer]:
+        from skyplan.catalog.rows import read_rows
+
+        mapping = self._sibling("catalog")
+        return mapping.offers_from_rows(read_rows(Path(seed_dir) / mapping.SEED_FILE))
 
     def program(self, request: ProvisionRequest) -> Callable[[], None]:
         module = self.program_module
@@ -47,7 +64,7 @@ class ProviderCloud:
         from stacks import plugin_status
 
         plugin = plugin_status(self.plugin, self.package)
-        cred = type(self)._find_credentials()
+        cred = self.find_credentials()
         if not plugin.installed:
             # Credentials are still reported, so `skyplan doctor` shows both gaps at once.
             return PreflightResult(False, f"{self.display}: {plugin.reason}", f"run `{plugin.install_hint}`",

@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from skyplan.catalog.model import Offer
+from skyplan.clouds import registry
 from skyplan.errors import NoCandidatesError
 from skyplan.spec.models import Accelerator, Preference, Quantity, ResourceRequest, Task
 
-CLOUD_CLOUDS = ("aws", "gcp", "azure")
 #: Used when a request names no hardware at all: a small general-purpose VM.
 DEFAULT_CPUS = Quantity(4, at_least=True)
 #: The explain step for ``Offer.undersized``: GPUs attached to a host smaller
 #: than the default for them, dropped unless the request sizes the host.
 HOST_SIZE_STEP = "host of default size for the GPUs"
-DISPLAY = {"aws": "AWS", "gcp": "GCP", "azure": "Azure", "local": "Local"}
 
 
 @dataclass(frozen=True)
@@ -134,18 +133,29 @@ class OfferSource:
 def _clouds_for(req: ResourceRequest) -> tuple[str, ...]:
     if req.cloud:
         return (req.cloud,)
-    return CLOUD_CLOUDS
+    return registry.default_clouds()
+
+
+def _own_offers(cloud: str | None) -> tuple[Offer, ...] | None:
+    """The offers of a cloud outside the catalog (it gives them itself); None otherwise."""
+    c = registry.find(cloud)
+    return c.own_offers() if c is not None and not c.capabilities.from_catalog else None
+
+
+def _runs_here(cloud: str | None) -> bool:
+    c = registry.find(cloud)
+    return c is not None and c.capabilities.runs_here
 
 
 def _query(catalog, req: ResourceRequest, accel: Accelerator | None) -> list[Offer]:
-    clouds = _clouds_for(req)
     out: list[Offer] = []
-    if "local" in clouds:
-        from skyplan.clouds.local.catalog import local_offer
-
-        out.append(local_offer())
-        clouds = tuple(c for c in clouds if c != "local")
-        out = [o for o in out if _location_ok(o, req) and _accel_ok(o, accel) and _type_ok(o, req)]
+    clouds = []
+    for name in _clouds_for(req):
+        own = _own_offers(name)
+        if own is None:
+            clouds.append(name)
+        else:
+            out.extend(o for o in own if _location_ok(o, req) and _accel_ok(o, accel) and _type_ok(o, req))
     if clouds:
         _, cpus, mem = _hardware_filter(req, accel)
         kw = {}
@@ -192,7 +202,7 @@ def _accel_ok(o: Offer, accel: Accelerator | None) -> bool:
 
 def _hardware_filter(req: ResourceRequest, accel: Accelerator | None):
     cpus = req.cpus
-    if cpus is None and req.memory is None and accel is None and req.instance_type is None and req.cloud != "local":
+    if cpus is None and req.memory is None and accel is None and req.instance_type is None and not _runs_here(req.cloud):
         # This machine is what it is; the default size applies to clouds only.
         cpus = DEFAULT_CPUS
     mem = req.memory
@@ -299,24 +309,23 @@ def explain(task: Task, catalog) -> list[tuple[str, list[ExplainStep]]]:
 
 def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: int) -> list[ExplainStep]:
     steps: list[ExplainStep] = []
-    local = req.cloud == "local"
+    own = _own_offers(req.cloud)
+    local = own is not None
 
     def q(**kw) -> list[Offer]:
-        if local:
-            from skyplan.clouds.local.catalog import local_offer
-
-            o = local_offer()
+        if own is not None:
             r = ResourceRequest(region=kw.get("region"), zone=kw.get("zone"), instance_type=kw.get("instance_type"))
             a = Accelerator(kw["accelerator"], kw.get("accelerator_count") or 1) if kw.get("accelerator") else None
-            if kw.get("cpu_only") and o.accelerator:
-                return []
-            return [o] if _location_ok(o, r) and _type_ok(o, r) and _accel_ok(o, a) else []
+            return [o for o in own if not (kw.get("cpu_only") and o.accelerator)
+                    and _location_ok(o, r) and _type_ok(o, r) and _accel_ok(o, a)]
         return catalog.offers(**kw)
 
     clouds = _clouds_for(req)
-    kw: dict = {"clouds": tuple(c for c in CLOUD_CLOUDS)} if not local else {}
+    defaults = registry.default_clouds()
+    kw: dict = {"clouds": defaults} if not local else {}
     n = len(q(**kw))
-    steps.append(ExplainStep("catalog (aws, gcp, azure)" if not local else "this machine", 0, n))
+    first = "this machine" if _runs_here(req.cloud) else f"{registry.display(req.cloud)}'s own offers"
+    steps.append(ExplainStep(f"catalog ({', '.join(defaults)})" if not local else first, 0, n))
 
     def add(name: str, **more) -> None:
         nonlocal n
@@ -393,11 +402,11 @@ def explain_empty(task: Task, catalog) -> str:
 
 
 def _sentence(req: ResourceRequest, accel: Accelerator | None, culprit: ExplainStep | None, catalog) -> str:
-    who = DISPLAY.get(req.cloud or "", "cloud") if req.cloud else "cloud"
+    who = registry.display(req.cloud) if req.cloud else "cloud"
     what = str(accel) if accel else (req.instance_type or "a matching instance type")
     if accel and req.instance_type:
         what = f"{req.instance_type} with {accel}"
-    if accel is not None and hasattr(catalog, "canonical_accelerator") and req.cloud != "local":
+    if accel is not None and hasattr(catalog, "canonical_accelerator") and _own_offers(req.cloud) is None:
         if catalog.canonical_accelerator(accel.name) is None:
             import difflib
 

@@ -33,7 +33,7 @@ from skyplan.errors import (
     ProvisionFailed,
     Scope,
 )
-from skyplan.planner.candidates import DISPLAY, Candidate
+from skyplan.planner.candidates import Candidate
 from skyplan.planner.plan import Plan
 from skyplan.provision.failover import Attempt, AttemptResult, Outcome, Policy, run_failover
 from skyplan.state import StateDB, cluster_lock
@@ -84,10 +84,11 @@ def stack_name(cluster: str, cand: Candidate, number: int) -> str:
 
 
 def resolve_interrupted(op: Any) -> bool:
-    """Clouds that run here can prove an interrupted create left nothing behind;
-    each resolver checks the resource type and declines others. Real clouds
-    cannot, so their interrupted creates surface as a CleanupError."""
-    return any(registry.get(name).resolve_interrupted(op) for name in ("local", "sim"))
+    """Clouds that declare ``proves_interrupted`` (those that run here) can prove an
+    interrupted create left nothing behind; each resolver checks the resource
+    type and declines others. Real clouds cannot, so their interrupted creates
+    surface as a CleanupError."""
+    return any(registry.get(name).resolve_interrupted(op) for name in registry.with_capability(proves_interrupted=True))
 
 
 def attempt_event(a: Attempt) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: 
     clouds = list(dict.fromkeys(c.cloud for c in candidates))
     usable = set()
     for name in clouds:
-        if simulate and name in registry.SIMULATABLE:
+        if simulate and registry.is_simulatable(name):
             usable.add(name)
             continue
         res = registry.get(name).preflight()
@@ -226,7 +227,7 @@ class Applier:
         stack = stack_name(cluster, cand, number)
         req = request_for(plan, cand, cluster, stack, self.simulate)
         cloud = registry.get(cand.cloud)
-        runner = registry.get("sim") if (self.simulate and cand.cloud in registry.SIMULATABLE) else cloud
+        runner = registry.runner(cand.cloud, bool(self.simulate))
         aid = self.db.start_attempt(cluster, number, stack, self.backend, cand)
         self.emit({"event": "launching", "number": number, "cloud": cand.cloud, "region": cand.region,
                    "zone": cand.zone, "instance_type": cand.instance_type, "use_spot": cand.use_spot,
@@ -335,7 +336,7 @@ def _cand_from_row(row) -> Candidate:
 def _failure_message(outcome: Outcome, n: int) -> str:
     if outcome.stopped_by is not None:
         a = outcome.stopped_by
-        return (f"stopped: the request was rejected as invalid on {DISPLAY.get(a.candidate.cloud, a.candidate.cloud)} "
+        return (f"stopped: the request was rejected as invalid on {registry.display(a.candidate.cloud)} "
                 f"{a.candidate.location}: {a.classification.message if a.classification else ''}")
     return (f"failed to provision on all {n} candidates ({len(outcome.attempts)} attempts, "
             f"{outcome.skipped} skipped by blocks)")

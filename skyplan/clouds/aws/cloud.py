@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skyplan.clouds.aws.classify import classify as _classify
-from skyplan.clouds.aws.classify import sample_error
+from skyplan.clouds.base import ZoneAlias
 from skyplan.clouds.provider import ProviderCloud
 
-__all__ = ["AWS", "sample_error", "find_credentials"]
+__all__ = ["AWS", "find_credentials"]
 
 
 def find_credentials(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
@@ -37,12 +36,42 @@ class AWS(ProviderCloud):
 
     name = "aws"
     display = "AWS"
-    has_zones = True
     plugin = "aws"
     package = "pulumi-aws"
     program_module = "stacks.aws.program"
     credentials_where = "AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or ~/.aws/config"
     credentials_fix = "run `aws configure`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-    _classify = staticmethod(_classify)
-    _sample_error = staticmethod(sample_error)
-    _find_credentials = staticmethod(lambda: find_credentials())
+
+    def find_credentials(self) -> str | None:
+        return find_credentials()
+
+    def opt_in_zone(self, zone: str) -> bool:
+        # Local Zones need an account opt-in: plans see them only when pinned.
+        from skyplan.clouds.aws.zones import is_local_zone
+
+        return is_local_zone(zone)
+
+    def scaled_zone(self, zone: str | None, k: int) -> str | None:
+        # use1-az1 -> use1x2-az1; usw2-lax1-az1 -> usw2x2-lax1-az1 (stays a Local Zone)
+        if zone is None:
+            return None
+        code, rest = zone.split("-", 1)
+        return f"{code}x{k}-{rest}"
+
+    def zone_alias(self, zone: str) -> ZoneAlias | None:
+        """An AZ *name* (``us-east-1a``) stands for any regular zone of its region,
+        a Local Zone name (``us-west-2-lax-1a``) for any zone of its Local Zone
+        group: the name-to-ID mapping is per account (see ``zones.py``)."""
+        from skyplan.clouds.aws.zones import local_group, parse_zone_pin
+
+        pin = parse_zone_pin(zone)
+        if pin is None or pin.kind != "name" or pin.region is None:
+            return None
+        group = pin.group
+
+        def covers(catalog_zone: str, opt_in: bool) -> bool:
+            if group is None:
+                return not opt_in
+            return opt_in and local_group(catalog_zone) == group
+
+        return ZoneAlias(pin.text, pin.region, covers)

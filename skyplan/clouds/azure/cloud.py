@@ -6,11 +6,10 @@ import json
 import os
 from pathlib import Path
 
-from skyplan.clouds.azure.classify import classify as _classify
-from skyplan.clouds.azure.classify import sample_error
+from skyplan.clouds.base import Capabilities
 from skyplan.clouds.provider import ProviderCloud
 
-__all__ = ["Azure", "sample_error", "find_credentials"]
+__all__ = ["Azure", "find_credentials"]
 
 
 def find_credentials(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
@@ -48,13 +47,14 @@ class Azure(ProviderCloud):
 
     name = "azure"
     display = "Azure"
-    has_zones = False
+    # The v6 seed has no zones: regions are the smallest failover unit.
+    capabilities = Capabilities(has_zones=False, simulatable=True)
     plugin = "azure-native"
     package = "pulumi-azure-native"
     program_module = "stacks.azure.program"
     credentials_where = "ARM_CLIENT_ID+ARM_CLIENT_SECRET+ARM_TENANT_ID, ARM_USE_MSI, or `az login`"
     credentials_fix = ("run `az login`, or export ARM_CLIENT_ID, ARM_CLIENT_SECRET, ARM_TENANT_ID and "
                        "ARM_SUBSCRIPTION_ID")
-    _classify = staticmethod(_classify)
-    _sample_error = staticmethod(sample_error)
-    _find_credentials = staticmethod(lambda: find_credentials())
+
+    def find_credentials(self) -> str | None:
+        return find_credentials()

@@ -6,10 +6,8 @@ import os
 from pathlib import Path
 
 from skyplan.clouds.provider import ProviderCloud
-from skyplan.clouds.gcp.classify import classify as _classify
-from skyplan.clouds.gcp.classify import sample_error
 
-__all__ = ["GCP", "sample_error", "find_credentials"]
+__all__ = ["GCP", "find_credentials"]
 
 
 def find_credentials(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
@@ -35,13 +33,12 @@ class GCP(ProviderCloud):
 
     name = "gcp"
     display = "GCP"
-    has_zones = True
     plugin = "gcp"
     package = "pulumi-gcp"
     program_module = "stacks.gcp.program"
     credentials_where = "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_CREDENTIALS or application default credentials"
     credentials_fix = ("run `gcloud auth application-default login`, or export "
                        "GOOGLE_APPLICATION_CREDENTIALS=<key.json>")
-    _classify = staticmethod(_classify)
-    _sample_error = staticmethod(sample_error)
-    _find_credentials = staticmethod(lambda: find_credentials())
+
+    def find_credentials(self) -> str | None:
+        return find_credentials()

@@ -7,11 +7,13 @@ texts start with a stable code, or are plain OS errors.
 from __future__ import annotations
 
 import re
-import shutil
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from skyplan.clouds.base import PreflightResult, ProvisionRequest
+from skyplan.clouds.base import Capabilities, CloudBase, LogSource, PreflightResult, ProvisionRequest
 from skyplan.errors import Classification, Kind, Scope
+
+if TYPE_CHECKING:
+    from skyplan.catalog.model import Offer
 
 # (pattern, code, kind, scope); first match wins.
 _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
@@ -22,10 +24,28 @@ _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
 )
 
 
-class Local:
+class Local(CloudBase):
     name = "local"
     display = "Local"
-    has_zones = False
+    capabilities = Capabilities(
+        has_zones=False,
+        offers_spot=False,
+        runs_here=True,
+        from_catalog=False,
+        default_candidate=False,
+        has_log_source=True,
+        proves_interrupted=True,
+    )
+
+    def own_offers(self) -> tuple[Offer, ...]:
+        from skyplan.clouds.local.catalog import local_offer
+
+        return (local_offer(),)
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        from skyplan.clouds.local.logs import sandbox_logs
+
+        return sandbox_logs(outputs)
 
     def classify(self, message: str) -> Classification:
         text = message or ""
@@ -43,6 +63,8 @@ class Local:
         return run
 
     def preflight(self) -> PreflightResult:
+        import shutil  # not at module level: the plan path imports this module for its capabilities
+
         # Nothing to install and no credentials; bash runs setup and run.
         if shutil.which("bash") is None:
             return PreflightResult(False, reason="bash is not on PATH", fix="install bash")

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 
 @dataclass(frozen=True)
@@ -131,3 +131,40 @@ def job_status(sandbox_root: str | os.PathLike[str]) -> JobStatus:
         if going in phases:
             return JobStatus(going, None, nodes)
     return JobStatus("done", 0, nodes)
+
+
+class SandboxLogs:
+    """The LogSource of a cluster whose nodes are sandboxes here (local, sim):
+    ``sandbox`` is the stack's ``sandbox`` output."""
+
+    def __init__(self, sandbox: str) -> None:
+        self.sandbox = sandbox
+
+    def lines(self) -> Iterator[str]:
+        """Every node's combined log as it is now, node by node."""
+        nodes = log_paths(self.sandbox)
+        for n in nodes:
+            prefix = f"(node-{n.rank}) " if len(nodes) > 1 else ""
+            try:
+                with open(n.combined, encoding="utf-8", errors="replace") as fh:
+                    for line in fh:
+                        yield prefix + (line if line.endswith("\n") else line + "\n")
+            except FileNotFoundError:
+                continue
+
+    def follow(self) -> Iterator[str]:
+        """Rank 0's combined log, until the task has finished on every node."""
+        nodes = log_paths(self.sandbox)
+        if not nodes:
+            return
+        for line in follow(nodes[0].combined, lambda: job_status(self.sandbox).finished):
+            yield line + "\n"
+
+    def status(self) -> dict[str, Any] | None:
+        return job_status(self.sandbox).to_json()
+
+
+def sandbox_logs(outputs: Mapping[str, Any]) -> SandboxLogs | None:
+    """The log source for a stack's outputs, if they name a sandbox."""
+    sandbox = outputs.get("sandbox")
+    return SandboxLogs(str(sandbox)) if sandbox else None

@@ -1,4 +1,4 @@
-"""The sim cloud: stands in for AWS/GCP/Azure under a scenario file.
+"""The sim cloud: stands in for the simulatable clouds (``registry.simulatable()``) under a scenario file.
 
 ``program(request)`` builds ``request.cloud``'s placement as sandboxes on this
 machine (``stacks/sim``), with ``request.scenario`` deciding what each create
@@ -9,25 +9,25 @@ delegates, for callers that hold the Sim rather than the target.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from skyplan.clouds.base import PreflightResult, ProvisionRequest
+from skyplan.clouds.base import Capabilities, CloudBase, LogSource, PreflightResult, ProvisionRequest
 from skyplan.errors import Classification, Kind, Scope
 
-TARGETS = ("aws", "gcp", "azure")
-_CLASS_NAMES = {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}
 
-
-def _target(name: str):
-    mod = importlib.import_module(f"skyplan.clouds.{name}.cloud")
-    return getattr(mod, _CLASS_NAMES[name])()
-
-
-class Sim:
+class Sim(CloudBase):
     name = "sim"
     display = "Sim"
-    has_zones = True
+    # Its placements are the simulated clouds' (their offers, zones and markets);
+    # it is never planned for by name, and it runs here like the local cloud.
+    capabilities = Capabilities(
+        runs_here=True,
+        simulator=True,
+        from_catalog=False,
+        default_candidate=False,
+        has_log_source=True,
+        proves_interrupted=True,
+    )
 
     def __init__(self, target: str | None = None, *, ledger_db: str | None = None) -> None:
         """``target``: the cloud whose classifier ``classify`` uses; without one,
@@ -37,10 +37,12 @@ class Sim:
         self.ledger_db = ledger_db
 
     def classify(self, message: str) -> Classification:
-        names = (self.target,) if self.target else TARGETS
+        from skyplan.clouds import registry
+
+        names = (self.target,) if self.target else registry.simulatable()
         for name in names:
             try:
-                c = _target(name).classify(message)
+                c = registry.get(name).classify(message)
             except Exception:  # a target without a classifier yet must not crash failover
                 continue
             if c.kind != Kind.UNKNOWN or self.target:
@@ -85,6 +87,14 @@ class Sim:
         for row in ledger.live_by_key(db, f"{stack}/node-{int(inputs.get('node_rank') or 0)}"):
             ledger.record_delete(db, row["id"])
         return True
+
+    def own_offers(self) -> tuple:
+        return ()  # it has no offers of its own: it takes the simulated clouds'
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        from skyplan.clouds.local.logs import sandbox_logs
+
+        return sandbox_logs(outputs)
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         from skyplan.clouds.sim.texts import error_text

@@ -36,7 +36,6 @@ from skyplan.errors import Diagnostic, SpecError
 OUTCOMES = ("ok", "capacity", "quota", "auth", "invalid", "transient", "hang")
 #: Outcomes that make create raise the provider's error text.
 FAILURES = ("capacity", "quota", "auth", "invalid", "transient")
-CLOUDS = ("aws", "gcp", "azure")
 
 _MATCH_KEYS = ("cloud", "region", "zone", "instance_type", "use_spot")
 _RULE_KEYS = _MATCH_KEYS + ("outcome", "message", "times")
@@ -253,7 +252,9 @@ class _Validator:
     def match_fields(self, item: dict, path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if "cloud" in item:
-            out["cloud"] = self.choice(item["cloud"], CLOUDS, f"{path}.cloud", "cloud")
+            from skyplan.clouds import registry
+
+            out["cloud"] = self.choice(item["cloud"], registry.simulatable(), f"{path}.cloud", "cloud")
         for key in ("region", "zone", "instance_type"):
             if key in item:
                 out[key] = self.string(item[key], f"{path}.{key}", key)

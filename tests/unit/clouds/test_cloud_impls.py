@@ -41,7 +41,7 @@ def req(cloud: str, **kw) -> ProvisionRequest:
 def test_identity_and_protocol(name: str, display: str, zones: bool) -> None:
     cloud = CLOUDS[name]
     assert isinstance(cloud, Cloud)
-    assert (cloud.name, cloud.display, cloud.has_zones) == (name, display, zones)
+    assert (cloud.name, cloud.display, cloud.capabilities.has_zones) == (name, display, zones)
 
 
 def test_registry_serves_these_classes() -> None:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from stacks.local import runner
 
 def test_both_implement_the_cloud_protocol() -> None:
     assert isinstance(Local(), Cloud) and isinstance(Sim(), Cloud)
-    assert (Local.name, Local.has_zones, Sim.name) == ("local", False, "sim")
+    assert (Local.name, Local.capabilities.has_zones, Sim.name) == ("local", False, "sim")
     assert Local().preflight().ok and Sim().preflight().ok
 
 
@@ -42,9 +40,20 @@ def test_local_sample_errors_classify_as_their_outcome() -> None:
 
 
 def _fake(monkeypatch, cloud: str, cls_name: str, verdict) -> None:
-    mod = types.ModuleType(f"skyplan.clouds.{cloud}.cloud")
-    setattr(mod, cls_name, type(cls_name, (), {"classify": lambda self, m: verdict(m)}))
-    monkeypatch.setitem(sys.modules, f"skyplan.clouds.{cloud}.cloud", mod)
+    """Make the registry serve a cloud ``cloud`` whose classifier returns ``verdict(message)``."""
+    from skyplan.clouds import registry
+    from skyplan.clouds.base import Capabilities
+
+    fake = type(cls_name, (), {"classify": lambda self, m: verdict(m), "name": cloud,
+                               "capabilities": Capabilities(simulatable=True)})()
+    real = registry.get
+    fakes = dict(getattr(real, "fakes", {}), **{cloud: fake})
+
+    def get(name: str):
+        return fakes[name] if name in fakes else real(name)
+
+    get.fakes = fakes  # type: ignore[attr-defined]
+    monkeypatch.setattr(registry, "get", get)
 
 
 def test_sim_classify_delegates(monkeypatch) -> None:
