@@ -78,18 +78,30 @@ class Diagnostic:
         }
 
 
+#: A SpecError keeps (and the CLI prints) at most this many findings, then counts the rest.
+MAX_ERRORS = 50
+
+
 class SpecError(InputError):
-    """A task, pipeline or plan file failed validation. Carries every finding."""
+    """A task, pipeline, scenario or plan file failed validation.
+
+    Carries the first ``MAX_ERRORS`` findings in ``diagnostics`` and the number
+    of the others in ``omitted``: a broken 1 MiB file must not print 50,000 lines.
+    """
 
     def __init__(self, diagnostics: list[Diagnostic], *, hint: str | None = None) -> None:
         n = len(diagnostics)
-        head = f"{n} error{'s' if n != 1 else ''} in {diagnostics[0].file}" if n else "invalid input"
+        head = f"{n:,} error{'s' if n != 1 else ''} in {diagnostics[0].file}" if n else "invalid input"
+        if n > MAX_ERRORS:
+            head += f" (the first {MAX_ERRORS} are shown; {n - MAX_ERRORS:,} more not shown)"
         super().__init__(head, hint=hint)
-        self.diagnostics = list(diagnostics)
+        self.diagnostics = list(diagnostics[:MAX_ERRORS])
+        self.omitted = max(0, n - MAX_ERRORS)
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
         data["diagnostics"] = [d.to_json() for d in self.diagnostics]
+        data["omitted"] = self.omitted
         return data
 
 

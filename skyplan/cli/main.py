@@ -122,14 +122,17 @@ def validate(
     """Validate task files without planning. Reports every error at once."""
     from skyplan.cli import views
     from skyplan.errors import EXIT_INPUT
-    from skyplan.spec import validate_paths
+    from skyplan.spec import validate_report
 
-    diags = validate_paths(files)
+    diags, omitted = validate_report(files)
     if as_json:
-        views.write_json({"ok": not diags, "files": files, "diagnostics": [d.to_json() for d in diags]})
+        views.write_json({"ok": not diags, "files": files, "diagnostics": [d.to_json() for d in diags],
+                          "omitted": omitted})
     else:
         for d in diags:
             typer.echo(f"error: {d.format()}", err=True)
+        if omitted:
+            typer.echo(f"... and {omitted:,} more error{'s' if omitted != 1 else ''} not shown", err=True)
         if not diags:
             typer.echo(f"{len(files)} file{'s' if len(files) != 1 else ''} valid")
     if diags:
@@ -270,13 +273,12 @@ def apply(
 
 def _is_plan_file(path: str) -> bool:
     """A plan file is JSON with a format_version; a task is YAML (which JSON also is)."""
+    from skyplan.spec.bounded import read_head
+
     if path.endswith(".json"):
         return True
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False  # the task loader reports the missing file
+    # read_head never opens a FIFO or device (b"" then): the loader refuses those.
+    head = read_head(path, 4096)
     return head.lstrip().startswith(b"{") and b'"format_version"' in head
 
 

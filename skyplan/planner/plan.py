@@ -113,6 +113,7 @@ def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
             f"{filename}: plan format_version {version!r} is not supported (this skyplan reads {FORMAT_VERSION})",
             hint="re-create the plan with `skyplan plan TASK --out FILE` using this version of skyplan",
         )
+    _require_integrity_fields(doc, filename)
     validate_plan_document(doc, filename)
     task = task_from_dict(doc["task"])
     if task_sha256(task) != doc["task_sha256"]:
@@ -121,11 +122,16 @@ def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
             hint="re-create the plan with `skyplan plan TASK --out FILE`",
         )
     cat = doc["catalog"]
-    req = doc.get("request") or {}
-    want = req.get("candidates_sha256")
-    if want is not None and candidates_sha256(doc["candidates"]) != want:
+    req = doc["request"]
+    if candidates_sha256(doc["candidates"]) != req["candidates_sha256"]:
         raise StalePlanError(
             f"{filename}: the plan's candidates do not match their candidates_sha256 (the file was edited)",
+            hint="re-create the plan with `skyplan plan TASK --out FILE`",
+        )
+    if req["num_candidates"] != len(doc["candidates"]):
+        raise StalePlanError(
+            f"{filename}: the plan lists {len(doc['candidates'])} candidates, but its request says "
+            f"{req['num_candidates']} (the file was edited)",
             hint="re-create the plan with `skyplan plan TASK --out FILE`",
         )
     return Plan(
@@ -139,18 +145,44 @@ def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
     )
 
 
+#: Integrity fields: each must be present and hold a sha256, or the plan is refused.
+#: A plan whose hash was deleted (or set to null) is as untrustworthy as one whose
+#: hash does not match, so both fail the same way (StalePlanError, exit 2).
+INTEGRITY_FIELDS = (("task_sha256",), ("request", "candidates_sha256"), ("catalog", "sha256"))
+
+
+def _require_integrity_fields(doc: dict, filename: str) -> None:
+    import re
+
+    for path in INTEGRITY_FIELDS:
+        value: Any = doc
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+            field = ".".join(path)
+            got = "is missing" if value is None else "is not a sha256 digest"
+            raise StalePlanError(
+                f"{filename}: the plan's {field} {got}, so the plan cannot be verified and is refused",
+                hint="re-create the plan with `skyplan plan TASK --out FILE`; plan files are not meant to be edited",
+            )
+
+
 def read_plan(path: str | os.PathLike) -> Plan:
+    """Read a plan file through the bounded JSON loader (regular file, at most
+    8 MiB, depth and value limits, no duplicate keys), then ``plan_from_json``."""
+    from skyplan.errors import SpecError
+    from skyplan.spec import bounded
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanFileError(f"{path}: cannot read plan file: {exc}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanFileError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+        doc = bounded.load_json_file(path, bounded.PLAN)
+    except SpecError as exc:
+        d = exc.diagnostics[0]
+        loc = d.file + "".join(f":{n}" for n in (d.line, d.column) if n is not None)
+        raise PlanFileError(
+            f"{loc}: {d.message}",
+            hint="give a plan file written by `skyplan plan TASK --out FILE`",
+        ) from None
     return plan_from_json(doc, str(path))
 
 

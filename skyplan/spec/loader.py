@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from skyplan.errors import Diagnostic, InputError, PlanFileError, SpecError
+from skyplan.errors import MAX_ERRORS, Diagnostic, InputError, PlanFileError, SpecError
 from skyplan.spec import semantic
 from skyplan.spec.build import build_task
 from skyplan.spec.models import Pipeline, Task
@@ -109,16 +109,27 @@ def _position(d: Diagnostic) -> tuple[int, int, str]:
 
 
 def validate_paths(paths: Iterable[str | Path]) -> list[Diagnostic]:
-    """Every finding for every file; an empty list means all are valid. Never raises for bad content."""
+    """Every finding for every file (at most MAX_ERRORS per file); an empty list
+    means all are valid. Never raises for bad content."""
+    return validate_report(paths)[0]
+
+
+def validate_report(paths: Iterable[str | Path], limit: int = MAX_ERRORS) -> tuple[list[Diagnostic], int]:
+    """The first ``limit`` findings over all ``paths``, and how many more there are."""
     out: list[Diagnostic] = []
+    omitted = 0
     for path in paths:
         try:
             load(path)
         except SpecError as exc:
             out.extend(exc.diagnostics)
+            omitted += exc.omitted
         except InputError as exc:
             out.append(Diagnostic(str(path), None, None, "$", exc.message))
-    return out
+    if len(out) > limit:
+        omitted += len(out) - limit
+        out = out[:limit]
+    return out, omitted
 
 
 def validate_plan_document(doc: Any, filename: str) -> None:
@@ -136,6 +147,9 @@ def validate_plan_document(doc: Any, filename: str) -> None:
                 Diagnostic(filename, None, None, "$.catalog.fetched_at", f"'{fetched}' is not an ISO 8601 date")
             )
         if isinstance(doc.get("task"), dict):
+            # A plan is made from a validated task, so this only catches an edited file.
+            for path, message, _ in semantic.control_characters(doc["task"], ("task",)):
+                found.append(Diagnostic(filename, None, None, format_path(path), message))
             try:
                 task_from_dict(doc["task"])
             except InputError as exc:

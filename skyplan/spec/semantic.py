@@ -7,6 +7,7 @@ anything the schema has already rejected.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 from skyplan.spec import parse
@@ -14,19 +15,58 @@ from skyplan.spec.source import PathT
 
 Finding = tuple[PathT, str, "str | None"]
 
+# C0 controls except tab, newline and carriage return; DEL; and the C1 block
+# (U+0080-U+009F, which terminals read as escape sequences). None has a place
+# in a name, a path, an environment variable or a shell script, and NUL cannot
+# even be passed to a process: refused at validate time, not found at apply.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {0x00: " (NUL)", 0x1B: " (ESC)", 0x7F: " (DEL)"}
+
+
+def control_characters(data: Any, at: PathT = ()) -> list[Finding]:
+    """One finding per string (mapping key or value) in ``data`` that holds a control character."""
+    out: list[Finding] = []
+    stack: list[tuple[PathT, Any]] = [(at, data)]
+    while stack:  # iterative: the loader bounds depth, but this also runs on plan files
+        path, value = stack.pop()
+        if isinstance(value, str):
+            message = _control_message(value, "")
+            if message:
+                out.append((path, message, None))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                message = _control_message(key, "the key ") if isinstance(key, str) else None
+                if message:
+                    out.append((path + (key,), message, None))
+                else:
+                    stack.append((path + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((path + (i,), item) for i, item in enumerate(value))
+    out.reverse()  # document order, for the reader
+    return out
+
+
+def _control_message(text: str, what: str) -> str | None:
+    m = _CONTROL_RE.search(text)
+    if m is None:
+        return None
+    code = ord(m.group())
+    return (f"{what}contains the control character U+{code:04X}{_CONTROL_NAMES.get(code, '')} "
+            f"at offset {m.start()}; only tab, newline and carriage return are allowed in text")
+
 
 def check_task(data: Any) -> list[Finding]:
     """All semantic findings for one task document, as (path, message, suggestion)."""
     if not isinstance(data, dict):
         return []
-    out: list[Finding] = []
+    out: list[Finding] = control_characters(data)
     res = data.get("resources")
     if isinstance(res, dict):
         out.extend(_check_resources(res, ("resources",)))
     envs = data.get("envs")
     if isinstance(envs, dict):
         for key in envs:
-            if not parse.is_env_name(key):
+            if not parse.is_env_name(key) and not _CONTROL_RE.search(key):
                 out.append(
                     (("envs", key), f"'{key}' is not a valid environment variable name "
                      "(letters, digits and _; not starting with a digit)", None)

@@ -1,11 +1,12 @@
 """Read a spec file and turn its YAML into plain data plus source positions.
 
-PyYAML composes the node graph (libyaml's C parser when available); this
+``skyplan.spec.bounded`` reads the file and composes the node graph within
+the limits of its kind (size, depth, values with aliases expanded); this
 module builds the Python values itself so that it can record, for every
 mapping key and list item, its line and column, keyed by JSON path. It also
 reports what plain ``yaml.safe_load`` would silently accept or crash on:
-duplicate keys, self-referencing aliases, very deep nesting, alias bombs,
-non-finite numbers, custom tags.
+duplicate keys, non-finite numbers, custom tags (``!!python/...`` is never
+constructed). Tasks, sim scenarios and the config file all load through here.
 
 Mapping keys are kept as the text the user wrote (``on:`` stays "on", not
 True), so every key is a string.
@@ -20,7 +21,9 @@ from typing import Any
 
 import yaml
 
-from skyplan.errors import Diagnostic, SpecError
+from skyplan.errors import Diagnostic
+from skyplan.spec import bounded
+from skyplan.spec.bounded import TASK, Limits
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -30,8 +33,6 @@ except AttributeError:  # PyYAML built without libyaml
 #: A JSON path inside one document: str keys and int list indices.
 PathT = tuple[Any, ...]
 
-MAX_DEPTH = 48
-MAX_NODES = 100_000
 MAX_INT = 2**53
 
 _T = "tag:yaml.org,2002:"
@@ -68,88 +69,55 @@ def format_path(path: PathT, root: str = "$") -> str:
         elif part.isidentifier():
             out.append(f".{part}")
         else:
-            out.append("['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']")
+            out.append("['" + escape_text(part.replace("\\", "\\\\").replace("'", "\\'")) + "']")
     return "".join(out)
 
 
-def read_text(path: str | Path, filename: str | None = None) -> str:
-    """Read a spec file as UTF-8 text; missing, unreadable, binary or non-UTF-8 files raise SpecError."""
-    name = filename or str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise _fail(name, None, "file not found") from None
-    except IsADirectoryError:
-        raise _fail(name, None, "is a directory, not a YAML file") from None
-    except OSError as exc:
-        raise _fail(name, None, f"cannot read the file: {exc.strerror or exc}") from None
-    if b"\x00" in data:
-        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise _fail(name, line, "this is a binary file, not YAML text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise _fail(name, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+_CONTROL = "".join(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0)]))
+_ESCAPES = {ord(c): c.encode("unicode_escape").decode("ascii") for c in _CONTROL}
 
 
-def parse_documents(text: str, filename: str) -> tuple[list[Document], list[Diagnostic]]:
-    """Parse every document in ``text``.
+def escape_text(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x00``), fit for a terminal."""
+    return text.translate(_ESCAPES)
 
-    Malformed YAML raises SpecError (nothing after a syntax error can be
-    trusted). Problems inside well-formed YAML (duplicate keys, unsupported
-    tags...) come back as diagnostics next to the documents, so they can be
-    reported together with schema errors.
+
+def read_text(path: str | Path, filename: str | None = None, limits: Limits = TASK) -> str:
+    """Read a spec file as UTF-8 text within ``limits`` (see ``skyplan.spec.bounded``):
+    missing, special, oversized, binary or non-UTF-8 files raise SpecError."""
+    return bounded.read_text(path, limits, filename)
+
+
+def parse_documents(text: str, filename: str, limits: Limits = TASK) -> tuple[list[Document], list[Diagnostic]]:
+    """Parse every document in ``text``, within ``limits``.
+
+    Malformed YAML, and YAML past a limit (depth, values after expanding
+    aliases, an alias inside the node it names), raises SpecError: nothing
+    after it can be trusted. Problems inside well-formed YAML (duplicate keys,
+    unsupported tags...) come back as diagnostics next to the documents, so
+    they can be reported together with schema errors.
     """
-    loader = _Loader(text)
-    builder = _Builder(filename)
+    nodes = bounded.compose_yaml(text, filename, limits)
+    loader = _Loader("")  # constructs the scalars (ints, floats, bools) of the nodes
+    builder = _Builder(filename, limits)
     docs: list[Document] = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
+        for node in nodes:
             builder.begin()
             data = builder.build(loader, node, (), 0)
             docs.append(Document(data, builder.marks, builder.raw))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-        raise SpecError([Diagnostic(filename, line, col, "$", _yaml_message(exc))]) from None
-    except yaml.YAMLError as exc:  # ReaderError: a character YAML does not allow
-        line = _reader_line(text, exc)
-        raise SpecError([Diagnostic(filename, line, None, "$", f"invalid YAML: {_one_line(str(exc))}")]) from None
-    except UnicodeError as exc:  # e.g. lone surrogates in a str handed to load_text
-        raise SpecError([Diagnostic(filename, None, None, "$", f"invalid text: {exc.reason}")]) from None
     finally:
         loader.dispose()
     return docs, builder.diagnostics
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
-    parts = [p for p in (exc.problem, exc.context) if p]
-    text = "; ".join(dict.fromkeys(_one_line(p) for p in parts)) or "malformed document"
-    return f"invalid YAML: {text}"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _reader_line(text: str, exc: yaml.YAMLError) -> int | None:
-    pos = getattr(exc, "position", None)
-    if isinstance(pos, int) and 0 <= pos <= len(text):
-        return text.count("\n", 0, pos) + 1
-    return None
-
-
-def _fail(filename: str, line: int | None, message: str) -> SpecError:
-    return SpecError([Diagnostic(filename, line, None, "$", message)])
-
-
 class _Builder:
     """Builds Python values from composed nodes, recording positions per path."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, limits: Limits = TASK) -> None:
         self.filename = filename
+        self.max_nodes = limits.max_nodes
+        self.max_depth = limits.max_depth
         self.diagnostics: list[Diagnostic] = []
         self.marks: dict[PathT, tuple[int, int]] = {}
         self.raw: dict[PathT, str] = {}
@@ -166,13 +134,15 @@ class _Builder:
     def build(self, loader: Any, node: yaml.Node, path: PathT, depth: int) -> Any:
         if not path:
             self.marks[()] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        # The composer already bounds values and depth; merge keys and aliases
+        # can still add a little of both, so the builder keeps its own guard.
         self.count += 1
-        if self.count > MAX_NODES:
-            if self.count == MAX_NODES + 1:
-                self.error(node, path, f"the document is too large (over {MAX_NODES} values after expanding aliases)")
+        if self.count > self.max_nodes:
+            if self.count == self.max_nodes + 1:
+                self.error(node, path, f"the document is too large (over {self.max_nodes:,} values after expanding aliases)")
             return None
-        if depth > MAX_DEPTH:
-            self.error(node, path, f"nesting is deeper than {MAX_DEPTH} levels")
+        if depth > self.max_depth:
+            self.error(node, path, f"nesting is deeper than {self.max_depth} levels")
             return None
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(loader, node, path)
@@ -209,7 +179,10 @@ class _Builder:
                 if not isinstance(src, yaml.MappingNode):
                     self.error(value_node, path, "a merge key ('<<') must refer to a mapping")
                     continue
-                merged = self.build(loader, src, path, depth)
+                # depth + 1: a chain of merges (each mapping merging the one
+                # before) must stay within the depth bound, or it would recurse
+                # once per link.
+                merged = self.build(loader, src, path, depth + 1)
                 if isinstance(merged, dict):
                     for key, value in merged.items():
                         out.setdefault(key, value)

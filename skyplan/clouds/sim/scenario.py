@@ -19,7 +19,9 @@ the scenario file's sha256 and the rule's index. A spent rule stops matching
 and the next rule (or ``default``) decides. For AWS, zones are AZ IDs as in the
 catalog (``use1-az1``).
 
-Stdlib + PyYAML only: this module runs inside the dynamic provider's process.
+Stdlib, PyYAML and skyplan's own loader only: this module runs inside the
+dynamic provider's process. Files are read through ``skyplan.spec.bounded``
+like every task and plan file, so a hostile scenario is refused, not expanded.
 """
 
 from __future__ import annotations
@@ -119,12 +121,18 @@ def _get(placement: Any, key: str) -> Any:
 
 
 def load(path: str | os.PathLike[str]) -> Scenario:
-    """Read and validate a scenario file. Raises ScenarioError (an InputError)."""
+    """Read and validate a scenario file. Raises ScenarioError (an InputError).
+
+    The file is read through ``skyplan.spec.bounded``: a regular file of at
+    most 1 MiB, composed within depth and value limits (see the README).
+    """
+    from skyplan.spec import bounded
+
     p = Path(path)
     try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise ScenarioError([Diagnostic(str(p), None, None, "$", f"cannot read scenario: {e.strerror or e}")]) from None
+        data = bounded.read_bytes(p, bounded.SCENARIO)
+    except SpecError as e:
+        raise ScenarioError(e.diagnostics) from None
     return parse(data, source=str(p))
 
 
@@ -133,46 +141,39 @@ load_scenario = load  # the name the apply path imports
 
 def parse(data: bytes | str, source: str = "<scenario>") -> Scenario:
     """Validate scenario text and build a Scenario; every finding is reported at once."""
-    import yaml
+    from skyplan.spec import bounded
+    from skyplan.spec.source import parse_documents
 
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError([Diagnostic(source, None, None, "$", "not a UTF-8 text file")]) from None
-    try:
-        doc = yaml.safe_load(text)
-        marks = _marks(yaml.compose(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        col = mark.column + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise ScenarioError([Diagnostic(source, line, col, "$", f"bad YAML: {problem}")]) from None
-    v = _Validator(source, marks)
-    scenario = v.scenario(doc, digest)
-    if v.diagnostics:
-        raise ScenarioError(v.diagnostics)
+        bounded.check_size(len(raw), bounded.SCENARIO, source)
+        text = bounded.decode_text(raw, source)
+        docs, found = parse_documents(text, source, bounded.SCENARIO)
+    except SpecError as e:
+        raise ScenarioError(e.diagnostics) from None
+    if len(docs) > 1:
+        line, col = docs[1].locate(())
+        raise ScenarioError([Diagnostic(source, line, col, "$", "a scenario is one YAML document, not several")])
+    doc = docs[0] if docs else None
+    v = _Validator(source, _marks(doc.marks) if doc is not None else {})
+    scenario = v.scenario(doc.data if doc is not None else None, digest)
+    if found or v.diagnostics:
+        # The loader's findings (duplicate keys, unsupported tags) first; a value
+        # it already refused needs no second message from the validator.
+        seen = {d.path for d in found}
+        raise ScenarioError(found + [d for d in v.diagnostics if d.path not in seen])
     return scenario
 
 
-def _marks(node: Any, path: str = "$", out: dict[str, tuple[int, int]] | None = None) -> dict[str, tuple[int, int]]:
-    """JSON path -> (line, column), 1-based, for every node of a composed document."""
-    import yaml
-
-    out = {} if out is None else out
-    if node is None:
-        return out
-    out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, val in node.value:
-            key = str(k.value)
-            out[f"{path}.{key}#key"] = (k.start_mark.line + 1, k.start_mark.column + 1)
-            _marks(val, f"{path}.{key}", out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _marks(item, f"{path}[{i}]", out)
+def _marks(marks: dict[tuple, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """The loader's positions (tuple paths) keyed the way ``_Validator`` names paths
+    (``$.rules[0].cloud``; a ``#key`` suffix for a key's own position)."""
+    out: dict[str, tuple[int, int]] = {}
+    for path, pos in marks.items():
+        text = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        out[text] = pos
+        out[text + "#key"] = pos
     return out
 
 

@@ -212,11 +212,11 @@ preemptions:
 def test_not_a_mapping_and_bad_yaml() -> None:
     assert "mapping" in _errors("- a\n- b\n").diagnostics[0].message
     e = _errors("rules: [\n")
-    assert "bad YAML" in e.diagnostics[0].message and e.diagnostics[0].line is not None
+    assert "invalid YAML" in e.diagnostics[0].message and e.diagnostics[0].line is not None
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="cannot read scenario"):
+    with pytest.raises(ScenarioError, match="file not found"):
         scenario.load(tmp_path / "missing.yaml")
 
 

@@ -128,7 +128,7 @@ def _plan() -> dict[str, Any]:
                 "disk_size": None, "ports": [], "labels": {},
             },
         ],
-        "request": {"top": 10},
+        "request": {"source": None, "num_candidates": 2, "candidates_sha256": "b" * 64},
     }
 
 
