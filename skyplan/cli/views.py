@@ -93,26 +93,45 @@ def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
     con.print(f"Shown {len(shown)} of {len(plan.candidates)} candidates")
 
 
-def render_explain(explanations, file: TextIO | None = None) -> None:
-    con = _console(file)
+def render_explain(explanations, file: TextIO | None = None, *, width: int | None = None) -> None:
+    """One table for every alternative (each any_of / ordered entry x accelerator):
+    a section per alternative, its constraints in the order they apply, and the
+    offers each removed and left. The starting catalog, the same for every
+    alternative, is said once in the title. Fits 80 columns (long labels fold)."""
     from rich import box
+    from rich.console import Console
     from rich.table import Table
 
-    for label, steps in explanations:
-        t = Table(box=box.SIMPLE_HEAD, title=f"Request: {label}", title_justify="left", show_edge=False)
-        t.add_column("CONSTRAINT")
-        t.add_column("REMOVED", justify="right")
-        t.add_column("REMAINING", justify="right")
-        for s in steps:
-            t.add_row(s.constraint, str(s.removed), str(s.remaining))
-        con.print(t)
+    con = _console(file) if width is None else Console(file=file or sys.stdout, highlight=False, width=width)
+    firsts = {(steps[0].constraint, steps[0].remaining) for _, steps in explanations if steps}
+    common = next(iter(firsts)) if len(firsts) == 1 else None
+    n = len(explanations)
+    title = f"Explain: {n} alternative{'s' if n != 1 else ''}"
+    if common:
+        title += f", each starting from {common[0]}: {common[1]} offers"
+    t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False, pad_edge=False)
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("ALTERNATIVE", overflow="fold", ratio=3)
+    t.add_column("CONSTRAINT", overflow="fold", ratio=4)
+    t.add_column("REMOVED", justify="right", no_wrap=True)
+    t.add_column("LEFT", justify="right", no_wrap=True)
+    for i, (label, steps) in enumerate(explanations, 1):
+        rows = steps[1:] if common and len(steps) > 1 else steps
+        for j, s in enumerate(rows):
+            emptied = s.remaining == 0 and s.removed > 0
+            t.add_row(str(i) if j == 0 else "", label if j == 0 else "", s.constraint, str(s.removed),
+                      str(s.remaining), style="bold" if emptied else None)
+        if i < n:
+            t.add_section()
+    con.print(t)
 
 
 def explain_json(explanations) -> list[dict]:
+    """The same data as the table: one object per alternative, numbered as its ``#`` column."""
     return [
-        {"request": label, "steps": [{"constraint": s.constraint, "removed": s.removed, "remaining": s.remaining}
-                                     for s in steps]}
-        for label, steps in explanations
+        {"alternative": i, "request": label,
+         "steps": [{"constraint": s.constraint, "removed": s.removed, "remaining": s.remaining} for s in steps]}
+        for i, (label, steps) in enumerate(explanations, 1)
     ]
 
 

@@ -25,7 +25,7 @@ from skyplan.spec.models import Accelerator, Preference, Quantity, ResourceReque
 DEFAULT_CPUS = Quantity(4, at_least=True)
 #: The explain step for ``Offer.undersized``: GPUs attached to a host smaller
 #: than the default for them, dropped unless the request sizes the host.
-HOST_SIZE_STEP = "host of default size for the GPUs"
+HOST_SIZE_STEP = "GPU host of default size"
 
 
 @dataclass(frozen=True)
@@ -301,13 +301,15 @@ def explain(task: Task, catalog) -> list[tuple[str, list[ExplainStep]]]:
     order they apply and how many offers each removed."""
     out = []
     num_nodes = max(1, int(task.num_nodes or 1))
+    memo: dict = {}  # a long any_of repeats the same catalog queries (the whole catalog, each region)
     for req in task.resources.candidates:
         for _, accel in _alternatives(req):
-            out.append((_describe(req, accel), _steps(req, accel, catalog, num_nodes)))
+            out.append((_describe(req, accel), _steps(req, accel, catalog, num_nodes, memo)))
     return out
 
 
-def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: int) -> list[ExplainStep]:
+def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: int,
+           memo: dict | None = None) -> list[ExplainStep]:
     steps: list[ExplainStep] = []
     own = _own_offers(req.cloud)
     local = own is not None
@@ -318,7 +320,12 @@ def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: 
             a = Accelerator(kw["accelerator"], kw.get("accelerator_count") or 1) if kw.get("accelerator") else None
             return [o for o in own if not (kw.get("cpu_only") and o.accelerator)
                     and _location_ok(o, r) and _type_ok(o, r) and _accel_ok(o, a)]
-        return catalog.offers(**kw)
+        if memo is None:
+            return catalog.offers(**kw)
+        key = repr(sorted(kw.items()))
+        if key not in memo:
+            memo[key] = catalog.offers(**kw)
+        return memo[key]
 
     clouds = _clouds_for(req)
     defaults = registry.default_clouds()
@@ -358,7 +365,8 @@ def _steps(req: ResourceRequest, accel: Accelerator | None, catalog, num_nodes: 
         offers = keep
     if accel is not None and not _sizes_host(req):
         keep = [o for o in offers if not o.undersized]
-        steps.append(ExplainStep(HOST_SIZE_STEP, len(offers) - len(keep), len(keep)))
+        if len(keep) < len(offers):  # a step only where hosts are attached (GCP N1), not for every GPU
+            steps.append(ExplainStep(HOST_SIZE_STEP, len(offers) - len(keep), len(keep)))
         offers = keep
     market = "a spot" if req.use_spot else "an on-demand"
     keep = [o for o in offers if o.hourly(bool(req.use_spot)) is not None]
@@ -390,9 +398,10 @@ def _describe(req: ResourceRequest, accel: Accelerator | None) -> str:
 def explain_empty(task: Task, catalog) -> str:
     """One sentence naming the constraint that emptied the candidate set."""
     reasons = []
+    memo: dict = {}
     for req in task.resources.candidates:
         for _, accel in _alternatives(req):
-            steps = _steps(req, accel, catalog, max(1, int(task.num_nodes or 1)))
+            steps = _steps(req, accel, catalog, max(1, int(task.num_nodes or 1)), memo)
             culprit = next((s for s in steps if s.remaining == 0), None)
             reasons.append(_sentence(req, accel, culprit, catalog))
     uniq = list(dict.fromkeys(reasons))
