@@ -478,6 +478,11 @@ def run() -> None:
     """Console-script entry point."""
     import signal
 
+    from skyplan.home import private_umask
+
+    # Everything skyplan and its children (the engine, providers, sandboxes)
+    # create is private: the home holds state, stack checkpoints and task envs.
+    private_umask()
     signal.signal(signal.SIGTERM, _terminated)
     app()
 

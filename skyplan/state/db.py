@@ -108,6 +108,8 @@ class AttemptRow:
 class StateDB:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path else home.home() / "state.db"
+        if str(self.path) != ":memory:":
+            home.private_file(self.path)  # 0600; SQLite gives its -wal and -shm files the same mode
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")

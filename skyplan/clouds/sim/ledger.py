@@ -94,7 +94,10 @@ def _resolve(db: str | os.PathLike[str] | None, home: str | os.PathLike[str] | N
 def connect(db: str | os.PathLike[str] | None = None) -> Iterator[sqlite3.Connection]:
     """Open (and create) the ledger. Autocommit; callers open their own transactions."""
     path = _resolve(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from skyplan.home import private_file
+
+    private_file(path)  # 0600; SQLite gives its -wal and -shm files the same mode
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row
