@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-command setup on a fresh machine that has Python 3.11 and Go 1.24+:
 #   1. a venv in .venv (kept if present)
-#   2. skyplan installed editable with its cloud SDKs and test tools
+#   2. skyplan installed editable with its cloud SDKs and test tools, exactly as uv.lock
+#      pins them (uv itself is pinned by hash in tools/uv-requirements.txt), then
+#      byte-compiled
 #   3. the pulumi CLI built from Go modules into skyplan's engine dir, with the
 #      dynamic-provider shim (tools/build-pulumi.sh; shared by every checkout on
 #      the machine, so later runs take seconds)
@@ -34,21 +36,32 @@ python="$venv/bin/python"
 "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
     die ".venv is not Python 3.11; remove it and re-run"
 
-# 2. the package ------------------------------------------------------------------------
-# Re-install only when pyproject.toml changed since the last successful install.
+# 2. the package, from the lock -------------------------------------------------------------
+# uv.lock pins every dependency, direct and transitive, with hashes; `--locked` refuses a
+# lock that no longer matches pyproject.toml. Site-packages are byte-compiled here because
+# PYTHONDONTWRITEBYTECODE=1 (set on these machines and in CI) would otherwise leave every
+# start-up compiling them again. Re-sync only when the lock, pyproject or the uv pin changed.
 stamp="$venv/.skyplan-setup"
-want="$("$python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')"
+want="$(cat pyproject.toml uv.lock tools/uv-requirements.txt | "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
 if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] && "$python" -c 'import skyplan, pulumi' 2>/dev/null; then
-    step "skyplan already installed in .venv"
+    step "skyplan already installed in .venv (uv.lock unchanged)"
 else
-    step "installing skyplan and its dependencies into .venv (pip)"
-    log="$venv/pip-install.log"
-    if ! "$python" -m pip install --disable-pip-version-check -e ".[clouds,test]" >"$log" 2>&1; then
+    step "installing skyplan and its locked dependencies into .venv (uv sync --locked)"
+    log="$venv/uv-sync.log"
+    if ! PYTHON="$python" bash tools/uv.sh sync --locked --extra clouds --extra test --compile-bytecode >"$log" 2>&1; then
         tail -n 20 "$log" >&2
-        die "pip install failed (full log: $log)"
+        die "uv sync failed (full log: $log). If uv.lock is out of date with pyproject.toml, run tools/uv.sh lock"
     fi
     printf '%s\n' "$want" >"$stamp"
 fi
+
+# The package itself is installed editable, so its sources are compiled here, every run
+# (compileall skips what is up to date): the first `skyplan plan` is then not also a compile.
+step "byte-compiling skyplan"
+compile=(skyplan)
+[ -d stacks ] && compile+=(stacks)
+"$python" -m compileall -q -j 0 "${compile[@]}" >/dev/null ||
+    die "byte-compiling ${compile[*]} failed: run $python -m compileall ${compile[*]} to see why"
 
 # 3. the engine ---------------------------------------------------------------------------
 step "pulumi engine"
