@@ -4,7 +4,8 @@ Each such cloud states its facts as class attributes and keeps its knowledge in
 its own folder, under the same file names: ``classify.py`` (``classify``,
 ``sample_error``), ``catalog.py`` (``SEED_FILE``, ``offers_from_rows``) and
 ``cloud.py`` (the class and ``find_credentials``). This base turns them into
-the Cloud protocol. Nothing here imports Pulumi, and the classifier and
+the Cloud protocol; its Pulumi program is ``stacks/<cloud>/program.py``
+(``skyplan.clouds.programs``). Nothing here imports Pulumi, and the classifier and
 catalog modules are imported only when used, so reading a cloud's
 capabilities costs no more than importing its ``cloud.py``.
 """
@@ -28,7 +29,6 @@ class ProviderCloud(CloudBase):
     capabilities = Capabilities(simulatable=True)
     plugin: str  # resource plugin name, e.g. "azure-native"
     package: str  # Python SDK distribution, e.g. "pulumi-azure-native"
-    program_module: str  # e.g. "stacks.aws.program"
     credentials_where: str  # where credentials are looked for, for the message
     credentials_fix: str  # how to provide them
 
@@ -53,15 +53,17 @@ class ProviderCloud(CloudBase):
         return mapping.offers_from_rows(read_rows(Path(seed_dir) / mapping.SEED_FILE))
 
     def program(self, request: ProvisionRequest) -> Callable[[], None]:
-        module = self.program_module
+        name = self.name
 
         def run() -> None:
-            importlib.import_module(module).build(request)
+            from skyplan.clouds import programs
+
+            programs.load(name).build(request)
 
         return run
 
     def preflight(self) -> PreflightResult:
-        from stacks import plugin_status
+        from skyplan.clouds.plugins import plugin_status
 
         plugin = plugin_status(self.plugin, self.package)
         cred = self.find_credentials()

@@ -6,7 +6,7 @@ Resources (all tagged skyplan-cluster / skyplan-stack):
   <stack>-<rank>      the instances: Ubuntu 22.04 (or the Deep Learning Base GPU AMI
                       when the task asks for GPUs), gp3 root volume of the task's size,
                       spot one-time/terminate when the placement is spot, boot script
-                      from :func:`stacks.startup_script`
+                      from :func:`skyplan.clouds.vm.startup_script`
 
 Zones: plans name AWS zones by AZ id (``use1-az1``), which is the same physical
 zone in every account. An AZ id selects the default subnet of that AZ
@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from stacks import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
 
 UBUNTU_OWNER = "099720109477"  # Canonical
 DLAMI_OWNER = "amazon"

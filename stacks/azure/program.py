@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from stacks import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
 
 ADMIN_USER = "skyplan"
 IMAGE_PUBLISHER = "Canonical"

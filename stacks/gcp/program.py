@@ -6,7 +6,7 @@ Resources (labelled skyplan-cluster / skyplan-stack):
   <stack>-<rank>    the instances, in the placement's zone: Ubuntu 22.04 (a Deep
                     Learning VM image when the task asks for GPUs), pd-balanced boot
                     disk of the task's size, SPOT scheduling for spot placements,
-                    boot script from :func:`stacks.startup_script`
+                    boot script from :func:`skyplan.clouds.vm.startup_script`
 
 GPUs: N1 machine types take GPUs as ``guest_accelerators``; the A2, A3 and G2
 families come with theirs, so nothing is attached. Any GPU instance must stop
@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from stacks import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
 
 #: skyplan accelerator name -> GCP accelerator type.
 ACCELERATOR_TYPES = {

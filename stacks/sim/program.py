@@ -1,9 +1,10 @@
 """The sim cloud's program: the local program's sandboxes, as SimNodes.
 
-``request.cloud`` (aws, gcp or azure) is the cloud being simulated and
+``request.cloud`` (a simulatable cloud) is the cloud being simulated and
 ``request.scenario`` the scenario file. Exports what the local program exports
 plus ``scenario``, ``ledger``, ``preempt_at`` (node 0's, or None) and, per node,
-``ledger_id`` and ``preempt_at``.
+``ledger_id`` and ``preempt_at``. The provider lives in
+``skyplan/clouds/sim/provider.py``.
 """
 
 from __future__ import annotations
@@ -13,33 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from stacks.local.program import export_nodes, node_props, sandbox_root
-
-
-def sim_props(request: ProvisionRequest, rank: int, root: Path, ledger_db: Path) -> dict[str, Any]:
-    if not request.scenario:
-        from skyplan.errors import InputError
-
-        raise InputError("the sim cloud needs a scenario file (--simulate FILE or SKYPLAN_SIMULATE)")
-    return {
-        **node_props(request, rank, root),
-        "ledger": str(ledger_db.absolute()),
-        "scenario": os.path.abspath(request.scenario),
-        "cloud": request.cloud,
-        "region": request.region,
-        "zone": request.zone,
-        "instance_type": request.instance_type,
-        "use_spot": bool(request.use_spot),
-        "accelerators": {k: float(v) for k, v in request.accelerators.items()},
-    }
 
 
 def build(request: ProvisionRequest, ledger_db: str | os.PathLike[str] | None = None) -> None:
     """The inline program body: call inside a Pulumi program context."""
     import pulumi
 
+    from skyplan.clouds.local.provider import export_nodes, sandbox_root
     from skyplan.clouds.sim import ledger
-    from stacks.sim.provider import SimNode
+    from skyplan.clouds.sim.provider import SimNode, sim_props
 
     db = Path(ledger_db) if ledger_db is not None else ledger.default_path()
     base = sandbox_root(request.stack)

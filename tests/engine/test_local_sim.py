@@ -17,7 +17,7 @@ from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.local.cloud import Local
 from skyplan.clouds.sim import ledger, texts
 from skyplan.clouds.sim.cloud import Sim
-from stacks.local import runner
+from skyplan.clouds.local import runner
 
 pytestmark = pytest.mark.engine
 

@@ -38,7 +38,6 @@ class AWS(ProviderCloud):
     display = "AWS"
     plugin = "aws"
     package = "pulumi-aws"
-    program_module = "stacks.aws.program"
     credentials_where = "AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or ~/.aws/config"
     credentials_fix = "run `aws configure`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 

@@ -51,7 +51,6 @@ class Azure(ProviderCloud):
     capabilities = Capabilities(has_zones=False, simulatable=True)
     plugin = "azure-native"
     package = "pulumi-azure-native"
-    program_module = "stacks.azure.program"
     credentials_where = "ARM_CLIENT_ID+ARM_CLIENT_SECRET+ARM_TENANT_ID, ARM_USE_MSI, or `az login`"
     credentials_fix = ("run `az login`, or export ARM_CLIENT_ID, ARM_CLIENT_SECRET, ARM_TENANT_ID and "
                        "ARM_SUBSCRIPTION_ID")

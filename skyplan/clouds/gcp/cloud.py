@@ -35,7 +35,6 @@ class GCP(ProviderCloud):
     display = "GCP"
     plugin = "gcp"
     package = "pulumi-gcp"
-    program_module = "stacks.gcp.program"
     credentials_where = "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_CREDENTIALS or application default credentials"
     credentials_fix = ("run `gcloud auth application-default login`, or export "
                        "GOOGLE_APPLICATION_CREDENTIALS=<key.json>")

@@ -1,6 +1,6 @@
 """The local cloud: tasks run in sandboxes on this machine. No credentials.
 
-Its errors come from the sandbox runner (``stacks/local/runner.py``), whose
+Its errors come from the sandbox runner (``runner.py`` here), whose
 texts start with a stable code, or are plain OS errors.
 """
 
@@ -56,9 +56,9 @@ class Local(CloudBase):
 
     def program(self, request: ProvisionRequest) -> Callable[[], None]:
         def run() -> None:
-            from stacks.local.program import build
+            from skyplan.clouds import programs
 
-            build(request)
+            programs.load(self.name).build(request)
 
         return run
 
@@ -83,7 +83,7 @@ class Local(CloudBase):
         root = (getattr(op, "inputs", None) or {}).get("root")
         if not root:
             return False
-        from stacks.local import runner
+        from skyplan.clouds.local import runner
 
         runner.remove(root)
         return True

@@ -117,7 +117,7 @@ def follow(
 
 def job_status(sandbox_root: str | os.PathLike[str]) -> JobStatus:
     """The cluster's task state, from each node's status.json."""
-    from stacks.local import runner
+    from skyplan.clouds.local import runner
 
     nodes = tuple(runner.status(d) for _, d in _node_dirs(sandbox_root))
     if not nodes:

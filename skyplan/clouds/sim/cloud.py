@@ -53,9 +53,9 @@ class Sim(CloudBase):
         ledger_db = self.ledger_db
 
         def run() -> None:
-            from stacks.sim.program import build
+            from skyplan.clouds import programs
 
-            build(request, ledger_db)
+            programs.load(self.name).build(request, ledger_db)
 
         return run
 
@@ -81,7 +81,7 @@ class Sim(CloudBase):
         if not root or not db or not stack:
             return False
         from skyplan.clouds.sim import ledger
-        from stacks.local import runner
+        from skyplan.clouds.local import runner
 
         runner.remove(root)
         for row in ledger.live_by_key(db, f"{stack}/node-{int(inputs.get('node_rank') or 0)}"):

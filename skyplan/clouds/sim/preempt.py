@@ -16,7 +16,7 @@ from skyplan.clouds.sim import ledger
 
 def preempt(row: dict[str, Any], *, db: str | os.PathLike[str] | None = None, grace_s: float = 2.0) -> bool:
     """Preempt one ledger row now. True if it was live."""
-    from stacks.local import runner
+    from skyplan.clouds.local import runner
 
     if row.get("sandbox"):
         runner.stop(row["sandbox"], grace_s=grace_s)

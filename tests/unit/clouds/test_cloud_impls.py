@@ -61,7 +61,7 @@ def test_nothing_imports_pulumi_until_the_program_runs() -> None:
         "    r = ProvisionRequest(cluster='c', stack='s', cloud=n, region='r', zone=None, instance_type='t', use_spot=False)\n"
         "    prog = c.program(r); c.preflight(); c.classify('x'); c.sample_error('capacity', r)\n"
         "    assert callable(prog)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('pulumi') or m.startswith('stacks.')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('pulumi') or m.startswith('skyplan._programs.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -34,7 +34,7 @@ def wait_for() -> Callable[..., None]:
 @pytest.fixture
 def sandboxes(tmp_path: Path):
     """Sandbox roots made by a test; every one is stopped and removed afterwards."""
-    from stacks.local import runner
+    from skyplan.clouds.local import runner
 
     made: list[Path] = []
 

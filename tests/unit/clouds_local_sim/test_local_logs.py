@@ -78,7 +78,7 @@ def test_job_status_combines_nodes(tmp_path: Path) -> None:
 
 
 def test_job_status_of_a_running_node(tmp_path: Path, sandboxes, wait_for) -> None:
-    from stacks.local import runner
+    from skyplan.clouds.local import runner
 
     root = sandboxes("node-0", "running")
     runner.start({"stack": "running", "run": "touch started; sleep 300"}, root)

@@ -10,7 +10,7 @@ from skyplan.clouds.sim import ledger
 from skyplan.clouds.sim.cloud import Sim
 from skyplan.clouds.sim.preempt import preempt_due
 from skyplan.errors import Classification, Kind, Scope
-from stacks.local import runner
+from skyplan.clouds.local import runner
 
 
 def test_both_implement_the_cloud_protocol() -> None:

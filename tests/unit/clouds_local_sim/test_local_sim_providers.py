@@ -10,11 +10,11 @@ import pytest
 
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.sim import ledger, texts
-from stacks.local import runner
-from stacks.local.program import node_props
-from stacks.local.provider import LocalNodeProvider
-from stacks.sim.program import sim_props
-from stacks.sim.provider import SimNodeProvider
+from skyplan.clouds.local import runner
+from skyplan.clouds.local.provider import node_props
+from skyplan.clouds.local.provider import LocalNodeProvider
+from skyplan.clouds.sim.provider import sim_props
+from skyplan.clouds.sim.provider import SimNodeProvider
 
 
 def _finished(root) -> bool:
@@ -195,7 +195,7 @@ def test_sim_bad_scenario_fails_create_with_the_findings(home: Path, scen) -> No
 
 _HANG = """
 import sys
-from stacks.sim.provider import SimNodeProvider
+from skyplan.clouds.sim.provider import SimNodeProvider
 import json
 SimNodeProvider().create(json.loads(sys.argv[1]))
 print("returned")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.local import runner
+from skyplan.clouds.local import runner
 
 
 def _spec(**kw) -> dict:

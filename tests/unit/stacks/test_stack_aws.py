@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from stackmocks import make_request, run_program
 
-from stacks.aws.program import architecture, build, is_zone_id
+from skyplan.clouds import programs
+
+_program = programs.load("aws")
+architecture = _program.architecture
+build = _program.build
+is_zone_id = _program.is_zone_id
 
 INSTANCE = "aws:ec2/instance:Instance"
 GROUP = "aws:ec2/securityGroup:SecurityGroup"

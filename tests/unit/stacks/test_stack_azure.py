@@ -7,7 +7,14 @@ import base64
 import pytest
 from stackmocks import is_secret, make_request, plain, run_program
 
-from stacks.azure.program import IMAGE_SKU, IMAGE_SKU_ARM, build, image_sku, zone_number
+from skyplan.clouds import programs
+
+_program = programs.load("azure")
+IMAGE_SKU = _program.IMAGE_SKU
+IMAGE_SKU_ARM = _program.IMAGE_SKU_ARM
+build = _program.build
+image_sku = _program.image_sku
+zone_number = _program.zone_number
 
 VM = "azure-native:compute:VirtualMachine"
 NSG = "azure-native:network:NetworkSecurityGroup"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from stackmocks import make_request, run_program
 
-from stacks.gcp.program import IMAGE_CPU, IMAGE_CPU_ARM, IMAGE_GPU, accelerator_type, build
+from skyplan.clouds import programs
+
+_program = programs.load("gcp")
+IMAGE_CPU = _program.IMAGE_CPU
+IMAGE_CPU_ARM = _program.IMAGE_CPU_ARM
+IMAGE_GPU = _program.IMAGE_GPU
+accelerator_type = _program.accelerator_type
+build = _program.build
 
 INSTANCE = "gcp:compute/instance:Instance"
 FIREWALL = "gcp:compute/firewall:Firewall"

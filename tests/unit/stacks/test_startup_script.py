@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from stackmocks import make_request
 
-import stacks
-from stacks import REMOTE_ROOT, all_ports, node_name, plugin_status, skyplan_labels, startup_script
+from skyplan.clouds import plugins
+from skyplan.clouds.plugins import plugin_status
+from skyplan.clouds.vm import REMOTE_ROOT, all_ports, node_name, skyplan_labels, startup_script
 
 
 def run_script(request, rank: int, root: Path) -> subprocess.CompletedProcess:
@@ -73,4 +74,4 @@ def test_plugin_status_reports_version_and_location(tmp_path: Path, monkeypatch:
     plugin_dir = tmp_path / "plugins" / f"resource-aws-v{status.version}"
     plugin_dir.mkdir(parents=True)
     (plugin_dir / "pulumi-resource-aws").write_text("")
-    assert stacks.plugin_status("aws", "pulumi-aws").path == str(plugin_dir)
+    assert plugins.plugin_status("aws", "pulumi-aws").path == str(plugin_dir)

@@ -19,16 +19,18 @@ Both steps are idempotent, so a repeated delete is harmless.
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from stacks.local import runner
-from stacks.local.provider import INPUT_KEYS as LOCAL_INPUT_KEYS
-from stacks.local.provider import OUTPUT_KEYS as LOCAL_OUTPUT_KEYS
-from stacks.local.provider import inputs_of, replace_diff, spec_of
+from skyplan.clouds.local import runner
+from skyplan.clouds.local.provider import INPUT_KEYS as LOCAL_INPUT_KEYS
+from skyplan.clouds.local.provider import OUTPUT_KEYS as LOCAL_OUTPUT_KEYS
+from skyplan.clouds.local.provider import inputs_of, node_props, replace_diff, spec_of
 
 INPUT_KEYS = LOCAL_INPUT_KEYS + (
     "ledger",  # absolute path of the ledger database
@@ -43,6 +45,9 @@ INPUT_KEYS = LOCAL_INPUT_KEYS + (
 OUTPUT_KEYS = LOCAL_OUTPUT_KEYS + ("ledger_id", "created_at", "preempt_at")
 
 _HANG_SLICE_S = 3600.0
+
+if TYPE_CHECKING:
+    from skyplan.clouds.base import ProvisionRequest
 
 
 def placement_of(props: dict[str, Any]) -> dict[str, Any]:
@@ -158,3 +163,21 @@ class SimNode(Resource, module="skyplan", name="SimNode"):
 
     def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(SimNodeProvider(), name, {**props, **{k: None for k in OUTPUT_KEYS}}, opts)
+
+
+def sim_props(request: ProvisionRequest, rank: int, root: Path, ledger_db: Path) -> dict[str, Any]:
+    if not request.scenario:
+        from skyplan.errors import InputError
+
+        raise InputError("the sim cloud needs a scenario file (--simulate FILE or SKYPLAN_SIMULATE)")
+    return {
+        **node_props(request, rank, root),
+        "ledger": str(ledger_db.absolute()),
+        "scenario": os.path.abspath(request.scenario),
+        "cloud": request.cloud,
+        "region": request.region,
+        "zone": request.zone,
+        "instance_type": request.instance_type,
+        "use_spot": bool(request.use_spot),
+        "accelerators": {k: float(v) for k, v in request.accelerators.items()},
+    }

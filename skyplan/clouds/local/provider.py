@@ -1,4 +1,6 @@
-"""The local cloud's dynamic provider: one resource per node, one sandbox each.
+"""The local cloud's dynamic provider: one resource per node, one sandbox each,
+and the helpers the local and sim programs (``stacks/local``, ``stacks/sim``)
+build nodes with.
 
 Dynamic providers are pickled (dill) into the stack's state and unpickled in a
 separate provider process. The provider class therefore lives here, in an
@@ -9,13 +11,17 @@ must not depend on the environment of whichever process runs it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from stacks.local import runner
+from skyplan.clouds.local import runner
+
+if TYPE_CHECKING:
+    from skyplan.clouds.base import ProvisionRequest
 
 #: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
 INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs")
@@ -84,3 +90,59 @@ class LocalNode(Resource, module="skyplan", name="LocalNode"):
 
     def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(LocalNodeProvider(), name, {**props, **{k: None for k in OUTPUT_KEYS}}, opts)
+
+
+# --- building nodes (called from the programs) ---------------------------------------
+
+
+def sandbox_root(stack: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """``<SKYPLAN_HOME>/sandboxes/<stack>``: where a stack's nodes live."""
+    if home is None:
+        from skyplan import home as _home
+
+        return _home.home() / "sandboxes" / stack
+    return Path(home) / "sandboxes" / stack
+
+
+def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, Any]:
+    """A node's inputs: plain JSON values, absolute paths."""
+    return {
+        "root": str(root.absolute()),
+        "cluster": request.cluster,
+        "stack": request.stack,
+        "task_id": request.stack,
+        "node_rank": rank,
+        "num_nodes": max(1, int(request.num_nodes)),
+        # The request's workdir is made absolute here, in the apply process, whose
+        # cwd is the user's; the provider process runs elsewhere.
+        "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,
+        "setup": request.setup,
+        "run": request.run,
+        "envs": dict(request.envs),
+    }
+
+
+def export_nodes(request: ProvisionRequest, base: Path, nodes: list[Any], extra: tuple[str, ...] = ()) -> None:
+    """Export the placement and each node; ``extra`` names more node outputs to list."""
+    import pulumi
+
+    pulumi.export("cloud", request.cloud)
+    pulumi.export("region", request.region)
+    pulumi.export("zone", request.zone)
+    pulumi.export("instance_type", request.instance_type)
+    pulumi.export("sandbox", str(base.absolute()))
+    pulumi.export("log", nodes[0].logs.apply(lambda logs: logs["combined"]))
+    pulumi.export(
+        "nodes",
+        [
+            {
+                "rank": rank,
+                "id": n.id,
+                "sandbox": n.sandbox,
+                "pid": n.pid,
+                "logs": n.logs,
+                **{key: getattr(n, key) for key in extra},
+            }
+            for rank, n in enumerate(nodes)
+        ],
+    )

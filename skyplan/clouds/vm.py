@@ -1,24 +1,17 @@
-"""Pulumi programs, one package per cloud (``stacks.<cloud>.program.build(request)``).
-
-This module holds what the cloud VM programs share and what a cloud's preflight
-asks about them, without importing any Pulumi module:
+"""What the VM programs (``stacks/<cloud>/program.py`` of the provider clouds) share,
+without importing any Pulumi module:
 
 * :func:`startup_script`: the boot script a VM runs (cd workdir, export envs and
   ``SKYPLAN_*``, run ``setup`` then ``run``, log to a file);
-* :func:`plugin_status`: is the Pulumi resource plugin a program needs installed?
-* :func:`node_name` / :func:`skyplan_labels`: names and labels every program uses.
+* :func:`node_name` / :func:`skyplan_labels` / :func:`all_ports`: names, labels
+  and ports every program uses.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import os
 import re
 import shlex
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -102,59 +95,3 @@ def startup_script(request: ProvisionRequest, rank: int) -> str:
         'echo "== done ($rc)" >> "$LOG"\n'
     )
     return script
-
-
-# --- Pulumi resource plugins ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PluginStatus:
-    """Whether a Pulumi resource plugin is installed where the engine looks for it."""
-
-    provider: str  # "aws", "gcp", "azure-native"
-    package: str  # "pulumi-aws"
-    version: str | None  # the Python SDK's version, which names the plugin it needs
-    path: str | None  # the plugin's directory or binary, when found
-    reason: str = ""  # why not, when not found
-
-    @property
-    def installed(self) -> bool:
-        return self.path is not None
-
-    @property
-    def install_hint(self) -> str:
-        if self.version is None:
-            return f"pip install {self.package}"
-        prefix = "" if os.environ.get("PULUMI_HOME") else f"PULUMI_HOME={pulumi_home()} "
-        return f"{prefix}pulumi plugin install resource {self.provider} v{self.version}"
-
-
-def pulumi_home() -> Path:
-    """Where the engine looks for plugins: the same rule as the stack driver."""
-    from skyplan.home import pulumi_home as _pulumi_home
-
-    return _pulumi_home()
-
-
-def plugin_status(provider: str, package: str) -> PluginStatus:
-    """Find the resource plugin ``provider`` at the version the installed ``package`` needs.
-
-    The engine looks in ``$PULUMI_HOME/plugins/resource-<provider>-v<version>/``
-    and for ``pulumi-resource-<provider>`` on PATH. No network.
-    """
-    try:
-        version: str | None = importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return PluginStatus(provider, package, None, None, f"the Python package {package} is not installed")
-    binary = f"pulumi-resource-{provider}"
-    plugin_dir = pulumi_home() / "plugins" / f"resource-{provider}-v{version}"
-    if (plugin_dir / binary).is_file() or ((plugin_dir.is_dir()) and any(plugin_dir.glob(binary + "*"))):
-        return PluginStatus(provider, package, version, str(plugin_dir))
-    on_path = shutil.which(binary)
-    if on_path:
-        return PluginStatus(provider, package, version, on_path)
-    others = sorted(p.name for p in (pulumi_home() / "plugins").glob(f"resource-{provider}-v*")
-                    if p.is_dir() and not p.name.endswith(".partial"))
-    found = f" (found {', '.join(others)})" if others else ""
-    return PluginStatus(provider, package, version, None,
-                        f"the Pulumi resource plugin {provider} v{version} is not installed{found}")

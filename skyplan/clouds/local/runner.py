@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -83,6 +84,16 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _make_private(top: Path) -> None:
+    """Drop group and other permission bits under ``top``: copytree copies each
+    file's mode, and sandboxes live in the private skyplan home (0700/0600)."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        for p in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                os.chmod(p, stat.S_IMODE(st.st_mode) & 0o700)
+
+
 def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, Any]:
     """Create the sandbox at ``root`` and launch the node's setup + run.
 
@@ -105,6 +116,7 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
         logs.mkdir(parents=True)
         if src:
             shutil.copytree(src, workdir, symlinks=True)
+            _make_private(workdir)
         else:
             workdir.mkdir()
         for name in LOG_NAMES:

@@ -1,1 +1,0 @@
-"""The aws Pulumi program: ``build(request)`` declares one placement (see program.py)."""

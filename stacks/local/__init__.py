@@ -1,1 +1,0 @@
-"""The local cloud's Pulumi program: tasks run in sandboxes on this machine."""
