@@ -175,6 +175,12 @@ class Cloud(Protocol):
         """Plan time: how to read a pinned zone the catalog does not hold, or None."""
         ...
 
+    def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
+        """The quota families a placement of ``instance_type`` draws on (VM family,
+        EC2 vCPU bucket, GPU model), in the form its classifier's family-scoped
+        verdicts name them; empty when the cloud has none or does not know."""
+        ...
+
     def resolve_interrupted(self, op: Any) -> bool:
         """Make sure a resource whose create was interrupted does not exist.
 
@@ -213,6 +219,9 @@ class CloudBase:
 
     def zone_alias(self, zone: str) -> ZoneAlias | None:
         return None
+
+    def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
+        return frozenset()
 
     def resolve_interrupted(self, op: Any) -> bool:
         return False

@@ -3,7 +3,8 @@
 Each such cloud states its facts as class attributes and keeps its knowledge in
 its own folder, under the same file names: ``classify.py`` (``classify``,
 ``sample_error``), ``catalog.py`` (``SEED_FILE``, ``offers_from_rows``) and
-``cloud.py`` (the class and ``find_credentials``). This base turns them into
+``families.py`` (``quota_families``) and ``cloud.py`` (the class and
+``find_credentials``). This base turns them into
 the Cloud protocol; its Pulumi program is ``stacks/<cloud>/program.py``
 (``skyplan.clouds.programs``). Nothing here imports Pulumi, and the classifier and
 catalog modules are imported only when used, so reading a cloud's
@@ -13,7 +14,7 @@ capabilities costs no more than importing its ``cloud.py``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -45,6 +46,9 @@ class ProviderCloud(CloudBase):
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         return self._sibling("classify").sample_error(outcome, request)
+
+    def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
+        return self._sibling("families").quota_families(instance_type, accelerators)
 
     def seed_offers(self, seed_dir: Path) -> Iterable[Offer]:
         from skyplan.catalog.rows import read_rows

@@ -140,3 +140,10 @@ def test_a_registered_cloud_is_planned_for_and_simulated_without_other_changes(t
 
     assert parse("rules:\n  - {cloud: toy, outcome: capacity}\n", "s.yaml").rules[0].cloud == "toy"
     assert registry.simulator().classify("ToyFull: capacity in toy-1").kind is Kind.CAPACITY
+
+
+def test_quota_families_are_each_clouds_own() -> None:
+    assert registry.get("aws").quota_families("g4dn.xlarge") == {"G_VT"}
+    assert registry.get("azure").quota_families("Standard_F8s_v2") == {"fsv2"}
+    assert registry.get("local").quota_families("local") == frozenset()
+    assert registry.get("sim").quota_families("n1-standard-8", {"V100": 1}) == frozenset()
