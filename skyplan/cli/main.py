@@ -54,6 +54,18 @@ def _simulator_name() -> str:
 app.add_typer(sim_app, name=_simulator_name())
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
+FRESH_OPT = typer.Option(False, "--fresh", help="Ignore the capacity memory (recent capacity and quota failures "
+                         "are otherwise ranked last).")
+
+
+def _memory(fresh: bool, backend: Optional[str] = None):
+    """The capacity memory to rank with: None under --fresh. A small local file (the
+    one beside a file:// backend's state); never the engine."""
+    if fresh:
+        return None
+    from skyplan.provision.memory import for_planning
+
+    return for_planning(backend)
 
 
 def _load_task(path: str):
@@ -86,6 +98,7 @@ def plan(
     top: int = typer.Option(10, "--top", min=0, help="Rows to show (0 = all)."),
     explain: bool = typer.Option(False, "--explain", help="List each constraint and how many candidates it removed."),
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file (default: embedded)."),
+    fresh: bool = FRESH_OPT,
 ) -> None:
     """Validate TASK and rank every feasible placement by cost."""
     from skyplan.cli import views
@@ -95,7 +108,7 @@ def plan(
     cat = _catalog(catalog)
     if explain:
         expl = explain_fn(t, cat)
-    p = make_plan(t, cat)
+    p = make_plan(t, cat, memory=_memory(fresh))
     if out:
         write_plan(p, out)
     if as_json:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from typing import Any, Iterable, TextIO
 
 from skyplan.clouds import registry
@@ -63,19 +64,42 @@ def _runs_here(name: str | None) -> bool:
     return cloud is not None and cloud.capabilities.runs_here
 
 
-def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None):
+def ago(then: str, now: datetime | None = None) -> str:
+    """``3m ago`` / ``1h 5m ago`` for an ISO-8601 timestamp (display only)."""
+    try:
+        at = datetime.fromisoformat(then.replace("Z", "+00:00"))
+    except ValueError:
+        return then
+    minutes = max(0, int(((now or datetime.now(timezone.utc)) - at).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes}m ago"
+    return f"{minutes // 60}h {minutes % 60}m ago" if minutes % 60 else f"{minutes // 60}h ago"
+
+
+def recent_text(c: Candidate, now: datetime | None = None) -> str:
+    """``CAPACITY? 3m ago``: the capacity memory's mark on a candidate, or empty."""
+    rf = c.recent_failure
+    return f"{rf.kind.upper()}? {ago(rf.at, now)}" if rf else ""
+
+
+def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None,
+                     now: datetime | None = None):
     from rich import box
     from rich.table import Table
 
+    cands = list(cands)
+    marks = [recent_text(c, now) for c in cands]
     t = Table(box=box.SIMPLE_HEAD, title=title, show_edge=False, pad_edge=False)
-    for col, just in (("CLOUD", "left"), ("INSTANCE", "left"), ("vCPUs", "right"), ("Mem(GB)", "right"),
-                      ("ACCELERATORS", "left"), ("REGION/ZONE", "left"), ("COST ($/hr)", "right"),
-                      ("CHOSEN", "center")):
+    cols = [("CLOUD", "left"), ("INSTANCE", "left"), ("vCPUs", "right"), ("Mem(GB)", "right"),
+            ("ACCELERATORS", "left"), ("REGION/ZONE", "left"), ("COST ($/hr)", "right"), ("CHOSEN", "center")]
+    if any(marks):  # only when the capacity memory has something to say
+        cols.append(("RECENT", "left"))
+    for col, just in cols:
         t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
-    for c in cands:
-        t.add_row(cloud_text(c.cloud), instance_text(c), _num(c.vcpus), _num(round(c.memory_gib, 1)),
-                  accel_text(c), c.zone or c.region, money(c.hourly_cost)[1:],
-                  "✔" if c.rank == chosen_rank else "")
+    for c, mark in zip(cands, marks):
+        row = [cloud_text(c.cloud), instance_text(c), _num(c.vcpus), _num(round(c.memory_gib, 1)),
+               accel_text(c), c.zone or c.region, money(c.hourly_cost)[1:], "✔" if c.rank == chosen_rank else ""]
+        t.add_row(*row, *([mark] if any(marks) else []))
     return t
 
 
@@ -91,6 +115,10 @@ def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
     shown = plan.candidates[: max(0, top)] if top else plan.candidates
     con.print(candidates_table(shown))
     con.print(f"Shown {len(shown)} of {len(plan.candidates)} candidates")
+    recent = sum(1 for c in plan.candidates if c.recent_failure)
+    if recent:
+        con.print(f"{recent} candidate{'s' if recent != 1 else ''} ranked last: a recent capacity or quota failure "
+                  "is remembered there (--fresh ignores the memory)")
 
 
 def render_explain(explanations, file: TextIO | None = None, *, width: int | None = None) -> None:

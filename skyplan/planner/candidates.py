@@ -29,6 +29,24 @@ HOST_SIZE_STEP = "GPU host of default size"
 
 
 @dataclass(frozen=True)
+class RecentFailure:
+    """A capacity or quota failure the capacity memory holds for a placement
+    (``skyplan.provision.memory``): shown, and ranked last, never blocked.
+    ``at`` and ``expires_at`` are ISO-8601 UTC timestamps."""
+
+    kind: str  # "capacity" | "quota"
+    at: str
+    expires_at: str
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "at": self.at, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "RecentFailure | None":
+        return None if not d else cls(kind=str(d["kind"]), at=str(d["at"]), expires_at=str(d["expires_at"]))
+
+
+@dataclass(frozen=True)
 class Candidate:
     """One ranked placement. The first candidate of a plan is the chosen one."""
 
@@ -54,6 +72,9 @@ class Candidate:
     disk_size: int | None = None
     ports: tuple[int, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    #: Set when the capacity memory holds a recent failure for this placement
+    #: (the candidate is then ranked after the others of its preference).
+    recent_failure: RecentFailure | None = field(default=None, compare=False)
 
     @property
     def hardware(self) -> str:
@@ -82,6 +103,7 @@ class Candidate:
             "disk_size": self.disk_size,
             "ports": list(self.ports),
             "labels": {k: v for k, v in self.labels},
+            "recent_failure": self.recent_failure.to_json() if self.recent_failure else None,
         }
 
     @classmethod
@@ -102,6 +124,7 @@ class Candidate:
             disk_size=None if d.get("disk_size") is None else int(d["disk_size"]),
             ports=tuple(int(p) for p in d.get("ports", ())),
             labels=tuple((str(k), str(v)) for k, v in d.get("labels", {}).items()),
+            recent_failure=RecentFailure.from_json(d.get("recent_failure")),
         )
 
 

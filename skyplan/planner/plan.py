@@ -70,11 +70,23 @@ def candidates_sha256(candidates: list[dict]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def make_plan(task: Task, catalog, *, now: datetime | None = None) -> Plan:
-    """Rank every feasible placement for ``task`` against ``catalog``."""
+def make_plan(task: Task, catalog, *, now: datetime | None = None, memory: Any = None,
+              families: Any = None) -> Plan:
+    """Rank every feasible placement for ``task`` against ``catalog``.
+
+    ``memory`` (a ``skyplan.provision.memory.Memory``, optional): placements it
+    holds a live capacity or quota failure for are marked (``recent_failure``) and
+    ranked after the others of their preference. ``families(candidate)`` gives a
+    candidate's quota families for family-scoped records (default: its cloud's).
+    """
     from skyplan.spec import task_sha256
 
     candidates = enumerate_candidates(task, catalog)
+    if memory is not None and memory.records:
+        from skyplan.provision.memory import cloud_families, rank_recent_failures_last
+
+        candidates = rank_recent_failures_last(candidates, memory, now or datetime.now(timezone.utc),
+                                               families or cloud_families)
     created = (now or datetime.now(timezone.utc)).replace(microsecond=0).isoformat()
     return Plan(
         format_version=FORMAT_VERSION,
@@ -114,6 +126,14 @@ def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
             hint="re-create the plan with `skyplan plan TASK --out FILE` using this version of skyplan",
         )
     _require_integrity_fields(doc, filename)
+    req = doc["request"]
+    # Before the schema check, which costs about a second on the largest plans:
+    # an edited file is refused at the price of one hash.
+    if candidates_sha256(doc.get("candidates")) != req["candidates_sha256"]:
+        raise StalePlanError(
+            f"{filename}: the plan's candidates do not match their candidates_sha256 (the file was edited)",
+            hint="re-create the plan with `skyplan plan TASK --out FILE`",
+        )
     validate_plan_document(doc, filename)
     task = task_from_dict(doc["task"])
     if task_sha256(task) != doc["task_sha256"]:
@@ -122,12 +142,6 @@ def plan_from_json(doc: Any, filename: str = "<plan>") -> Plan:
             hint="re-create the plan with `skyplan plan TASK --out FILE`",
         )
     cat = doc["catalog"]
-    req = doc["request"]
-    if candidates_sha256(doc["candidates"]) != req["candidates_sha256"]:
-        raise StalePlanError(
-            f"{filename}: the plan's candidates do not match their candidates_sha256 (the file was edited)",
-            hint="re-create the plan with `skyplan plan TASK --out FILE`",
-        )
     if req["num_candidates"] != len(doc["candidates"]):
         raise StalePlanError(
             f"{filename}: the plan lists {len(doc['candidates'])} candidates, but its request says "
