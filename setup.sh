@@ -40,15 +40,20 @@ python="$venv/bin/python"
 # uv.lock pins every dependency, direct and transitive, with hashes; `--locked` refuses a
 # lock that no longer matches pyproject.toml. Site-packages are byte-compiled here because
 # PYTHONDONTWRITEBYTECODE=1 (set on these machines and in CI) would otherwise leave every
-# start-up compiling them again. Re-sync only when the lock, pyproject or the uv pin changed.
+# start-up compiling them again. A re-run re-syncs only when the lock, pyproject or the uv
+# pin changed since the last sync (the stamp), or the venv drifted from the lock (`--check`,
+# ~60 ms: e.g. a package installed by hand); the full sync's compile pass takes a second even
+# when nothing changed.
 stamp="$venv/.skyplan-setup"
 want="$(cat pyproject.toml uv.lock tools/uv-requirements.txt | "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
-if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] && "$python" -c 'import skyplan, pulumi' 2>/dev/null; then
-    step "skyplan already installed in .venv (uv.lock unchanged)"
+sync=(sync --locked --extra clouds --extra test)
+if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] &&
+    PYTHON="$python" bash tools/uv.sh "${sync[@]}" --check >/dev/null 2>&1; then
+    step "skyplan already installed in .venv, as uv.lock pins it"
 else
     step "installing skyplan and its locked dependencies into .venv (uv sync --locked)"
     log="$venv/uv-sync.log"
-    if ! PYTHON="$python" bash tools/uv.sh sync --locked --extra clouds --extra test --compile-bytecode >"$log" 2>&1; then
+    if ! PYTHON="$python" bash tools/uv.sh "${sync[@]}" --compile-bytecode >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         die "uv sync failed (full log: $log). If uv.lock is out of date with pyproject.toml, run tools/uv.sh lock"
     fi
@@ -60,8 +65,10 @@ fi
 step "byte-compiling skyplan"
 compile=(skyplan)
 [ -d stacks ] && compile+=(stacks)
+# A file that does not compile is reported, not fatal: the tests say more about it.
 "$python" -m compileall -q -j 0 "${compile[@]}" >/dev/null ||
-    die "byte-compiling ${compile[*]} failed: run $python -m compileall ${compile[*]} to see why"
+    printf 'setup: warning: some files in %s do not compile (see: %s -m compileall -q %s)\n' \
+        "${compile[*]}" "$python" "${compile[*]}" >&2
 
 # 3. the engine ---------------------------------------------------------------------------
 step "pulumi engine"
