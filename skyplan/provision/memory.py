@@ -236,31 +236,81 @@ def local_store(url: str) -> FileStore:
     return FileStore(d / FILE_IN_BACKEND if d is not None else mirror_path())
 
 
+class StackIO(Protocol):
+    """What :class:`StackStore` needs from the stack driver (``StackDriver`` has both)."""
+
+    def up(self, stack: str, program: Callable[[], None], *, timeout_s: float | None) -> Any: ...
+
+    def outputs(self, stack: str) -> dict[str, Any]: ...
+
+
+OUTPUT = "capacity_memory"
+
+
+def _merge_program(stack: str, change: Callable[[Memory], Memory]) -> Callable[[], None]:
+    """A Pulumi program with no resources that exports ``change(current memory)``.
+
+    The current memory is read through a StackReference to this very stack, inside
+    the update: the backend's update lock makes the read-change-write atomic, so
+    two applies on two machines merge their records instead of one losing them."""
+
+    def run() -> None:
+        import pulumi
+
+        ref = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}")
+
+        def merged(old: Any) -> str:
+            current = Memory.from_json(json.loads(old)) if isinstance(old, str) and old else Memory()
+            return json.dumps(change(current).to_json(), separators=(",", ":"))
+
+        pulumi.export(OUTPUT, ref.get_output(OUTPUT).apply(merged))
+
+    return run
+
+
 class StackStore:
     """The memory of a backend that is not a directory (s3://, gs://, azblob://,
-    Pulumi Cloud), kept in that backend as the outputs of a stack of its own,
-    written and read through the stack driver's export and import of a deployment
-    (no program runs). Each update refreshes the local mirror for ``plan``.
-
-    The engine serialises imports of one stack; a write lost to a race costs only
-    a hint, and the next failure records it again.
+    Pulumi Cloud), kept on that backend as the output of a stack of its own,
+    ``skyplan-capacity-memory``. Reading is one ``stack output`` call; writing is
+    an update of a program without resources (:func:`_merge_program`). Both
+    refresh the local mirror that ``plan`` reads. Only ``apply`` pays for this.
     """
 
-    def __init__(self, driver: Any, mirror: FileStore | None = None) -> None:
+    def __init__(self, driver: StackIO, mirror: FileStore | None = None, *, timeout_s: float = 120.0) -> None:
         self.driver = driver
         self.mirror = mirror or FileStore(mirror_path())
+        self.timeout_s = timeout_s
 
     def load(self) -> Memory:
-        doc = self.driver.read_outputs_doc(MEMORY_STACK)
-        memory = Memory.from_json(doc) if doc else Memory()
+        from skyplan.errors import SkyplanError
+
+        try:
+            raw = self.driver.outputs(MEMORY_STACK).get(OUTPUT)
+        except SkyplanError:  # no such stack yet, or the backend said no: nothing remembered
+            return self.mirror.load()
+        memory = Memory.from_json(json.loads(raw)) if isinstance(raw, str) and raw else Memory()
         self.mirror.write(memory)
         return memory
 
     def update(self, change: Callable[[Memory], Memory]) -> Memory:
-        new = change(self.load())
-        self.driver.write_outputs_doc(MEMORY_STACK, new.to_json())
-        self.mirror.write(new)
-        return new
+        res = self.driver.up(MEMORY_STACK, _merge_program(MEMORY_STACK, change), timeout_s=self.timeout_s)
+        raw = (res.outputs or {}).get(OUTPUT) if res.ok else None
+        if not isinstance(raw, str):
+            return self.mirror.load()  # a hint lost; the next failure records it again
+        memory = Memory.from_json(json.loads(raw))
+        self.mirror.write(memory)
+        return memory
+
+
+def store_for(backend_url: str, driver: StackIO | None = None) -> Store:
+    """Where the memory of ``backend_url`` lives: beside a file:// backend's state,
+    else (given the driver) in the backend itself."""
+    d = backend_dir(backend_url)
+    if d is not None:
+        return FileStore(d / FILE_IN_BACKEND)
+    if driver is None:
+        return FileStore(mirror_path())
+    return StackStore(driver)
 
 
 def remember(store: Store, attempts: Iterable["Attempt"], now: datetime,
