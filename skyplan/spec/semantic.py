@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterator
 
 from skyplan.spec import parse
-from skyplan.spec.source import PathT
+from skyplan.spec.source import PathT, clip
 
 Finding = tuple[PathT, str, "str | None"]
 
@@ -68,7 +68,7 @@ def check_task(data: Any) -> list[Finding]:
         for key in envs:
             if not parse.is_env_name(key) and not _CONTROL_RE.search(key):
                 out.append(
-                    (("envs", key), f"'{key}' is not a valid environment variable name "
+                    (("envs", key), f"'{clip(key)}' is not a valid environment variable name "
                      "(letters, digits and _; not starting with a digit)", None)
                 )
     service = data.get("service")

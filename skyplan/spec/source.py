@@ -66,7 +66,10 @@ def format_path(path: PathT, root: str = "$") -> str:
     for part in path:
         if isinstance(part, int):
             out.append(f"[{part}]")
-        elif part.isidentifier():
+            continue
+        if len(part) > 100:  # a path is for reading; a 1 MiB key is shown cut short
+            part = part[:97] + "..."
+        if part.isidentifier():
             out.append(f".{part}")
         else:
             out.append("['" + escape_text(part.replace("\\", "\\\\").replace("'", "\\'")) + "']")
@@ -80,6 +83,12 @@ _ESCAPES = {ord(c): c.encode("unicode_escape").decode("ascii") for c in _CONTROL
 def escape_text(text: str) -> str:
     """``text`` with control characters written as escapes (``\\x00``), fit for a terminal."""
     return text.translate(_ESCAPES)
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """User text quoted in a message: escaped, and cut short (a key or number may be 1 MiB long)."""
+    text = escape_text(text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_text(path: str | Path, filename: str | None = None, limits: Limits = TASK) -> str:
@@ -197,7 +206,7 @@ class _Builder:
             kpath = path + (key,)
             line = key_node.start_mark.line + 1
             if key in first_line:
-                self.error(key_node, kpath, f"duplicate key '{key}' (first given on line {first_line[key]})")
+                self.error(key_node, kpath, f"duplicate key '{clip(key)}' (first given on line {first_line[key]})")
             first_line.setdefault(key, line)
             self.marks[kpath] = (line, key_node.start_mark.column + 1)
             out[key] = self.build(loader, value_node, kpath, depth + 1)
@@ -212,18 +221,18 @@ class _Builder:
         if tag == _TIMESTAMP:
             return node.value  # a date is just text to a task spec
         if tag not in (_BOOL, _INT, _FLOAT):
-            self.error(node, path, f"unsupported YAML tag {tag}")
+            self.error(node, path, f"unsupported YAML tag {clip(tag, 100)}")
             return None
         try:
             value = loader.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError):
-            self.error(node, path, f"'{node.value}' is not a valid {tag[len(_T):]}")
+            self.error(node, path, f"'{clip(node.value)}' is not a valid {tag[len(_T):]}")
             return None
         if isinstance(value, float) and not math.isfinite(value):
-            self.error(node, path, f"'{node.value}' is not a finite number")
+            self.error(node, path, f"'{clip(node.value)}' is not a finite number")
             return None
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-            self.error(node, path, f"'{node.value}' is too large a number")
+            self.error(node, path, f"'{clip(node.value)}' is too large a number")
             return None
         self.raw[path] = node.value
         return value

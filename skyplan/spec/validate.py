@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from skyplan.errors import Diagnostic
 from skyplan.spec import fastcheck
 from skyplan.spec.schemas import load_schema
-from skyplan.spec.source import Document, PathT, format_path
+from skyplan.spec.source import Document, PathT, clip, format_path
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -95,9 +95,9 @@ def describe(error: ValidationError) -> Iterable[tuple[PathT, str, str | None]]:
 def _unknown_key(key: str, allowed: list[str], path: PathT) -> tuple[str, str | None]:
     suggestion = _closest(key, allowed)
     if not path and suggestion is None and key in _resource_fields():
-        return f"unknown field '{key}'; it belongs under 'resources'", None
+        return f"unknown field '{clip(key)}'; it belongs under 'resources'", None
     where = f" in '{path[-1]}'" if path and isinstance(path[-1], str) else ""
-    return f"unknown field '{key}'{where}", suggestion
+    return f"unknown field '{clip(key)}'{where}", suggestion
 
 
 @lru_cache(maxsize=1)
