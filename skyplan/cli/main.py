@@ -226,19 +226,20 @@ def apply(
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per attempt."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Do not stream the task's output."),
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file."),
+    fresh: bool = FRESH_OPT,
 ) -> None:
     """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
     from skyplan.cli import views
-    from skyplan.clouds import registry
     from skyplan.errors import SkyplanError, UsageError
     from skyplan.planner import check_fresh, make_plan, read_plan
-    from skyplan.provision.apply import Applier, default_cluster_name
+    from skyplan.provision.events import attempt_json
+    from skyplan.provision.launch import LaunchOptions, LaunchRequest, default_cluster_name, launch
 
     if _is_plan_file(target):
         p = read_plan(target)
         check_fresh(p, _catalog(catalog).info, target)
     else:
-        p = make_plan(_load_task(target), _catalog(catalog))
+        p = make_plan(_load_task(target), _catalog(catalog), memory=_memory(fresh, backend))
     name = cluster or default_cluster_name(p)
     if not yes:
         if as_json or not sys.stdin.isatty():
@@ -248,22 +249,12 @@ def apply(
         if not typer.confirm(f"Launching cluster '{name}'. Proceed?", default=True, err=True):
             typer.echo("Cancelled; nothing was created.", err=True)
             raise typer.Exit(0)
-    printer = views.ApplyPrinter(simulated=bool(simulate))
-
-    def emit(e: dict) -> None:
-        if as_json:
-            if e["event"] in ("attempt", "preflight", "recover"):
-                views.write_json_line(e)
-        else:
-            printer(e)
-
-    applier = Applier(backend=backend, simulate=simulate, timeout_s=timeout, emit=emit)
+    sink = views.JsonEvents() if as_json else views.ApplyPrinter(simulated=bool(simulate))
+    options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=sink)
     try:
-        result = applier.apply(p, name)
+        result = launch(LaunchRequest(p, name, options))
     except SkyplanError as exc:
-        from skyplan.provision.apply import attempt_event
-
-        events = [attempt_event(a) for a in getattr(exc, "attempts", [])]
+        events = [attempt_json(a) for a in getattr(exc, "attempts", [])]
         if as_json:  # the stream always ends with a summary
             views.write_json_line({"event": "summary", "status": "FAILED", "cluster": name, "placement": None,
                                    "attempts": events, "error": type(exc).__name__, "message": exc.message})
@@ -273,15 +264,9 @@ def apply(
     if as_json:
         views.write_json_line(result.summary())
     else:
-        c = result.placement
-        if result.status == "ALREADY_UP":
-            typer.echo(f"Cluster '{name}' is already up with this task (stack {result.stack}).", err=True)
-        else:
-            sim = " (simulated)" if simulate and registry.is_simulatable(c.cloud) else ""
-            typer.echo(f"Cluster '{name}' is UP on {views.cloud_text(c.cloud)} {c.zone or c.region}{sim} "
-                       f"{views.instance_text(c)} at {views.money(c.hourly_cost)}/hr.", err=True)
+        views.render_launched(result)
     if not detach and not as_json and result.status == "UP":
-        _stream_task(name, _log_source(result.placement.cloud, simulate, result.outputs))
+        _stream_task(name, result.log_source())
 
 
 def _is_plan_file(path: str) -> bool:
@@ -385,11 +370,10 @@ def down(
     """Destroy a cluster's stack, verify nothing is left, and forget it."""
     from skyplan.cli import views
     from skyplan.errors import UsageError
-    from skyplan.provision.apply import Applier, valid_cluster_name
-    from skyplan.state import StateDB
+    from skyplan.provision.apply import valid_cluster_name
+    from skyplan.provision.launch import down as down_cluster
 
-    db = StateDB()
-    row = db.get_cluster(valid_cluster_name(name))
+    valid_cluster_name(name)
     if not yes:
         if as_json or not sys.stdin.isatty():
             raise UsageError("refusing to destroy without --yes: no terminal to confirm on",
@@ -397,12 +381,12 @@ def down(
         if not typer.confirm(f"Destroy cluster '{name}'?", default=False, err=True):
             typer.echo("Cancelled; nothing was destroyed.", err=True)
             raise typer.Exit(0)
-    applier = Applier(backend=backend or (row.backend if row else None), db=db)
-    stacks = applier.down(name)
+    result = down_cluster(name, backend=backend)
     if as_json:
-        views.write_json({"cluster": name, "status": "DOWN", "stacks_removed": stacks})
+        views.write_json({"cluster": name, "status": "DOWN", "stacks_removed": list(result.stacks)})
     else:
-        typer.echo(f"Cluster '{name}' is down ({len(stacks)} stack{'s' if len(stacks) != 1 else ''} destroyed and verified empty).")
+        n = len(result.stacks)
+        typer.echo(f"Cluster '{name}' is down ({n} stack{'s' if n != 1 else ''} destroyed and verified empty).")
 
 
 @app.command()

@@ -199,48 +199,82 @@ def render_gpu_rows(rows, file: TextIO | None = None) -> None:
 # --- apply ---------------------------------------------------------------------
 
 
-def _where(e: dict) -> str:
-    return f"{cloud_text(e['cloud'])} {e['region']}" + (f" ({e['zone']})" if e.get("zone") else "")
+def _where(c: Candidate) -> str:
+    return f"{cloud_text(c.cloud)} {c.region}" + (f" ({c.zone})" if c.zone else "")
 
 
 class ApplyPrinter:
-    """Turns apply events into lines in the spirit of the seed logs."""
+    """Turns launch events (``skyplan.provision.events``) into lines in the spirit of the seed logs."""
 
     def __init__(self, file: TextIO | None = None, *, simulated: bool = False) -> None:
-        self.sim = " [sim]" if simulated else ""
+        self.sim = r" \[sim]" if simulated else ""  # escaped: rich would read [sim] as markup and drop it
         # Log lines: long provider messages stay on one line, as in the seed logs.
         self.con = _console(file or sys.stderr, soft_wrap=True)
 
-    def __call__(self, e: dict) -> None:
-        kind = e.get("event")
-        if kind == "preflight" and not e.get("ok"):
-            reason = e["reason"].removeprefix(f"{cloud_text(e['cloud'])}: ")
-            self.con.print(f"[yellow]Skipping {cloud_text(e['cloud'])}:[/yellow] {reason}; to enable it: {e['fix']}")
-        elif kind == "recover":
-            self.con.print(f"Cleaning up stack {e['stack']} left by an earlier run ({e['status']})")
-        elif kind == "launching":
-            spot = " [Spot]" if e["use_spot"] else ""
-            if _runs_here(e["cloud"]):
-                self.con.print(f"Launching on this machine ({e['cloud']})")
+    def __call__(self, e: Any) -> None:
+        from skyplan.provision.events import AttemptDone, Launching, Preflight, Recover
+
+        if isinstance(e, Preflight) and not e.ok:
+            reason = e.reason.removeprefix(f"{cloud_text(e.cloud)}: ")
+            self.con.print(f"[yellow]Skipping {cloud_text(e.cloud)}:[/yellow] {reason}; to enable it: {e.fix}")
+        elif isinstance(e, Recover):
+            self.con.print(f"Cleaning up stack {e.stack} left by an earlier run ({e.status})")
+        elif isinstance(e, Launching):
+            c = e.candidate
+            if _runs_here(c.cloud):
+                self.con.print(f"Launching on this machine ({c.cloud})")
             else:
-                self.con.print(f"Launching on {_where(e)}{self.sim} {e['instance_type']}{spot}")
-        elif kind == "attempt" and e["outcome"] == "failed":
-            where = e.get("zone") or e["region"]
-            msg = (e.get("message") or "").strip()
+                spot = " [Spot]" if c.use_spot else ""
+                self.con.print(f"Launching on {_where(c)}{self.sim} {c.instance_type}{spot}")
+        elif isinstance(e, AttemptDone) and not e.attempt.ok:
+            a, cls = e.attempt, e.attempt.classification
+            msg = ((cls.message if cls else "") or "").strip()
             tail = ""
-            if e.get("kind") == "transient":
-                tail = " - retrying" if not e.get("block") else ""
-            if e.get("block"):
-                tail = f" - blocking {e['block']}"
-            self.con.print(f"[yellow]Got {e.get('code') or e.get('kind')} in {where}[/yellow] "
-                           f"(message: {msg}){tail}", markup=True, highlight=False)
-        elif kind == "attempt" and e["outcome"] == "up":
-            where = "this machine" if _runs_here(e["cloud"]) else _where(e) + self.sim
-            self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.get('stack')})")
+            if cls is not None and cls.kind.value == "transient":
+                tail = " - retrying" if a.block is None else ""
+            if a.block is not None:
+                tail = f" - blocking {a.block.describe()}" + (f" (widened to {a.widened})" if a.widened else "")
+            code = (cls.code or cls.kind.value) if cls else "failure"
+            from rich.markup import escape  # provider texts may hold [brackets]
+
+            self.con.print(f"[yellow]Got {escape(code)} in {a.candidate.zone or a.candidate.region}[/yellow] "
+                           f"(message: {escape(msg)}){escape(tail)}", markup=True, highlight=False)
+        elif isinstance(e, AttemptDone):
+            c = e.attempt.candidate
+            where = "this machine" if _runs_here(c.cloud) else _where(c) + self.sim
+            self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.attempt.detail.get('stack')})")
+
+
+class JsonEvents:
+    """``apply --json``: one JSON line per preflight, recover and attempt event
+    (``launching`` is left out: the attempt line says everything it does)."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+
+    def __call__(self, e: Any) -> None:
+        from skyplan.provision.events import Launching
+
+        if not isinstance(e, Launching):
+            write_json_line(e.to_json(), self.file)
+
+
+def render_launched(result, file: TextIO | None = None) -> None:
+    """The closing line of a successful ``apply`` (a ``LaunchResult``)."""
+    out = file or sys.stderr
+    c = result.placement
+    if result.status == "ALREADY_UP":
+        out.write(f"Cluster '{result.cluster}' is already up with this task (stack {result.stack}).\n")
+        return
+    sim = " (simulated)" if result.simulated else ""
+    out.write(f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {c.zone or c.region}{sim} "
+              f"{instance_text(c)} at {money(c.hourly_cost)}/hr.\n")
 
 
 def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
+    """The attempt table of a failed apply, from the attempts' JSON lines (``events.attempt_json``)."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Attempts", title_justify="left")
@@ -249,7 +283,9 @@ def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
     for a in attempts:
         t.add_row(str(a["number"]), cloud_text(a["cloud"]), a.get("zone") or a["region"],
                   a["instance_type"] + ("[Spot]" if a["use_spot"] else ""), a["outcome"], a.get("kind") or "-",
-                  a.get("scope") or "-", (a.get("code") or "") + (f": {a['message']}" if a.get("message") else ""))
+                  a.get("scope") or "-",
+                  escape((a.get("code") or "") + (f": {a['message']}" if a.get("message") else "")
+                         + (f" (widened to {a['widened']})" if a.get("widened") else "")))
     _console(file or sys.stderr).print(t)
 
 
@@ -262,7 +298,7 @@ def render_status(rows, file: TextIO | None = None, task_phases: dict | None = N
         t.add_column(col)
     for r in rows:
         task = (task_phases or {}).get(r.name) or "-"
-        cloud = cloud_text(r.cloud or "-") + (" [sim]" if r.simulate and registry.is_simulatable(r.cloud) else "")
+        cloud = cloud_text(r.cloud or "-") + (r" \[sim]" if r.simulate and registry.is_simulatable(r.cloud) else "")
         t.add_row(r.name, r.status, task, cloud, r.zone or r.region or "-",
                   (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
                   f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-")

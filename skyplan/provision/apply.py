@@ -1,17 +1,12 @@
-"""Apply: run failover over a plan's candidates through real Pulumi stacks.
+"""The engine room of a launch: preflight, the failover loop over real Pulumi
+stacks, the journal and the cluster row.
 
-This module wires the pure failover loop (``failover.py``) to the stack driver
-(``driver.py``), the clouds' classifiers and the state database. It never
-prints: every step is reported through ``on_event`` as a plain dict, which the
-CLI renders as lines for people or as JSON lines.
-
-Event shapes (``event`` key first):
-  preflight  {cloud, ok, reason, fix}
-  recover    {stack, status}                      cleaning an earlier run's leftovers
-  launching  {number, cloud, region, zone, instance_type, use_spot, stack}
-  attempt    {number, cloud, region, zone, instance_type, use_spot, outcome: up|failed,
-              kind, scope, code, message, stack, block}
-  summary    {status: UP|FAILED, cluster, placement, attempts}
+Callers use ``skyplan.provision.launch`` (``launch()`` / ``down()``), which runs
+an :class:`Applier` per call. This module wires the pure failover loop
+(``failover.py``) to a stack driver (any ``protocol.Driver``), the clouds'
+classifiers and the state database. It never prints: every step is reported
+through ``emit`` as a typed event (``events.py``, which also documents the JSON
+lines ``apply --json`` writes).
 """
 
 from __future__ import annotations
@@ -20,7 +15,7 @@ import dataclasses
 import os
 import re
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from skyplan.clouds import registry
 from skyplan.clouds.base import ProvisionRequest
@@ -35,31 +30,57 @@ from skyplan.errors import (
 )
 from skyplan.planner.candidates import Candidate
 from skyplan.planner.plan import Plan
+from skyplan.provision.events import AttemptDone, EventSink, Launching, Preflight, Recover, attempt_json
 from skyplan.provision.failover import Attempt, AttemptResult, Outcome, Policy, run_failover
+from skyplan.provision.protocol import Driver, InterruptedOp
 from skyplan.state import StateDB, cluster_lock
 
-Emit = Callable[[dict], None]
+if TYPE_CHECKING:
+    from skyplan.clouds.base import LogSource
+
 DEFAULT_TIMEOUT_S = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
-class ApplyResult:
-    status: str  # UP | FAILED | ALREADY_UP
+class LaunchResult:
+    """How a launch ended (a failed one raises instead; see ``launch.py``).
+
+    ``status``: UP, or ALREADY_UP when the cluster was up with the same task.
+    ``placement`` is the candidate that came up, ``stack`` its stack and
+    ``outputs`` that stack's outputs. ``attempts`` is the failover history and
+    ``stacks`` every stack this launch created, in order (the failed ones are
+    destroyed and removed). ``simulated``: the simulator stood in for the cloud.
+    """
+
+    status: str
     cluster: str
     placement: Candidate | None
     stack: str | None
     outputs: dict
     attempts: tuple[Attempt, ...]
+    stacks: tuple[str, ...] = ()
+    simulated: bool = False
 
     def summary(self) -> dict[str, Any]:
+        """The ``summary`` JSON line (see ``events.py``)."""
         return {
             "event": "summary",
             "status": "UP" if self.status in ("UP", "ALREADY_UP") else self.status,
             "cluster": self.cluster,
             "placement": self.placement.to_json() if self.placement else None,
             "stack": self.stack,
-            "attempts": [attempt_event(a) for a in self.attempts],
+            "attempts": [attempt_json(a) for a in self.attempts],
         }
+
+    def log_source(self) -> LogSource | None:
+        """The task's output, when the cloud that ran it can read it from here."""
+        if self.placement is None or registry.find(self.placement.cloud) is None:
+            return None
+        return registry.runner(self.placement.cloud, self.simulated).log_source(self.outputs)
+
+
+#: The name before ``launch.py`` existed.
+ApplyResult = LaunchResult
 
 
 def default_cluster_name(plan: Plan) -> str:
@@ -83,34 +104,24 @@ def stack_name(cluster: str, cand: Candidate, number: int) -> str:
     return _name(cluster, cand.cloud, cand.region, cand.zone, cand.instance_type, cand.use_spot, number)
 
 
-def resolve_interrupted(op: Any) -> bool:
+def resolve_interrupted(op: InterruptedOp) -> bool:
     """Clouds that declare ``proves_interrupted`` (those that run here) can prove an
     interrupted create left nothing behind; each resolver checks the resource
     type and declines others. Real clouds cannot, so their interrupted creates
     surface as a CleanupError."""
-    return any(registry.get(name).resolve_interrupted(op) for name in registry.with_capability(proves_interrupted=True))
+    return any(registry.get(name).resolve_interrupted(op)
+               for name in registry.with_capability(proves_interrupted=True))
+
+
+def quota_families(c: Candidate) -> frozenset[str]:
+    """The quota families ``c`` draws on, as its cloud knows them (for family blocks)."""
+    cloud = registry.find(c.cloud)
+    return cloud.quota_families(c.instance_type, dict(c.accelerators)) if cloud is not None else frozenset()
 
 
 def attempt_event(a: Attempt) -> dict[str, Any]:
-    c = a.candidate
-    cls = a.classification
-    return {
-        "event": "attempt",
-        "number": a.number,
-        "cloud": c.cloud,
-        "region": c.region,
-        "zone": c.zone,
-        "instance_type": c.instance_type,
-        "use_spot": c.use_spot,
-        "outcome": "up" if a.ok else "failed",
-        "kind": cls.kind.value if cls else None,
-        "scope": cls.scope.value if cls else None,
-        "code": cls.code if cls else None,
-        "message": cls.message if cls else None,
-        "stack": a.detail.get("stack"),
-        "retry": a.retry,
-        "block": a.block.describe() if a.block else None,
-    }
+    """The ``attempt`` JSON line of one attempt (``events.AttemptDone.to_json``)."""
+    return attempt_json(a)
 
 
 def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario: str | None) -> ProvisionRequest:
@@ -143,8 +154,8 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
     )
 
 
-def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: Emit) -> tuple[Candidate, ...]:
-    """Drop the candidates of clouds that cannot be reached, with one line each."""
+def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: EventSink) -> tuple[Candidate, ...]:
+    """Drop the candidates of clouds that cannot be reached, with one event each."""
     clouds = list(dict.fromkeys(c.cloud for c in candidates))
     usable = set()
     for name in clouds:
@@ -152,7 +163,7 @@ def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: 
             usable.add(name)
             continue
         res = registry.get(name).preflight()
-        emit({"event": "preflight", "cloud": name, "ok": res.ok, "reason": res.reason, "fix": res.fix})
+        emit(Preflight(name, res.ok, res.reason, res.fix))
         if res.ok:
             usable.add(name)
     kept = tuple(c for c in candidates if c.cloud in usable)
@@ -165,12 +176,21 @@ def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: 
     return kept
 
 
+def _ignore(event: Any) -> None:
+    pass
+
+
 class Applier:
-    """Runs one apply. Holds the driver, the state and the event sink."""
+    """Runs one launch: holds the driver, the state and the event sink.
+
+    One Applier per launch; several may run at once in threads for distinct
+    clusters (each has its own state connection unless one is passed in, and
+    the driver is safe to share)."""
 
     def __init__(self, *, backend: str | None = None, simulate: str | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, policy: Policy = Policy(), emit: Emit = lambda e: None,
-                 driver: Any = None, db: StateDB | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, policy: Policy = Policy(), emit: EventSink = _ignore,
+                 driver: Driver | None = None, db: StateDB | None = None,
+                 sleep: Callable[[float], None] = time.sleep, fresh: bool = False) -> None:
         if simulate and not os.path.exists(simulate):
             raise InputError(f"scenario file not found: {simulate}")
         if simulate:
@@ -182,12 +202,15 @@ class Applier:
         self.policy = policy
         self.emit = emit
         self.sleep = sleep
+        #: Ignore what earlier launches learnt about capacity (``--fresh``).
+        self.fresh = fresh
         self._driver = driver
         self._backend_arg = backend
         self.db = db or StateDB()
+        self._made: list[str] = []  # stacks created by the current apply()
 
     @property
-    def driver(self) -> Any:
+    def driver(self) -> Driver:
         """Created on first use, so commands that fail early never need the engine."""
         if self._driver is None:
             from skyplan.provision.driver import StackDriver
@@ -196,15 +219,15 @@ class Applier:
         return self._driver
 
     @property
-    def backend(self) -> str | None:
-        return getattr(self.driver, "backend_url", self._backend_arg)
+    def backend(self) -> str:
+        return self.driver.backend_url
 
     # --- recovery -------------------------------------------------------------
 
     def recover(self, cluster: str) -> None:
         """Destroy the stacks of attempts an earlier run left behind."""
         for row in self.db.unfinished_attempts(cluster):
-            self.emit({"event": "recover", "stack": row.stack, "status": row.status})
+            self.emit(Recover(row.stack, row.status))
             self.driver.destroy_and_remove(row.stack, resolve_interrupted=resolve_interrupted)
             self.db.set_attempt_status(row.id, "cleaned")
 
@@ -228,10 +251,9 @@ class Applier:
         req = request_for(plan, cand, cluster, stack, self.simulate)
         cloud = registry.get(cand.cloud)
         runner = registry.runner(cand.cloud, bool(self.simulate))
-        aid = self.db.start_attempt(cluster, number, stack, self.backend, cand)
-        self.emit({"event": "launching", "number": number, "cloud": cand.cloud, "region": cand.region,
-                   "zone": cand.zone, "instance_type": cand.instance_type, "use_spot": cand.use_spot,
-                   "stack": stack})
+        aid = self.db.start_attempt(cluster, number, stack, self.backend, cand)  # journal first
+        self._made.append(stack)
+        self.emit(Launching(number, cand, stack))
         try:
             res = self.driver.up(stack, runner.program(req), timeout_s=self.timeout_s)
         except BaseException:
@@ -240,11 +262,11 @@ class Applier:
             raise
         if res.ok:
             self.db.end_attempt(aid, "up")
-            return AttemptResult(True, None, {"stack": stack, "outputs": dict(res.outputs or {})})
-        if getattr(res, "program_error", False):
+            return AttemptResult(True, None, {"stack": stack, "outputs": dict(res.outputs)})
+        if res.program_error:
             # The program itself raised: every other placement runs the same program.
             cls = Classification(Kind.INVALID, Scope.ALL, "ProgramError", res.error or "the Pulumi program failed")
-        elif getattr(res, "timed_out", False):
+        elif res.timed_out:
             cls = Classification(Kind.TIMEOUT, Scope.ZONE, "timeout",
                                  f"no answer within {self.timeout_s:g}s (attempt timeout)")
         else:
@@ -262,16 +284,25 @@ class Applier:
             raise
         self.db.set_attempt_status(aid, "cleaned")
 
-    # --- the whole apply -------------------------------------------------------
+    def _attempt_done(self, a: Attempt) -> None:
+        """The one place each finished attempt (up, or failed and cleaned up) is
+        reported: the event, and anything that learns from attempts (the capacity
+        memory records capacity and quota failures here unless ``fresh``)."""
+        self.emit(AttemptDone(a))
 
-    def apply(self, plan: Plan, cluster: str) -> ApplyResult:
+    # --- the whole launch ------------------------------------------------------
+
+    def apply(self, plan: Plan, cluster: str) -> LaunchResult:
         valid_cluster_name(cluster)
+        self._made = []
         with cluster_lock(cluster, "apply"):
             existing = self.db.get_cluster(cluster)
             if existing and existing.status == "UP":
                 if existing.task_sha256 == plan.task_sha256:
                     cand = _cand_from_row(existing)
-                    return ApplyResult("ALREADY_UP", cluster, cand, existing.stack, existing.outputs, ())
+                    simulated = bool(existing.simulate) and registry.is_simulatable(existing.cloud)
+                    return LaunchResult("ALREADY_UP", cluster, cand, existing.stack, existing.outputs, (),
+                                        simulated=simulated)
                 raise InputError(
                     f"cluster '{cluster}' is already up with a different task",
                     hint=f"run `skyplan down {cluster}` first, or pick another name with -c",
@@ -281,17 +312,14 @@ class Applier:
             self.recover(cluster)
             self.db.upsert_cluster(cluster, status="PROVISIONING", backend=self.backend, simulate=self.simulate,
                                    task_sha256=plan.task_sha256, task=plan.to_json()["task"])
-
-            def on_attempt(a: Attempt) -> None:
-                self.emit(attempt_event(a))
-
             try:
                 outcome: Outcome = run_failover(
                     candidates,
                     lambda c, n: self._attempt(plan, cluster, c, n),
                     policy=self.policy,
                     sleep=self.sleep,
-                    on_attempt=on_attempt,
+                    on_attempt=self._attempt_done,
+                    families=quota_families,
                 )
             except BaseException:
                 # Interrupted, or a cleanup failed: the cluster is not up, and
@@ -307,8 +335,9 @@ class Applier:
             self.db.upsert_cluster(cluster, status="UP", cloud=c.cloud, region=c.region, zone=c.zone,
                                    instance_type=c.instance_type, use_spot=c.use_spot, hourly_cost=c.hourly_cost,
                                    stack=last.detail.get("stack"), outputs=last.detail.get("outputs", {}))
-            return ApplyResult("UP", cluster, c, last.detail.get("stack"), last.detail.get("outputs", {}),
-                               outcome.attempts)
+            return LaunchResult("UP", cluster, c, last.detail.get("stack"), last.detail.get("outputs", {}),
+                                outcome.attempts, stacks=tuple(self._made),
+                                simulated=bool(self.simulate) and registry.is_simulatable(c.cloud))
 
     def down(self, cluster: str) -> list[str]:
         """Destroy and verify every stack of ``cluster``; forget it. Returns the stacks removed."""

@@ -1,29 +1,10 @@
 """The one module that drives Pulumi: stacks, up, destroy, over the Automation API.
 
 Nothing else in skyplan imports ``pulumi.automation``. The driver never prints:
-progress reaches the caller as event dicts through ``on_event`` callbacks.
-
-Backend and environment
------------------------
-* Backend URL: the ``backend_url`` argument, else ``$SKYPLAN_BACKEND``, else
-  ``file://<skyplan home>/pulumi`` (created). Any Pulumi backend URL passes
-  through unchanged (``s3://``, ``gs://``, ``azblob://``, ``https://api.pulumi.com``);
-  it reaches the CLI as ``PULUMI_BACKEND_URL``, so no ``pulumi login`` state is written.
-* ``PULUMI_HOME``: the user's own ``$PULUMI_HOME`` if set, else
-  ``<skyplan home>/pulumi-home``. skyplan's plugin cache, workspace files and
-  credentials then never touch ``~/.pulumi``, and a test's tmp home is hermetic.
-  Cost: provider plugins installed in ``~/.pulumi/plugins`` are not seen, and a
-  Pulumi Cloud backend needs ``PULUMI_ACCESS_TOKEN`` (or ``PULUMI_HOME`` pointed
-  at the logged-in home).
-* Secrets: passphrase provider. ``$PULUMI_CONFIG_PASSPHRASE`` (or
-  ``$PULUMI_CONFIG_PASSPHRASE_FILE``) wins; otherwise a passphrase generated once
-  and kept in ``<skyplan home>/passphrase`` (mode 0600).
-* ``PATH`` starts with the engine's bin dir so that the dynamic-provider shim
-  next to the CLI is the one used, and ``SKYPLAN_PYTHON`` names this interpreter
-  for the shim. Update checks and checkpoint backups are off (one stack per
-  attempt would otherwise leave a backup file per update forever).
-* Project ``skyplan``; its ``Pulumi.yaml`` and the per-stack config files live in
-  a work dir per backend, ``<skyplan home>/pulumi-work/<hash of backend URL>``.
+progress reaches the caller as typed events (``skyplan.provision.protocol``)
+through ``on_event`` callbacks. ``StackDriver`` implements the ``Driver``
+Protocol there; the backend URL, Pulumi home, passphrase and environment come
+from ``skyplan.provision.settings``.
 
 Stacks and attempts
 -------------------
@@ -52,9 +33,16 @@ lock) dies with the parent. Events stream back over a pipe as JSON lines while
 the operation runs. Cost: one fork per operation, about 4 ms (see
 ``bench/failover.py``).
 
-Caveats: a StackDriver is not thread-safe; call it from one thread (the CLI's main thread);
-the child touches nothing but the Automation API, so other threads' locks do
-not matter. gRPC initialised in the parent (a stock Automation API call there)
+Threads: one StackDriver (or several) may run operations on distinct stacks
+from several threads at once (the jobs and serve controllers launch clusters
+concurrently). Per-operation state lives in the call; the set of stacks known
+to be clean is locked; forks are serialised (``forked.fork_lock``) so that no
+child inherits another operation's pipe, and the Automation API is imported
+under the same lock so that no child is forked mid-import. No signal handler is
+installed in this process: the child installs its own after the fork. Two
+operations on the same stack are refused by Pulumi's stack lock, and
+skyplan's cluster lock keeps two launches of one cluster apart.
+gRPC initialised in the parent (a stock Automation API call there)
 survives the fork in practice (the bench does exactly that). Without ``/proc``
 (macOS) only the child's process group can be killed, so a hung provider
 plugin may outlive a timeout there.
@@ -83,25 +71,38 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import socket
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from skyplan import errors, home
+from skyplan import errors
 from skyplan.provision import engine as engine_mod
-from skyplan.provision import forked
+from skyplan.provision import forked, settings
+from skyplan.provision.protocol import (
+    DEFAULT_DESTROY_TIMEOUT_S,
+    EngineEvent,
+    EngineEventSink,
+    InterruptedOp,
+    ResourceStep,
+    UpResult,
+    engine_event,
+)
+from skyplan.provision.protocol import Diagnostic as _Diagnostic
 
-PROJECT = "skyplan"
+# Settings live in settings.py; re-exported here as part of the driver's API.
+from skyplan.provision.settings import (  # noqa: F401
+    PROJECT,
+    passphrase_info,
+    passphrase_path,
+    pulumi_home_dir,
+    resolve_backend_url,
+)
+
 GRACE_S = 3.0
 """After SIGINT, how long a stopped operation's CLI may take to exit before SIGKILL."""
-DEFAULT_DESTROY_TIMEOUT_S = 1800.0
 QUICK_TIMEOUT_S = 120.0
 """Limit for bookkeeping calls (export, list, cancel, outputs)."""
 LOCK_WAIT_S = GRACE_S + 10.0
@@ -116,146 +117,24 @@ _PROGRAM_ERRORS = (_PE + "InlineSourceRuntimeError", _PE + "RuntimeError", _PE +
 _NOT_FOUND = _PE + "StackNotFoundError"
 _LOCKED = _PE + "ConcurrentUpdateError"
 
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = EngineEventSink
+#: Inside the driver, events travel as the plain dicts the child sends (see _event_dict)
+#: until ``_Outcome.forwarder`` types them for the caller.
+_RawSink = Callable[[dict[str, Any]], None]
 
 
 # Stack names live in names.py; re-exported here as part of the driver's API.
 from skyplan.provision.names import _short_hash, cluster_of, cluster_stack_prefix, stack_name  # noqa: E402,F401
 
 
-# --- backend, home, passphrase ------------------------------------------------------
-
-
-def resolve_backend_url(backend_url: str | None = None, *, create: bool = True) -> str:
-    """The backend URL to use (see the module docstring). With ``create``, make
-    the directory of the default ``file://`` backend."""
-    url = backend_url or os.environ.get("SKYPLAN_BACKEND") or ""
-    if not url:
-        path = home.home() / "pulumi"
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        return "file://" + str(path)
-    if "://" not in url:
-        raise errors.InputError(
-            f"not a Pulumi backend URL: {url!r}",
-            hint="use file:///absolute/path, s3://bucket, gs://bucket, azblob://container or https://api.pulumi.com",
-        )
-    if url.startswith("file://") and create:
-        local = url[len("file://") :].split("?", 1)[0]
-        if local and not local.startswith("~"):
-            Path(local).mkdir(parents=True, exist_ok=True)
-    return url
-
-
-def pulumi_home_dir(*, create: bool = True) -> Path:
-    """``$PULUMI_HOME`` if the user set one, else ``<skyplan home>/pulumi-home``."""
-    path = home.pulumi_home()
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def passphrase_path() -> Path:
-    return home.home() / "passphrase"
-
-
-def passphrase_info() -> dict[str, Any]:
-    """Where the secrets passphrase comes from, without creating anything."""
-    path = passphrase_path()
-    if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
-        source = "env"
-    elif os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
-        source = "env-file"
-    else:
-        source = "file" if path.exists() else "absent"
-    return {"source": source, "file": str(path)}
-
-
-def _passphrase_env() -> dict[str, str]:
-    """The passphrase variables for the CLI; creates the passphrase file once."""
-    if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
-        return {"PULUMI_CONFIG_PASSPHRASE": os.environ["PULUMI_CONFIG_PASSPHRASE"]}
-    if os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
-        return {"PULUMI_CONFIG_PASSPHRASE_FILE": os.environ["PULUMI_CONFIG_PASSPHRASE_FILE"]}
-    return {"PULUMI_CONFIG_PASSPHRASE": _read_or_create_passphrase(passphrase_path())}
-
-
-def _read_or_create_passphrase(path: Path) -> str:
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        text = ""
-    if text:
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)
-        return text
-    # Write a complete file under a private name, then link it into place: a
-    # concurrent skyplan either wins the link or reads the winner's full file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".passphrase.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (secrets.token_urlsafe(32) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()
-
-
-# --- results ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UpResult:
-    """What one ``up`` did.
-
-    ``error`` is the provider's own message for the failed resource (a dynamic
-    provider's exception text exactly, without the gRPC prefix), taken from the
-    engine's diagnostics; ``urn`` is that resource. ``resource_count`` counts the
-    resources the engine reported in place afterwards (stack and provider
-    resources included). On timeout, ``timed_out`` is set and ``interrupted``
-    lists the URNs whose operation was cut off (they may exist in the cloud).
-    """
-
-    ok: bool
-    outputs: dict[str, Any]
-    error: str | None
-    urn: str | None
-    resource_count: int
-    stack: str = ""
-    timed_out: bool = False
-    interrupted: tuple[str, ...] = ()
-    program_error: bool = False  # the Pulumi program itself raised: no placement will fare better
-    duration_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class InterruptedOp:
-    """A resource operation the engine never saw finish (pending in the state).
-
-    ``inputs`` are the resource's recorded inputs (secrets decrypted, the
-    dynamic provider's pickled ``__provider`` removed), enough for a cloud to
-    look the resource up."""
-
-    urn: str
-    type: str
-    op: str  # "creating", "updating", "deleting", "reading", "importing"
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-
 # --- events -----------------------------------------------------------------------
 
 
 def _event_dict(ev: Any) -> dict[str, Any] | None:
-    """A pulumi EngineEvent as a plain dict; None for noise (debug, prelude).
+    """A pulumi EngineEvent as a plain dict (it crosses the child's pipe as JSON);
+    None for noise (debug, prelude). ``protocol.engine_event`` types it.
 
-    Shapes (every dict also gets ``stack``):
+    Shapes:
       {"type": "diagnostic", "severity", "message", "urn"}
       {"type": "resource_pre" | "res_outputs" | "res_op_failed", "op", "urn", "resource_type", ...}
         res_outputs adds "id" (and "outputs" for the root stack resource)
@@ -314,42 +193,42 @@ class _Outcome:
         self.root_outputs: dict[str, Any] | None = None
         self.pending_warning = False
 
-    def forwarder(self, stack: str, on_event: EventCallback | None) -> Callable[[dict[str, Any]], None]:
-        """An event sink that tags each event with ``stack``, reads it here, then
-        passes it on to the caller's callback."""
+    def forwarder(self, stack: str, on_event: EventCallback | None) -> _RawSink:
+        """An event sink that types each plain event for ``stack``, reads it
+        here, then passes it on to the caller's callback."""
 
-        def forward(e: dict[str, Any]) -> None:
-            e["stack"] = stack
+        def forward(d: dict[str, Any]) -> None:
+            e = engine_event(d, stack)
+            if e is None:
+                return
             self.feed(e)
             if on_event is not None:
                 on_event(e)
 
         return forward
 
-    def feed(self, e: dict[str, Any]) -> None:
-        kind = e.get("type")
-        if kind == "diagnostic":
-            msg = e.get("message") or ""
-            if e.get("severity") == "error":
-                if e.get("urn"):
-                    self.errors_by_urn.setdefault(e["urn"], []).append(msg)
+    def feed(self, e: EngineEvent) -> None:
+        if isinstance(e, _Diagnostic):
+            if e.severity == "error":
+                if e.urn:
+                    self.errors_by_urn.setdefault(e.urn, []).append(e.message)
                 else:
-                    self.loose_errors.append(msg)
-            elif "pending operations from previous deployment" in msg:
+                    self.loose_errors.append(e.message)
+            elif "pending operations from previous deployment" in e.message:
                 self.pending_warning = True
-        elif kind == "resource_pre":
-            self.in_flight[e["urn"]] = (e.get("op", ""), e.get("resource_type", ""))
-        elif kind == "res_outputs":
-            self.in_flight.pop(e["urn"], None)
-            if e.get("op") in ("delete", "discard"):
-                self.live.discard(e["urn"])
+        elif isinstance(e, ResourceStep):
+            if e.step == "pre":
+                self.in_flight[e.urn] = (e.op, e.resource_type)
+                return
+            self.in_flight.pop(e.urn, None)
+            if e.step == "failed":
+                self.failed.append(e.urn)
+            elif e.op in ("delete", "discard"):
+                self.live.discard(e.urn)
             else:
-                self.live.add(e["urn"])
-            if "outputs" in e:
-                self.root_outputs = e["outputs"]
-        elif kind == "res_op_failed":
-            self.in_flight.pop(e["urn"], None)
-            self.failed.append(e["urn"])
+                self.live.add(e.urn)
+                if e.outputs is not None:
+                    self.root_outputs = e.outputs
 
     def error(self) -> tuple[str | None, str | None]:
         """(message, urn) of the failure, from diagnostics only."""
@@ -441,30 +320,24 @@ class StackDriver:
     environment; it runs no CLI command.
     """
 
+    backend_url: str
+
     def __init__(self, backend_url: str | None = None) -> None:
         self.backend_url = resolve_backend_url(backend_url)
         self.engine = engine_mod.find_engine()
-        self.work_dir = home.sub("pulumi-work", _short_hash(self.backend_url, 12))
-        _write_if_changed(self.work_dir / "Pulumi.yaml", f"name: {PROJECT}\nruntime: python\n")
-        self.env: dict[str, str] = {
-            "PULUMI_BACKEND_URL": self.backend_url,
-            "PULUMI_HOME": str(pulumi_home_dir()),
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            # As the Automation API sets it: unhides --event-log on destroy.
-            "PULUMI_DEBUG_COMMANDS": "true",
-            "PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true",
-            "PATH": os.pathsep.join([str(self.engine.bin_dir), os.environ.get("PATH", "")]),
-            "SKYPLAN_PYTHON": sys.executable,
-            **_passphrase_env(),
-        }
-        # Built once here (no CLI call) so every forked child inherits them.
-        known_command, workspace_cls, self._stack_cls = _make_classes()
+        self.work_dir = settings.work_dir(self.backend_url)
+        self.env: dict[str, str] = settings.engine_env(self.backend_url, self.engine)
+        # Built once here (no CLI call) so every forked child inherits them; the
+        # Automation API is imported with no fork under way (see the module docstring).
+        with forked.fork_lock:
+            known_command, workspace_cls, self._stack_cls = _make_classes()
         self._ws = workspace_cls(
             work_dir=str(self.work_dir),
             env_vars=self.env,
             pulumi_command=known_command(str(self.engine.pulumi_path), self.engine.version),
         )
         self._clean: set[str] = set()  # stacks whose last operation here ended by itself
+        self._clean_lock = threading.Lock()
         self.grace_s = GRACE_S
 
     # --- public API ---------------------------------------------------------------
@@ -488,7 +361,7 @@ class StackDriver:
 
         forward = outcome.forwarder(stack, on_event)
 
-        def work(emit: Callable[[dict[str, Any]], None]) -> Any:
+        def work(emit: _RawSink) -> Any:
             from pulumi.automation import StackAlreadyExistsError
 
             try:
@@ -509,7 +382,7 @@ class StackDriver:
         duration = time.monotonic() - started
         count = len(outcome.live)
         if res.timed_out:
-            self._clean.discard(stack)
+            self._mark_clean(stack, False)
             cut = outcome.interrupted()
             where = f" while {cut[0]} was being created" if cut else ""
             return UpResult(
@@ -524,10 +397,10 @@ class StackDriver:
                 duration_s=duration,
             )
         if res.killed or (res.error is None and res.status != 0):
-            self._clean.discard(stack)
+            self._mark_clean(stack, False)
             raise errors.EngineError(f"the engine process for stack {stack} died unexpectedly (status {res.status})")
         if not outcome.pending_warning:  # older interrupted ops would still be in the state
-            self._clean.add(stack)
+            self._mark_clean(stack, True)
         if res.error is None:
             outputs = outcome.root_outputs or {}
             if _has_secret(outputs):
@@ -567,7 +440,7 @@ class StackDriver:
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         hint = f"fix the cause above, then retry with `skyplan down {cluster_of(stack)}`"
-        if stack not in self._clean:
+        if not self._is_clean(stack):
             state = self._export(stack)
             if state is None:
                 return
@@ -589,7 +462,7 @@ class StackDriver:
                     hint=f"check the cloud for them and delete any that exist, then run `skyplan down {cluster_of(stack)}`",
                 )
         res, outcome = self._destroy(stack, remove=True, deadline=deadline, on_event=on_event)
-        self._clean.discard(stack)
+        self._mark_clean(stack, False)
         if res.error is None and not res.timed_out and not res.killed:
             return
         if res.error is not None and res.error["type"] == _NOT_FOUND:
@@ -644,12 +517,23 @@ class StackDriver:
 
     # --- internals ------------------------------------------------------------------
 
+    def _mark_clean(self, stack: str, clean: bool) -> None:
+        with self._clean_lock:
+            if clean:
+                self._clean.add(stack)
+            else:
+                self._clean.discard(stack)
+
+    def _is_clean(self, stack: str) -> bool:
+        with self._clean_lock:
+            return stack in self._clean
+
     def _run(
         self,
-        fn: Callable[[Callable[[dict[str, Any]], None]], Any],
+        fn: Callable[[_RawSink], Any],
         *,
         timeout_s: float | None,
-        on_event: EventCallback | None = None,
+        on_event: _RawSink | None = None,
     ) -> forked.ChildResult:
         def on_timeout() -> None:
             if on_event is not None:
@@ -657,7 +541,8 @@ class StackDriver:
 
         return forked.run(fn, timeout_s=timeout_s, grace_s=self.grace_s, on_event=on_event, on_timeout=on_timeout)
 
-    def _run_with_lock_retry(self, stack: str, fn: Any, *, timeout_s: float | None, on_event: EventCallback | None) -> forked.ChildResult:
+    def _run_with_lock_retry(self, stack: str, fn: Any, *, timeout_s: float | None,
+                             on_event: _RawSink | None) -> forked.ChildResult:
         """``_run``, and once more after clearing a lock whose holders are all dead."""
         start = time.monotonic()
         res = self._run(fn, timeout_s=timeout_s, on_event=on_event)
@@ -670,7 +555,7 @@ class StackDriver:
             self._cancel(stack, on_event)
         return res
 
-    def _clear_stale_lock(self, stack: str, text: str, on_event: EventCallback | None) -> bool:
+    def _clear_stale_lock(self, stack: str, text: str, on_event: _RawSink | None) -> bool:
         """Clear the stack's lock if every holder is a pulumi process of this host
         that is dead, or dies within LOCK_WAIT_S (an operation orphaned by a
         killed skyplan winds down within its grace period)."""
@@ -686,13 +571,13 @@ class StackDriver:
         self._cancel(stack, on_event, reason=f"held by dead pid(s) {', '.join(str(p) for _, p in holders)}")
         return True
 
-    def _cancel(self, stack: str, on_event: EventCallback | None, reason: str = "left by a stopped engine") -> None:
+    def _cancel(self, stack: str, on_event: _RawSink | None, reason: str = "left by a stopped engine") -> None:
         def work(emit: Any) -> Any:
             self._ws.pulumi_command.run(["cancel", "--yes", "--stack", stack], self._ws.work_dir, dict(self.env))
 
         res = self._run(work, timeout_s=QUICK_TIMEOUT_S)
         if on_event is not None and res.error is None:
-            on_event({"type": "driver", "stack": stack, "message": f"cleared the stack lock {reason}"})
+            on_event({"type": "driver", "message": f"cleared the stack lock {reason}"})
 
     def _destroy(
         self, stack: str, *, remove: bool, deadline: float | None, on_event: EventCallback | None
@@ -701,7 +586,7 @@ class StackDriver:
 
         forward = outcome.forwarder(stack, on_event)
 
-        def work(emit: Callable[[dict[str, Any]], None]) -> Any:
+        def work(emit: _RawSink) -> Any:
             from pulumi.automation import EngineEvent
 
             with tempfile.TemporaryDirectory(prefix="skyplan-events-") as tmp:
@@ -750,7 +635,7 @@ class StackDriver:
 # --- helpers ------------------------------------------------------------------------
 
 
-def _tail_events(path: str, done: threading.Event, emit: Callable[[dict[str, Any]], None], event_cls: Any) -> None:
+def _tail_events(path: str, done: threading.Event, emit: _RawSink, event_cls: Any) -> None:
     """Follow the CLI's --event-log file until ``done`` is set and the file is drained."""
     partial = ""
     with open(path, encoding="utf-8") as fh:
@@ -788,14 +673,3 @@ def _has_secret(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_secret(v) for v in value)
     return False
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text() == text:
-            return
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def doctor_info() -> dict[str, Any]:
     pulumi_home, passphrase (``{"source": "env"|"file"|"absent", "file": path}``),
     error and hint when ``ok`` is false.
     """
-    from skyplan.provision import driver
+    from skyplan.provision import settings
 
     info: dict[str, Any] = {
         "ok": False,
@@ -123,9 +124,9 @@ def doctor_info() -> dict[str, Any]:
             info["error"] = f"the dynamic-provider plugin {SHIM_NAME} is missing (the local and sim clouds need it)"
             info["hint"] = INSTALL_HINT
     try:
-        info["backend"] = driver.resolve_backend_url(None, create=False)
-        info["pulumi_home"] = str(driver.pulumi_home_dir(create=False))
-        info["passphrase"] = driver.passphrase_info()
+        info["backend"] = settings.resolve_backend_url(None, create=False)
+        info["pulumi_home"] = str(settings.pulumi_home_dir(create=False))
+        info["passphrase"] = settings.passphrase_info()
     except errors.SkyplanError as exc:  # a bad SKYPLAN_BACKEND is worth showing, not crashing on
         info["backend"] = None
         info["error"] = info["error"] or exc.message
@@ -211,7 +212,7 @@ def _write_cache(path: Path, cache: dict[str, Any]) -> None:
     # Best effort: a read-only engine dir only costs us the 0.2 s next time.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")  # one per thread
         tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
         os.replace(tmp, path)
     except OSError:

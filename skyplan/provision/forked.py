@@ -30,6 +30,13 @@ from skyplan import home
 
 Emit = Callable[[dict[str, Any]], None]
 
+#: Held around every fork (and by callers that import modules a child will
+#: need): a child forked while another thread is between ``pipe()`` and closing
+#: its write end would hold that end open and keep the other operation's reader
+#: waiting, and a child forked mid-import would find the module locked forever.
+fork_lock = threading.Lock()
+_open_reads: set[int] = set()  # read ends of operations in flight in this process
+
 
 @dataclass
 class ChildResult:
@@ -58,12 +65,14 @@ def run(
     process is interrupted (Ctrl-C) or ``on_event`` raises, the session is
     stopped too before the exception propagates: nothing is left running.
     """
-    rfd, wfd = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        _child_main(fn, wfd, rfd, parent, grace_s)
-    os.close(wfd)
+    with fork_lock:
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _child_main(fn, wfd, rfd, parent, grace_s, others=tuple(_open_reads))
+        os.close(wfd)
+        _open_reads.add(rfd)
     result = ChildResult()
     got_reply = False
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -103,7 +112,9 @@ def run(
         raise
     finally:
         sel.close()
-        os.close(rfd)
+        with fork_lock:
+            _open_reads.discard(rfd)
+            os.close(rfd)
         _, status = os.waitpid(pid, 0)
         result.status = os.waitstatus_to_exitcode(status)
     if not got_reply and not result.timed_out:
@@ -195,8 +206,10 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _child_main(fn: Callable[[Emit], Any], wfd: int, rfd: int, parent: int, grace_s: float) -> None:
-    """Runs in the forked child; never returns."""
+def _child_main(fn: Callable[[Emit], Any], wfd: int, rfd: int, parent: int, grace_s: float,
+                others: tuple[int, ...] = ()) -> None:
+    """Runs in the forked child; never returns. ``others``: read ends of other
+    operations of the parent (other threads), closed here: they are not ours."""
     code = 1
     lock = threading.Lock()
 
@@ -212,6 +225,11 @@ def _child_main(fn: Callable[[Emit], Any], wfd: int, rfd: int, parent: int, grac
     try:
         os.setsid()
         os.close(rfd)
+        for fd in others:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         try:

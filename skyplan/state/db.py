@@ -2,12 +2,17 @@
 
 Every write is its own short transaction (WAL mode, busy timeout), so a process
 killed at any point leaves the database consistent.
+
+One StateDB may be shared by threads (the launch API runs several launches at
+once): its connection serialises statements and hands back fetched rows, never
+a live cursor another thread could step on.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +110,54 @@ class AttemptRow:
     ended_at: float | None
 
 
+class _Fetched:
+    """A statement's result, fetched while the connection was held."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self.rows = cur.fetchall()
+        self.lastrowid = cur.lastrowid
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+class _SharedConnection:
+    """A sqlite3 connection any thread may use: one statement at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+
+    @property
+    def row_factory(self) -> Any:
+        return self._conn.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._conn.row_factory = factory
+
+    def execute(self, sql: str, params: Any = ()) -> _Fetched:
+        with self._lock:
+            return _Fetched(self._conn.execute(sql, params))
+
+    def executescript(self, script: str) -> None:
+        with self._lock:
+            self._conn.executescript(script)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
 class StateDB:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path else home.home() / "state.db"
         if str(self.path) != ":memory:":
             home.private_file(self.path)  # 0600; SQLite gives its -wal and -shm files the same mode
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._conn = _SharedConnection(self.path)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=30000")

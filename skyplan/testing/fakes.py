@@ -6,11 +6,13 @@ always runs the real catalog and the real Pulumi engine.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import dataclass, field
+import threading
 from typing import Callable, Collection, Iterable
 
 from skyplan.catalog.model import CatalogInfo, Offer
+from skyplan.provision.protocol import DEFAULT_DESTROY_TIMEOUT_S, EngineEventSink, InterruptedOp, UpResult
 
 
 class FakeCatalog:
@@ -60,41 +62,49 @@ def offer(cloud: str, instance_type: str, region: str, zone: str | None, *, vcpu
     return Offer(cloud, instance_type, region, zone, vcpus, mem, acc, count if acc else 0, price, spot)
 
 
-@dataclass
-class FakeUp:
-    ok: bool
-    outputs: dict = field(default_factory=dict)
-    error: str | None = None
-    urn: str | None = None
-    resource_count: int = 0
-    timed_out: bool = False
+#: Scripts return the driver's own result type (``protocol.UpResult``, whose
+#: fields all have defaults but ``ok``); the old name stays for tests.
+FakeUp = UpResult
 
 
 class FakeDriver:
-    """A scripted StackDriver: ``script(stack) -> FakeUp``. Records every call and
-    tracks which stacks hold resources, so tests can assert nothing is left."""
+    """A scripted stack driver: ``script(stack) -> UpResult``. It implements the
+    same ``protocol.Driver`` as the real StackDriver (a test checks both), records
+    every call and tracks which stacks hold resources, so tests can assert
+    nothing is left. Thread-safe, like the real one."""
 
-    def __init__(self, script: Callable[[str], FakeUp], backend_url: str = "file:///fake") -> None:
+    backend_url: str
+
+    def __init__(self, script: Callable[[str], UpResult], backend_url: str = "file:///fake") -> None:
         self.script = script
         self.backend_url = backend_url
         self.calls: list[tuple[str, str]] = []
         self.live: set[str] = set()
         self.fail_cleanup: set[str] = set()
+        self._lock = threading.Lock()
 
-    def up(self, stack: str, program, *, timeout_s: float | None = None, on_event=None) -> FakeUp:
-        self.calls.append(("up", stack))
+    def up(self, stack: str, program: Callable[[], None], *, timeout_s: float | None,
+           on_event: EngineEventSink | None = None) -> UpResult:
+        with self._lock:
+            self.calls.append(("up", stack))
         res = self.script(stack)
-        self.live.add(stack)  # even a failed up may leave a partial stack
-        return res
+        with self._lock:
+            self.live.add(stack)  # even a failed up may leave a partial stack
+        return dataclasses.replace(res, stack=res.stack or stack)
 
-    def list_stacks(self, prefix: str = "") -> list[str]:
-        return sorted(s for s in self.live if s.startswith(prefix))
-
-    def destroy_and_remove(self, stack: str, **kwargs) -> None:
+    def destroy_and_remove(self, stack: str, *, timeout_s: float | None = DEFAULT_DESTROY_TIMEOUT_S,
+                           on_event: EngineEventSink | None = None,
+                           resolve_interrupted: Callable[[InterruptedOp], bool] | None = None,
+                           forget_interrupted: bool = False) -> None:
         from skyplan.errors import CleanupError
 
-        self.calls.append(("destroy", stack))
-        if stack in self.fail_cleanup:
-            raise CleanupError(f"stack {stack} still has 1 resource after destroy", stack=stack,
-                               resources=[f"urn:fake::{stack}"])
-        self.live.discard(stack)
+        with self._lock:
+            self.calls.append(("destroy", stack))
+            if stack in self.fail_cleanup:
+                raise CleanupError(f"stack {stack} still has 1 resource after destroy", stack=stack,
+                                   resources=[f"urn:fake::{stack}"])
+            self.live.discard(stack)
+
+    def list_stacks(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            return sorted(s for s in self.live if s.startswith(prefix))

@@ -92,7 +92,9 @@ def test_seed_001_cross_cloud_ends_on_aws_after_gcp_quota(cli):
             "--simulate", str(SC / "seed-001.yaml"))
     tried = attempts(p)
     gcp = [a for a in tried if a["cloud"] == "gcp"]
-    assert any(a["code"] == "QUOTA_EXCEEDED" and a["scope"] == "region" for a in gcp)
+    # A per-GPU quota (NVIDIA_V100_GPUS) blocks that GPU family in the region.
+    quota = [a for a in gcp if a["code"] == "QUOTA_EXCEEDED"]
+    assert quota and all(a["scope"] == "family" and "NVIDIA_V100_GPUS" in a["block"] for a in quota)
     assert "Quota 'NVIDIA_V100_GPUS' exceeded" in next(a["message"] for a in gcp if a["code"] == "QUOTA_EXCEEDED")
     first_aws = next(i for i, a in enumerate(tried) if a["cloud"] == "aws")
     assert all(a["cloud"] == "gcp" for a in tried[:first_aws])  # GCP exhausted before AWS

@@ -19,6 +19,7 @@ from skyplan import errors
 from skyplan.provision import driver as drv
 from skyplan.provision import engine as engine_mod
 from skyplan.provision import forked
+from skyplan.provision.protocol import Diagnostic, DriverNote, ResourceStep
 
 pytestmark = pytest.mark.engine
 
@@ -54,13 +55,14 @@ def _wait_dead(pid: int, within_s: float) -> bool:
 
 def test_dynamic_resource_goes_up_and_down(driver, tmp_path: Path) -> None:
     marker = tmp_path / "vm"
-    events: list[dict] = []
+    events: list = []
     res = driver.up("t.up-down", _program(marker=str(marker)), timeout_s=120, on_event=events.append)
 
     assert res.ok, res.error
     assert marker.read_text() == "live"
-    created = [e for e in events if e["type"] == "res_outputs" and e["urn"].endswith("::r")]
-    assert res.outputs == {"rid": created[0]["id"]}
+    created = [e for e in events if isinstance(e, ResourceStep) and e.step == "outputs" and e.urn.endswith("::r")]
+    assert res.outputs == {"rid": created[0].id}
+    assert all(e.stack == "t.up-down" for e in events)
     assert res.resource_count == driver.resource_count("t.up-down") > 0
     assert driver.outputs("t.up-down") == res.outputs
     assert driver.list_stacks("t.") == ["t.up-down"]
@@ -78,16 +80,16 @@ def test_provider_exception_text_is_the_error(driver) -> None:
         "resources available to fulfill the request.  Try a different zone, or try again later.\n"
         "  second line: 'quoted' \"double\""
     )
-    events: list[dict] = []
+    events: list = []
     res = driver.up("t.fails", _program(fail=text), timeout_s=120, on_event=events.append)
 
     assert not res.ok and not res.timed_out and not res.program_error
     assert res.error == text
     assert res.urn is not None and res.urn.endswith("pulumi-python:dynamic:Resource::r")
-    failed = [e["urn"] for e in events if e["type"] == "res_op_failed"]
+    failed = [e.urn for e in events if isinstance(e, ResourceStep) and e.step == "failed"]
     assert failed == [res.urn]
     # The engine's own "update failed" diagnostic is there too; it must not win.
-    assert any(e["type"] == "diagnostic" and e["message"].startswith("update failed") for e in events)
+    assert any(isinstance(e, Diagnostic) and e.message.startswith("update failed") for e in events)
 
     driver.destroy_and_remove("t.fails")
     assert driver.list_stacks() == []
@@ -106,7 +108,7 @@ def test_program_error_is_flagged(driver) -> None:
 
 def test_hanging_create_times_out_kills_everything_and_cleans_up(driver, tmp_path: Path) -> None:
     marker = tmp_path / "hung"
-    events: list[dict] = []
+    events: list = []
     res = driver.up("t.hang", _program(hang=True, marker=str(marker)), timeout_s=3, on_event=events.append)
 
     assert res.timed_out and not res.ok
@@ -115,7 +117,7 @@ def test_hanging_create_times_out_kills_everything_and_cleans_up(driver, tmp_pat
     assert res.error.startswith("timed out after 3s")
     provider_pid = int((tmp_path / "hung.started").read_text())
     assert _wait_dead(provider_pid, 5), "the hung provider process survived the timeout"
-    assert any(e["type"] == "driver" and "timed out" in e["message"] for e in events)
+    assert any(isinstance(e, DriverNote) and "timed out" in e.message for e in events)
 
     seen: list[drv.InterruptedOp] = []
 
@@ -246,13 +248,13 @@ def test_rerun_after_kill_9_cleans_up(driver, backend_url: str, tmp_path: Path) 
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     # A re-run right away waits for the orphaned operation to stop itself, then
     # clears the lock its killed CLI left and finishes the cleanup.
-    events: list[dict] = []
+    events: list = []
     assert driver.list_stacks() == ["t.killed"]
     driver.destroy_and_remove(
         "t.killed", on_event=events.append, resolve_interrupted=lambda op: not Path(op.inputs["marker"]).exists()
     )
     assert driver.list_stacks() == []
-    assert any(e["type"] == "driver" and "lock" in e["message"] for e in events)
+    assert any(isinstance(e, DriverNote) and "lock" in e.message and e.stack == "t.killed" for e in events)
     provider_pid = int((tmp_path / "hung.started").read_text())
     assert _wait_dead(provider_pid, 5), "the orphaned provider process survived"
 

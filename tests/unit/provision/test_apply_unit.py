@@ -9,6 +9,7 @@ import pytest
 from skyplan.errors import CleanupError, PreflightError, ProvisionFailed
 from skyplan.planner import make_plan
 from skyplan.provision.apply import Applier
+from skyplan.provision.events import AttemptDone, Preflight, Recover
 from skyplan.spec import load_text
 from skyplan.state import StateDB
 from skyplan.testing.fakes import FakeCatalog, FakeDriver, FakeUp, offer
@@ -48,7 +49,8 @@ def test_failed_attempts_are_cleaned_and_state_records_them():
     assert [a.status for a in db.attempts("t")] == ["cleaned", "cleaned", "up"]
     assert db.attempts("t")[0].code == "ZONE_RESOURCE_POOL_EXHAUSTED"
     assert db.get_cluster("t").status == "UP"
-    assert [e["event"] for e in events].count("launching") == 3
+    assert [type(e).__name__ for e in events].count("Launching") == 3
+    assert [e.to_json()["outcome"] for e in events if isinstance(e, AttemptDone)] == ["failed", "failed", "up"]
 
 
 def test_cleanup_failure_stops_failover_loudly():
@@ -74,7 +76,8 @@ def test_rerun_recovers_stacks_left_by_an_earlier_run():
     events = []
     Applier(simulate=SCENARIO, driver=drv, db=db, emit=events.append).apply(plan(), "t")
     assert drv.calls[0] == ("destroy", "t.a001.gcp.old")
-    assert events[0] == {"event": "recover", "stack": "t.a001.gcp.old", "status": "running"}
+    assert events[0] == Recover("t.a001.gcp.old", "running")
+    assert events[0].to_json() == {"event": "recover", "stack": "t.a001.gcp.old", "status": "running"}
     assert db.attempts("t")[0].status == "cleaned"
 
 
@@ -95,7 +98,7 @@ def test_preflight_drops_unreachable_clouds_and_says_how(monkeypatch):
     with pytest.raises(PreflightError) as e:
         Applier(driver=drv, emit=events.append).apply(plan(), "t")
     assert "--simulate" in e.value.hint and "cloud: local" in e.value.hint
-    assert {ev["cloud"] for ev in events if ev["event"] == "preflight" and not ev["ok"]} == {"gcp", "aws"}
+    assert {ev.cloud for ev in events if isinstance(ev, Preflight) and not ev.ok} == {"gcp", "aws"}
     assert drv.calls == []
 
 

@@ -1,0 +1,154 @@
+"""The one launch API: ``launch(LaunchRequest) -> LaunchResult`` and ``down(cluster)``.
+
+The CLI's ``apply`` and ``down`` are thin callers of these (parse, call,
+render); the jobs and serve controllers call them too, from a long-running
+process and for many clusters at once.
+
+Inside one ``launch``, in order:
+  1. the plan: the request's plan as it is, or the task planned against the
+     catalog (``LaunchOptions.catalog``, default the embedded one);
+  2. the cluster lock (a second launch of the same cluster raises LockedError);
+     a cluster already up with the same task returns ALREADY_UP;
+  3. preflight: each cloud among the candidates is checked (plugin,
+     credentials); clouds that cannot be used are dropped, one ``Preflight``
+     event each. Under ``simulate`` the simulatable clouds need no check;
+  4. the backend is checked once, then stacks an earlier run of this cluster
+     left behind are destroyed (``Recover`` events);
+  5. failover: candidates in rank order, one Pulumi stack per attempt
+     (``Launching``, then ``AttemptDone`` events). Each attempt is journalled in
+     the state database before its stack exists; a failed attempt's stack is
+     destroyed, checked empty and removed before the next starts;
+  6. the cluster row: UP with its placement and outputs, or FAILED.
+
+Nothing here prints: events go to ``LaunchOptions.on_event`` (typed, see
+``events.py`` for their JSON lines). A launch that cannot bring the cluster up
+raises from the ``skyplan.errors`` hierarchy: InputError (bad name, scenario or
+backend; nothing created), LockedError, PreflightError, ProvisionFailed (every
+candidate failed; ``.attempts`` holds the history) or CleanupError (an
+attempt's stack could not be cleaned: something may have leaked).
+
+Concurrency: launches (and downs) of distinct clusters may run at once from
+threads of one process. Each call has its own state connection and stack
+driver unless the options pass shared ones (both are thread-safe); the driver
+installs no signal handler, so a controller's threads are fine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Callable
+
+from skyplan.planner.plan import Plan
+from skyplan.provision.apply import DEFAULT_TIMEOUT_S, Applier, LaunchResult, default_cluster_name
+from skyplan.provision.events import EventSink, LaunchEvent
+from skyplan.provision.failover import Policy
+from skyplan.provision.protocol import Driver
+from skyplan.spec.models import Task
+from skyplan.state import StateDB
+
+__all__ = ["LaunchOptions", "LaunchRequest", "LaunchResult", "LaunchEvent", "DownResult", "launch", "down"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchOptions:
+    """How to launch. Every field has a default that the CLI's defaults match."""
+
+    #: Pulumi backend URL; None: ``$SKYPLAN_BACKEND``, else file:// under the skyplan home.
+    backend: str | None = None
+    #: A scenario file: the simulator stands in for the simulatable clouds.
+    simulate: str | None = None
+    #: Seconds allowed per attempt.
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    policy: Policy = Policy()
+    #: Ignore what earlier launches learnt about capacity.
+    fresh: bool = False
+    #: Receives every LaunchEvent, in order, on the launching thread.
+    on_event: EventSink | None = None
+    #: Offer catalog file for a task (None: ``$SKYPLAN_CATALOG``, else the embedded catalog).
+    catalog: str | None = None
+    #: A shared driver or state database (None: one of each per call).
+    driver: Driver | None = None
+    db: StateDB | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchRequest:
+    """A task or a plan, the cluster to bring up, and how."""
+
+    target: Task | Plan
+    #: None: derived from the task's name.
+    cluster: str | None = None
+    options: LaunchOptions = LaunchOptions()
+
+
+@dataclasses.dataclass(frozen=True)
+class DownResult:
+    cluster: str
+    #: Every stack destroyed, checked empty and removed.
+    stacks: tuple[str, ...]
+
+
+_warm = threading.Lock()
+_warmed = False
+
+
+def _warm_imports() -> None:
+    """Import, once and before any thread forks, what a launch imports lazily:
+    a child forked while another thread holds a module's import lock would wait
+    for that lock forever (see ``forked.fork_lock``)."""
+    global _warmed
+    if _warmed:
+        return
+    from skyplan.provision import forked
+
+    with _warm, forked.fork_lock:
+        if _warmed:
+            return
+        from skyplan.clouds import registry
+        from skyplan.clouds.sim import ledger, scenario  # noqa: F401
+        from skyplan.provision import driver, names  # noqa: F401
+
+        for name in registry.names():
+            registry.get(name)
+        _warmed = True
+
+
+def plan_for(request: LaunchRequest) -> Plan:
+    """The request's plan, or its task planned against the catalog."""
+    if isinstance(request.target, Plan):
+        return request.target
+    from skyplan.catalog import load_catalog
+    from skyplan.planner import make_plan
+
+    return make_plan(request.target, load_catalog(request.options.catalog))
+
+
+def launch(request: LaunchRequest) -> LaunchResult:
+    """Bring ``request.cluster`` up on the best candidate that works (see the module docstring)."""
+    _warm_imports()
+    opts = request.options
+    plan = plan_for(request)
+    applier = Applier(backend=opts.backend, simulate=opts.simulate, timeout_s=opts.timeout_s, policy=opts.policy,
+                      driver=opts.driver, db=opts.db, sleep=opts.sleep, fresh=opts.fresh,
+                      **({"emit": opts.on_event} if opts.on_event is not None else {}))
+    return applier.apply(plan, request.cluster or default_cluster_name(plan))
+
+
+def down(cluster: str, *, backend: str | None = None, driver: Driver | None = None,
+         db: StateDB | None = None) -> DownResult:
+    """Destroy every stack of ``cluster``, check each is empty, remove it, forget the cluster.
+
+    ``backend`` defaults to the one the cluster was launched on. Raises
+    NotFoundError for an unknown cluster, LockedError while it is being
+    launched, CleanupError when a stack could not be emptied (kept for a retry).
+    """
+    from skyplan.provision.apply import valid_cluster_name
+
+    _warm_imports()
+    db = db or StateDB()
+    row = db.get_cluster(valid_cluster_name(cluster))
+    applier = Applier(backend=backend or (row.backend if row else None), driver=driver, db=db)
+    return DownResult(cluster, tuple(applier.down(cluster)))
