@@ -31,8 +31,8 @@ TARGET_EMBEDDED_S = 0.25
 TARGET_FULL_S = 0.5
 
 
-def run_once(argv: list[str], env: dict) -> tuple[float, int, str]:
-    """Wall time (s), peak RSS (KiB) and stderr of one child process."""
+def run_once(argv: list[str], env: dict) -> tuple[float, float, int, str]:
+    """Wall time (s), CPU time (user + system, s), peak RSS (KiB) and stderr of one child."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     err = proc.stderr.read().decode() if proc.stderr else ""  # drained first: -X importtime fills a pipe
@@ -41,13 +41,15 @@ def run_once(argv: list[str], env: dict) -> tuple[float, int, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss, err
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, err
 
 
-def measure(argv: list[str], env: dict, runs: int) -> tuple[float, int]:
+def measure(argv: list[str], env: dict, runs: int) -> tuple[float, float, int]:
+    """Median wall and CPU time (s), and the peak RSS (KiB), over `runs` new processes."""
     run_once(argv, env)  # warm the page cache; cold means a new process, not a cold disk
     samples = [run_once(argv, env) for _ in range(runs)]
-    return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
+    med = statistics.median
+    return med(s[0] for s in samples), med(s[1] for s in samples), max(s[2] for s in samples)
 
 
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)\s*$")
@@ -61,7 +63,7 @@ def import_profile(argv: list[str], env: dict, runs: int) -> dict[str, float]:
     env = dict(env, PYTHONPROFILEIMPORTTIME="1")
     per_run: list[dict[str, float]] = []
     for _ in range(runs):
-        _, _, err = run_once(argv, env)
+        err = run_once(argv, env)[-1]
         selfs: dict[str, float] = defaultdict(float)
         for line in err.splitlines():
             m = _IMPORTTIME.match(line)
@@ -74,7 +76,7 @@ def import_profile(argv: list[str], env: dict, runs: int) -> dict[str, float]:
 
 def compiled_at_startup(argv: list[str], env: dict) -> list[str]:
     """Modules the command compiled from source (no usable .pyc), from `python -v`."""
-    _, _, err = run_once(argv, dict(env, PYTHONVERBOSE="1"))
+    err = run_once(argv, dict(env, PYTHONVERBOSE="1"))[-1]
     found = re.findall(r"^# code object from '?(.+?\.py)'?$", err, flags=re.M)
     return sorted(set(found))
 
@@ -97,11 +99,11 @@ def main() -> None:
     build += ["--scale", str(args.scale) if args.scale else "auto"]
     subprocess.run(build, check=True, stdout=subprocess.DEVNULL, env=env)
 
-    bare, bare_rss = measure([PY, "-c", "pass"], env, args.runs)
+    bare, bare_cpu, bare_rss = measure([PY, "-c", "pass"], env, args.runs)
     plan = [str(SKYPLAN), "plan", str(TASK), "--json"]
-    emb, emb_rss = measure(plan, env, args.runs)
+    emb, emb_cpu, emb_rss = measure(plan, env, args.runs)
     full_env = dict(env, SKYPLAN_CATALOG=str(full))
-    big, big_rss = measure(plan, full_env, args.runs)
+    big, big_cpu, big_rss = measure(plan, full_env, args.runs)
     count = subprocess.run([PY, "-c", "from skyplan.catalog import load_catalog;"
                             f"print(len(load_catalog({str(full)!r}).offers()), len(load_catalog(None).offers()))"],
                            capture_output=True, text=True, env=env, check=True).stdout.split()
@@ -113,11 +115,16 @@ def main() -> None:
         return f"target < {target * 1000:.0f} ms: {'ok' if wall < target else 'MISSED'}"
 
     print(f"command: {SKYPLAN} plan {TASK.relative_to(ROOT)} --json   runs: {args.runs} (median)")
-    print(f"bare `python -c pass`            {bare*1000:7.1f} ms                peak RSS {bare_rss/1024:6.1f} MiB")
-    print(f"plan, embedded  ({count[1]:>6} offers) {emb*1000:7.1f} ms  {emb/bare:5.1f}x bare   "
-          f"peak RSS {emb_rss/1024:6.1f} MiB   {verdict(emb, TARGET_EMBEDDED_S)}")
-    print(f"plan, full-size ({count[0]:>6} offers) {big*1000:7.1f} ms  {big/bare:5.1f}x bare   "
-          f"peak RSS {big_rss/1024:6.1f} MiB   {verdict(big, TARGET_FULL_S)}")
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(wall times stretch with load; CPU times and ratios much less)")
+    print(f"{'':34} {'wall':>9} {'vs bare':>8} {'CPU':>9} {'peak RSS':>10}")
+    print(f"{'bare `python -c pass`':34} {bare*1000:6.1f} ms {'':8} {bare_cpu*1000:6.1f} ms {bare_rss/1024:6.1f} MiB")
+    for label, wall, cpu, rss, target in (
+        (f"plan, embedded  ({count[1]:>6} offers)", emb, emb_cpu, emb_rss, TARGET_EMBEDDED_S),
+        (f"plan, full-size ({count[0]:>6} offers)", big, big_cpu, big_rss, TARGET_FULL_S),
+    ):
+        print(f"{label:34} {wall*1000:6.1f} ms {wall/bare:7.1f}x {cpu*1000:6.1f} ms {rss/1024:6.1f} MiB   "
+              f"{verdict(wall, target)}")
     print(f"full-size / embedded: {big/emb:.2f}x")
 
     packages: dict[str, float] = defaultdict(float)
