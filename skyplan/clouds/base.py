@@ -10,7 +10,8 @@ A cloud is recognised by what it declares, never by its name. It supplies:
                       loaded by ``skyplan.clouds.programs``);
   * ``preflight``     is the provider plugin installed and are credentials found?
   * ``sample_error``  its usual error text for a sim outcome;
-and optional hooks with safe defaults in :class:`CloudBase`: its own offers
+and optional hooks with safe defaults in :class:`CloudBase` (``capabilities.py``,
+which the plan path imports alone): its own offers
 (clouds outside the catalog), its catalog mapping (build time), zone spellings
 the catalog does not hold, resolving an interrupted create, and a log source.
 
@@ -26,36 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from skyplan.clouds.capabilities import Capabilities, CloudBase
 from skyplan.errors import Classification
 
 if TYPE_CHECKING:
     from skyplan.catalog.model import Offer
 
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a cloud can do. Defaults describe a public cloud sold through the catalog."""
-
-    #: Its zones are real failover units (Azure's seed has none, so it says False).
-    has_zones: bool = True
-    #: It sells a spot (preemptible) market.
-    offers_spot: bool = True
-    #: One placement may hold several nodes.
-    multi_node: bool = True
-    #: It runs on this machine: no default VM size applies, no credentials are needed.
-    runs_here: bool = False
-    #: The simulator may stand in for it under ``--simulate``.
-    simulatable: bool = False
-    #: It IS the simulator: it stands in for the simulatable clouds.
-    simulator: bool = False
-    #: Its offers come from the VM catalog (False: the cloud gives them itself, see ``own_offers``).
-    from_catalog: bool = True
-    #: A candidate when the task names no cloud.
-    default_candidate: bool = True
-    #: Its clusters' task output can be read here (see ``log_source``).
-    has_log_source: bool = False
-    #: It can prove that an interrupted create left nothing (see ``resolve_interrupted``).
-    proves_interrupted: bool = False
+__all__ = ["Capabilities", "Cloud", "CloudBase", "LogSource", "PreflightResult", "ProvisionRequest", "ZoneAlias"]
 
 
 @dataclass(frozen=True)
@@ -192,39 +170,3 @@ class Cloud(Protocol):
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         """The task output of a cluster whose stack exported ``outputs``, or None."""
         ...
-
-
-class CloudBase:
-    """Defaults for the optional hooks, so a cloud states only what differs."""
-
-    name: str
-    display: str
-    capabilities: Capabilities = Capabilities()
-
-    def own_offers(self) -> tuple[Offer, ...] | None:
-        return None
-
-    def seed_offers(self, seed_dir: Path) -> Iterable[Offer]:
-        return ()
-
-    def opt_in_zone(self, zone: str) -> bool:
-        return False
-
-    def scaled_zone(self, zone: str | None, k: int) -> str | None:
-        # us-central1-a -> us-central1-x2-a (the region is replicated as us-central1-x2)
-        if zone is None:
-            return None
-        head, letter = zone.rsplit("-", 1)
-        return f"{head}-x{k}-{letter}"
-
-    def zone_alias(self, zone: str) -> ZoneAlias | None:
-        return None
-
-    def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
-        return frozenset()
-
-    def resolve_interrupted(self, op: Any) -> bool:
-        return False
-
-    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
-        return None

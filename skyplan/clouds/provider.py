@@ -19,11 +19,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from skyplan.clouds.base import Capabilities, CloudBase, PreflightResult, ProvisionRequest
+from skyplan.clouds.capabilities import Capabilities, CloudBase
 from skyplan.errors import Classification
 
 if TYPE_CHECKING:
     from skyplan.catalog.model import Offer
+    from skyplan.clouds.base import PreflightResult, ProvisionRequest
 
 
 class ProviderCloud(CloudBase):
@@ -67,6 +68,7 @@ class ProviderCloud(CloudBase):
         return run
 
     def preflight(self) -> PreflightResult:
+        from skyplan.clouds.base import PreflightResult
         from skyplan.clouds.plugins import plugin_status
 
         plugin = plugin_status(self.plugin, self.package)

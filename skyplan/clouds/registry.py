@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from skyplan.clouds.base import Capabilities, Cloud
+from skyplan.clouds.capabilities import Capabilities
 from skyplan.errors import InputError
+
+if TYPE_CHECKING:
+    from skyplan.clouds.base import Cloud
 
 CLOUDS: dict[str, str] = {
     "aws": "skyplan.clouds.aws.cloud:AWS",

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skyplan.clouds.base import ZoneAlias
+from typing import TYPE_CHECKING
+
 from skyplan.clouds.provider import ProviderCloud
+
+if TYPE_CHECKING:
+    from skyplan.clouds.base import ZoneAlias
 
 __all__ = ["AWS", "find_credentials"]
 
@@ -62,6 +66,7 @@ class AWS(ProviderCloud):
         a Local Zone name (``us-west-2-lax-1a``) for any zone of its Local Zone
         group: the name-to-ID mapping is per account (see ``zones.py``)."""
         from skyplan.clouds.aws.zones import local_group, parse_zone_pin
+        from skyplan.clouds.base import ZoneAlias
 
         pin = parse_zone_pin(zone)
         if pin is None or pin.kind != "name" or pin.region is None:

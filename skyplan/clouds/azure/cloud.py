@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from skyplan.clouds.base import Capabilities
+from skyplan.clouds.capabilities import Capabilities
 from skyplan.clouds.provider import ProviderCloud
 
 __all__ = ["Azure", "find_credentials"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from skyplan.clouds.base import Capabilities, CloudBase, LogSource, PreflightResult, ProvisionRequest
+from skyplan.clouds.capabilities import Capabilities, CloudBase
 from skyplan.errors import Classification, Kind, Scope
 
 if TYPE_CHECKING:
     from skyplan.catalog.model import Offer
+    from skyplan.clouds.base import LogSource, PreflightResult, ProvisionRequest
 
 # (pattern, code, kind, scope); first match wins.
 _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
@@ -64,6 +65,8 @@ class Local(CloudBase):
 
     def preflight(self) -> PreflightResult:
         import shutil  # not at module level: the plan path imports this module for its capabilities
+
+        from skyplan.clouds.base import PreflightResult
 
         # Nothing to install and no credentials; bash runs setup and run.
         if shutil.which("bash") is None:

@@ -9,10 +9,13 @@ delegates, for callers that hold the Sim rather than the target.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from skyplan.clouds.base import Capabilities, CloudBase, LogSource, PreflightResult, ProvisionRequest
+from skyplan.clouds.capabilities import Capabilities, CloudBase
 from skyplan.errors import Classification, Kind, Scope
+
+if TYPE_CHECKING:
+    from skyplan.clouds.base import LogSource, PreflightResult, ProvisionRequest
 
 
 class Sim(CloudBase):
@@ -60,6 +63,8 @@ class Sim(CloudBase):
         return run
 
     def preflight(self) -> PreflightResult:
+        from skyplan.clouds.base import PreflightResult
+
         # Nothing to install, no credentials: the scenario is checked when it is loaded.
         return PreflightResult(True, details={"credentials": "none needed"})
 

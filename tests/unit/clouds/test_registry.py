@@ -83,7 +83,7 @@ def test_asking_capabilities_imports_no_classifier_program_or_pulumi() -> None:
         "from skyplan.clouds import registry\n"
         "registry.default_clouds(); registry.simulator(); registry.display('gcp')\n"
         "print(sorted(m for m in sys.modules if m.startswith('pulumi') or m.endswith(('.classify', '.program'))\n"
-        "             or m.startswith(('skyplan.provision', 'skyplan.clouds.sim.ledger'))))\n"
+        "             or m.startswith(('skyplan.provision', 'skyplan.clouds.sim.ledger', 'skyplan.clouds.base'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

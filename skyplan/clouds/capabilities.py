@@ -1,0 +1,79 @@
+"""What a cloud can do, and the defaults of the optional Cloud hooks.
+
+Kept apart from ``base.py`` (the Protocol and the request types) because the
+plan path asks every cloud for its capabilities at start-up: importing a
+cloud's ``cloud.py`` must cost no more than this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skyplan.catalog.model import Offer
+    from skyplan.clouds.base import LogSource, ZoneAlias
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a cloud can do. Defaults describe a public cloud sold through the catalog."""
+
+    #: Its zones are real failover units (Azure's seed has none, so it says False).
+    has_zones: bool = True
+    #: It sells a spot (preemptible) market.
+    offers_spot: bool = True
+    #: One placement may hold several nodes.
+    multi_node: bool = True
+    #: It runs on this machine: no default VM size applies, no credentials are needed.
+    runs_here: bool = False
+    #: The simulator may stand in for it under ``--simulate``.
+    simulatable: bool = False
+    #: It IS the simulator: it stands in for the simulatable clouds.
+    simulator: bool = False
+    #: Its offers come from the VM catalog (False: the cloud gives them itself, see ``own_offers``).
+    from_catalog: bool = True
+    #: A candidate when the task names no cloud.
+    default_candidate: bool = True
+    #: Its clusters' task output can be read here (see ``log_source``).
+    has_log_source: bool = False
+    #: It can prove that an interrupted create left nothing (see ``resolve_interrupted``).
+    proves_interrupted: bool = False
+
+
+class CloudBase:
+    """Defaults for the optional hooks, so a cloud states only what differs."""
+
+    name: str
+    display: str
+    capabilities: Capabilities = Capabilities()
+
+    def own_offers(self) -> tuple[Offer, ...] | None:
+        return None
+
+    def seed_offers(self, seed_dir: Path) -> Iterable[Offer]:
+        return ()
+
+    def opt_in_zone(self, zone: str) -> bool:
+        return False
+
+    def scaled_zone(self, zone: str | None, k: int) -> str | None:
+        # us-central1-a -> us-central1-x2-a (the region is replicated as us-central1-x2)
+        if zone is None:
+            return None
+        head, letter = zone.rsplit("-", 1)
+        return f"{head}-x{k}-{letter}"
+
+    def zone_alias(self, zone: str) -> ZoneAlias | None:
+        return None
+
+    def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
+        return frozenset()
+
+    def resolve_interrupted(self, op: Any) -> bool:
+        return False
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        return None
