@@ -208,6 +208,7 @@ class Applier:
         self._backend_arg = backend
         self.db = db or StateDB()
         self._made: list[str] = []  # stacks created by the current apply()
+        self._learned: list[Attempt] = []  # the current apply()'s attempts, for the capacity memory
 
     @property
     def driver(self) -> Driver:
@@ -287,8 +288,24 @@ class Applier:
     def _attempt_done(self, a: Attempt) -> None:
         """The one place each finished attempt (up, or failed and cleaned up) is
         reported: the event, and anything that learns from attempts (the capacity
-        memory records capacity and quota failures here unless ``fresh``)."""
+        memory keeps the capacity and quota failures, written once when failover ends;
+        ``fresh`` only stops reading it, failures are still worth remembering)."""
+        self._learned.append(a)
         self.emit(AttemptDone(a))
+
+    def _remember(self) -> None:
+        """Write this apply's capacity and quota failures to the capacity memory beside
+        the backend's state. A memory is a hint: failing to write it never fails the apply."""
+        from datetime import datetime, timezone
+
+        from skyplan.errors import SkyplanError
+        from skyplan.provision import memory
+
+        learned, self._learned = self._learned, []
+        try:
+            memory.remember(memory.store_for(self.backend, self.driver), learned, datetime.now(timezone.utc))
+        except (SkyplanError, OSError):
+            pass
 
     # --- the whole launch ------------------------------------------------------
 
@@ -326,6 +343,8 @@ class Applier:
                 # `skyplan status` must not show it provisioning forever.
                 self.db.upsert_cluster(cluster, status="FAILED")
                 raise
+            finally:
+                self._remember()
             if outcome.chosen is None:
                 self.db.upsert_cluster(cluster, status="FAILED")
                 raise ProvisionFailed(_failure_message(outcome, len(candidates)), list(outcome.attempts),

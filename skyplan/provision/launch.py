@@ -122,8 +122,13 @@ def plan_for(request: LaunchRequest) -> Plan:
         return request.target
     from skyplan.catalog import load_catalog
     from skyplan.planner import make_plan
+    from skyplan.provision.memory import for_planning
 
-    return make_plan(request.target, load_catalog(request.options.catalog))
+    opts = request.options
+    # Recent capacity and quota failures (beside the backend's state) rank last, unless fresh.
+    backend = opts.backend or (opts.driver.backend_url if opts.driver is not None else None)
+    memory = None if opts.fresh else for_planning(backend)
+    return make_plan(request.target, load_catalog(opts.catalog), memory=memory)
 
 
 def launch(request: LaunchRequest) -> LaunchResult:
