@@ -210,6 +210,7 @@ class FileStore:
             os.close(fd)  # closing releases the flock
 
     def write(self, memory: Memory) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         tmp.write_text(json.dumps(memory.to_json(), indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
@@ -222,22 +223,26 @@ def backend_dir(url: str) -> Path | None:
     return Path(os.path.expanduser(url[len("file://"):].split("?", 1)[0]))
 
 
-def mirror_path() -> Path:
-    """The local copy of a non-file backend's memory (what ``plan`` reads)."""
+def mirror_path(url: str) -> Path:
+    """The local copy of a non-file backend's memory (what ``plan`` reads), one per backend."""
+    import hashlib
+
     from skyplan import home
 
-    return home.home() / "capacity-mirror.json"
+    return home.home() / "capacity-mirrors" / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".json")
 
 
 def local_store(url: str) -> FileStore:
     """The cheap store for ``url``: its file for a file:// backend, else the local
     mirror. No engine, no network: this is what ``plan`` reads."""
     d = backend_dir(url)
-    return FileStore(d / FILE_IN_BACKEND if d is not None else mirror_path())
+    return FileStore(d / FILE_IN_BACKEND if d is not None else mirror_path(url))
 
 
 class StackIO(Protocol):
-    """What :class:`StackStore` needs from the stack driver (``StackDriver`` has both)."""
+    """What :class:`StackStore` needs from the stack driver (``StackDriver`` has it)."""
+
+    backend_url: str
 
     def up(self, stack: str, program: Callable[[], None], *, timeout_s: float | None) -> Any: ...
 
@@ -278,7 +283,7 @@ class StackStore:
 
     def __init__(self, driver: StackIO, mirror: FileStore | None = None, *, timeout_s: float = 120.0) -> None:
         self.driver = driver
-        self.mirror = mirror or FileStore(mirror_path())
+        self.mirror = mirror or FileStore(mirror_path(driver.backend_url))
         self.timeout_s = timeout_s
 
     def load(self) -> Memory:
@@ -309,7 +314,7 @@ def store_for(backend_url: str, driver: StackIO | None = None) -> Store:
     if d is not None:
         return FileStore(d / FILE_IN_BACKEND)
     if driver is None:
-        return FileStore(mirror_path())
+        return FileStore(mirror_path(backend_url))
     return StackStore(driver)
 
 

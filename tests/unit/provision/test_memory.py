@@ -152,3 +152,22 @@ def test_a_damaged_file_is_an_empty_memory(tmp_path):
     assert FileStore(path).load() == Memory()
     remember(FileStore(path), [failed(cand(1), Kind.CAPACITY, Scope.ZONE)], T0)
     assert len(FileStore(path).load().records) == 1
+
+
+def test_a_remote_backend_is_planned_with_its_local_mirror(tmp_path, monkeypatch):
+    from skyplan.provision.memory import StackStore, mirror_path, store_for
+
+    monkeypatch.setenv("SKYPLAN_HOME", str(tmp_path / "home"))
+    url = "s3://team-bucket/skyplan"
+    assert for_planning(url).records == ()
+    rec = record_for(failed(cand(1), Kind.CAPACITY, Scope.ZONE), T0)
+    FileStore(mirror_path(url)).write(Memory((rec,)))
+    assert for_planning(url).records == (rec,)
+    assert for_planning("gs://another").records == ()  # one mirror per backend
+
+    class Driver:
+        backend_url = url
+
+    assert isinstance(store_for(url, Driver()), StackStore)
+    assert store_for(url, Driver()).mirror.path == mirror_path(url)
+    assert isinstance(store_for(f"file://{tmp_path}/b", Driver()), FileStore)
