@@ -54,6 +54,9 @@ def _simulator_name() -> str:
 app.add_typer(sim_app, name=_simulator_name())
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
+SECRET_OPT = typer.Option(None, "--secret", metavar="NAME[=VALUE]",
+                          help="A secret for the task (repeatable): NAME=VALUE, or NAME to take the value of NAME "
+                          "from your environment. Never written to a plan, the state or the logs.")
 FRESH_OPT = typer.Option(False, "--fresh", help="Ignore the capacity memory (recent capacity and quota failures "
                          "are otherwise ranked last).")
 
@@ -68,7 +71,8 @@ def _memory(fresh: bool, backend: Optional[str] = None):
     return for_planning(backend)
 
 
-def _load_task(path: str):
+def _load_task(path: str, secrets: Optional[List[str]] = None):
+    """The task in ``path``, with the values of ``--secret`` flags over its secrets."""
     from skyplan.errors import InputError
     from skyplan.spec import load
 
@@ -80,6 +84,10 @@ def _load_task(path: str):
             f"{path} is a pipeline ({len(doc.tasks)} tasks); plan/apply take a single task",
             hint="split the pipeline into task files, or plan each task on its own",
         )
+    if secrets:
+        from skyplan.spec.secrets import parse_flags, with_values
+
+        doc = with_values(doc, parse_flags(secrets))
     return doc
 
 
@@ -99,12 +107,13 @@ def plan(
     explain: bool = typer.Option(False, "--explain", help="List each constraint and how many candidates it removed."),
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file (default: embedded)."),
     fresh: bool = FRESH_OPT,
+    secret: Optional[List[str]] = SECRET_OPT,
 ) -> None:
     """Validate TASK and rank every feasible placement by cost."""
     from skyplan.cli import views
     from skyplan.planner import dumps, explain as explain_fn, make_plan, write_plan
 
-    t = _load_task(task)
+    t = _load_task(task, secret)
     cat = _catalog(catalog)
     if explain:
         expl = explain_fn(t, cat)
@@ -227,19 +236,28 @@ def apply(
     detach: bool = typer.Option(False, "--detach", "-d", help="Do not stream the task's output."),
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file."),
     fresh: bool = FRESH_OPT,
+    secret: Optional[List[str]] = SECRET_OPT,
 ) -> None:
     """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
     from skyplan.cli import views
     from skyplan.errors import SkyplanError, UsageError
-    from skyplan.planner import check_fresh, make_plan, read_plan
+    from skyplan.planner import bind_secrets, check_fresh, make_plan, read_plan
     from skyplan.provision.events import attempt_json
     from skyplan.provision.launch import LaunchOptions, LaunchRequest, default_cluster_name, launch
 
     if _is_plan_file(target):
         p = read_plan(target)
         check_fresh(p, _catalog(catalog).info, target)
+        if p.task.secrets or secret:
+            from skyplan.spec.secrets import parse_flags
+
+            p = bind_secrets(p, parse_flags(secret or []))
     else:
-        p = make_plan(_load_task(target), _catalog(catalog), memory=_memory(fresh, backend))
+        p = make_plan(_load_task(target, secret), _catalog(catalog), memory=_memory(fresh, backend))
+    if p.task.secrets:  # before asking: a launch without them would be refused
+        from skyplan.spec.secrets import require_values
+
+        require_values(p.task)
     name = cluster or default_cluster_name(p)
     if not yes:
         if as_json or not sys.stdin.isatty():

@@ -33,7 +33,8 @@ from skyplan.errors import Classification
 if TYPE_CHECKING:
     from skyplan.catalog.model import Offer
 
-__all__ = ["Capabilities", "Cloud", "CloudBase", "LogSource", "PreflightResult", "ProvisionRequest", "ZoneAlias"]
+__all__ = ["Capabilities", "Cloud", "CloudBase", "LogSource", "PreflightResult", "ProvisionRequest", "SecretValues",
+           "ZoneAlias"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,52 @@ class PreflightResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class SecretValues(Mapping[str, str]):
+    """The task's secrets, by name: read like a dict, but shown redacted, and
+    refused by ``json`` and ``pickle``, so a request that is logged, journalled or
+    pickled never carries a value along. Programs hand the values to Pulumi as
+    secrets (``pulumi.Output.secret``), which the backend stores encrypted."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = {str(k): str(v) for k, v in (values or {}).items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValues) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return "SecretValues(" + ", ".join(f"{k}=<redacted>" for k in sorted(self._values)) + ")"
+
+    def __copy__(self) -> SecretValues:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> SecretValues:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("SecretValues are not picklable")
+
+
 @dataclass(frozen=True)
 class ProvisionRequest:
     """Everything a cloud program needs to build one placement.
 
-    Plain, JSON-able values only: dynamic providers pickle their inputs, and the
-    request is recorded in the state journal.
+    Plain, JSON-able values (the request may be recorded in the state journal:
+    use ``to_json``), except ``secrets``: values a program must pass to Pulumi
+    only as secrets, never as plain inputs, outputs or names.
     """
 
     cluster: str
@@ -70,6 +111,16 @@ class ProvisionRequest:
     run: str | None = None
     # sim only: the scenario file path (absolute) standing in for the real cloud.
     scenario: str | None = None
+    secrets: SecretValues = field(default_factory=SecretValues, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as JSON data, with every secret value redacted."""
+        import dataclasses
+
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "secrets"}
+        out["ports"] = list(self.ports)
+        out["secrets"] = {name: "<redacted>" for name in self.secrets}
+        return out
 
 
 @dataclass(frozen=True)

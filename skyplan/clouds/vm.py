@@ -1,8 +1,10 @@
 """What the VM programs (``stacks/<cloud>/program.py`` of the provider clouds) share,
 without importing any Pulumi module:
 
-* :func:`startup_script`: the boot script a VM runs (cd workdir, export envs and
-  ``SKYPLAN_*``, run ``setup`` then ``run``, log to a file);
+* :func:`startup_script`: the boot script a VM runs (cd workdir, export envs,
+  secrets and ``SKYPLAN_*``, run ``setup`` then ``run``, log to a file), and
+  :func:`startup_input`, the same as a program input: a Pulumi secret when the
+  task has secrets, since their values are in it;
 * :func:`node_name` / :func:`skyplan_labels` / :func:`all_ports`: names, labels
   and ports every program uses.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from skyplan.clouds.base import ProvisionRequest
@@ -57,13 +59,16 @@ def _heredoc(name: str, body: str) -> str:
 def startup_script(request: ProvisionRequest, rank: int) -> str:
     """The boot script of node ``rank``: setup, then run (only if setup succeeded), logged.
 
-    The task's envs are exported first; the ``SKYPLAN_*`` variables (task id = the
-    stack, cluster, node rank, number of nodes) override them, as on the local cloud.
+    The task's envs are exported first, then its secrets; the ``SKYPLAN_*``
+    variables (task id = the stack, cluster, node rank, number of nodes) override
+    them, as on the local cloud. The script holds the secrets' values: pass it to
+    a resource through :func:`startup_input`, never as plain text.
 
     The local workdir is not copied to the VM by this script: the task runs in
     ``REMOTE_WORKDIR``, which a later sync step fills.
     """
     envs = {str(k): "" if v is None else str(v) for k, v in request.envs.items()}
+    envs.update(request.secrets)
     envs.update(
         SKYPLAN_TASK_ID=request.stack,
         SKYPLAN_CLUSTER=request.cluster,
@@ -95,3 +100,19 @@ def startup_script(request: ProvisionRequest, rank: int) -> str:
         'echo "== done ($rc)" >> "$LOG"\n'
     )
     return script
+
+
+def startup_input(request: ProvisionRequest, rank: int, encode: Callable[[str], str] | None = None) -> Any:
+    """The boot script of node ``rank`` (passed through ``encode``, e.g. base64) as
+    a resource input: a Pulumi secret when the task has secrets, so the backend
+    stores it encrypted with the stack's passphrase and the engine shows
+    ``[secret]``. The cloud still holds it in the instance's metadata, readable
+    by whoever may read that instance's user data."""
+    script = startup_script(request, rank)
+    if encode is not None:
+        script = encode(script)
+    if not request.secrets:
+        return script
+    import pulumi
+
+    return pulumi.Output.secret(script)

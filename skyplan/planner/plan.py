@@ -200,6 +200,29 @@ def read_plan(path: str | os.PathLike) -> Plan:
     return plan_from_json(doc, str(path))
 
 
+def bind_secrets(plan: Plan, values: Any = None) -> Plan:
+    """A plan read from a file, with values for its task's secrets (a plan file
+    holds their names only): those the task file it was made from holds, when
+    that file is still there (``check_fresh`` has made sure it holds the same
+    task), then ``values`` (``--secret``, by name) over them. A name the plan
+    does not have is refused: the plan is applied as it was made. Secrets still
+    without a value are left for ``launch`` to refuse."""
+    if not plan.task.secrets and not values:
+        return plan
+    import dataclasses
+
+    from skyplan.spec import secrets
+
+    given: dict[str, Any] = {}
+    if plan.source and os.path.exists(plan.source):
+        from skyplan.spec import load_task
+
+        names = {name for name, _ in plan.task.secrets}
+        given = {k: v for k, v in load_task(plan.source).secrets if v is not None and k in names}
+    given.update(values or {})
+    return dataclasses.replace(plan, task=secrets.with_values(plan.task, given, add=False))
+
+
 def check_fresh(plan: Plan, catalog_info: CatalogInfo, filename: str = "<plan>") -> None:
     """Raise StalePlanError if the catalog changed, or the task file it was made
     from now holds a different task."""

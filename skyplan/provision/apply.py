@@ -124,15 +124,26 @@ def attempt_event(a: Attempt) -> dict[str, Any]:
     return attempt_json(a)
 
 
+def task_workdir(plan: Plan) -> str | None:
+    """The task's workdir as an absolute path: relative to the task file it came
+    from (else the current directory), ``~`` expanded."""
+    workdir = plan.task.workdir
+    if not workdir:
+        return None
+    base = os.path.dirname(plan.source) if plan.source else os.getcwd()
+    return os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
+
+
 def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario: str | None) -> ProvisionRequest:
     """The provision request for one candidate. Disk, ports and labels are the
     candidate's own (from the any_of/ordered entry it came from), never the
-    first entry's."""
+    first entry's. Secret values go in ``secrets`` only (``launch`` has made sure
+    every one is given)."""
+    from skyplan.clouds.base import SecretValues
+    from skyplan.spec.secrets import revealed
+
     task = plan.task
-    workdir = task.workdir
-    if workdir:
-        base = os.path.dirname(plan.source) if plan.source else os.getcwd()
-        workdir = os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
+    workdir = task_workdir(plan)
     return ProvisionRequest(
         cluster=cluster,
         stack=stack,
@@ -151,6 +162,7 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         setup=task.setup,
         run=task.run,
         scenario=os.path.abspath(scenario) if scenario else None,
+        secrets=SecretValues(revealed(task)),
     )
 
 

@@ -6,7 +6,9 @@ process and for many clusters at once.
 
 Inside one ``launch``, in order:
   1. the plan: the request's plan as it is, or the task planned against the
-     catalog (``LaunchOptions.catalog``, default the embedded one);
+     catalog (``LaunchOptions.catalog``, default the embedded one); every
+     secret of its task must have a value (a plan read from a file has none:
+     ``skyplan.planner.bind_secrets``);
   2. the cluster lock (a second launch of the same cluster raises LockedError);
      a cluster already up with the same task returns ALREADY_UP;
   3. preflight: each cloud among the candidates is checked (plugin,
@@ -40,6 +42,7 @@ import threading
 import time
 from typing import Callable
 
+from skyplan.errors import InputError
 from skyplan.planner.plan import Plan
 from skyplan.provision.apply import DEFAULT_TIMEOUT_S, Applier, LaunchResult, default_cluster_name
 from skyplan.provision.events import EventSink, LaunchEvent
@@ -131,11 +134,30 @@ def plan_for(request: LaunchRequest) -> Plan:
     return make_plan(request.target, load_catalog(opts.catalog), memory=memory)
 
 
+def check_task(plan: Plan) -> None:
+    """What the task needs before any stack exists, else InputError: a value for
+    every secret, and a workdir without symbolic links that leave it (the sync
+    refuses those: ``skyplan.clouds.workdir``)."""
+    import os
+
+    from skyplan.clouds.workdir import ADVICE, WorkdirLinkError, outside_links
+    from skyplan.provision.apply import task_workdir
+    from skyplan.spec.secrets import require_values
+
+    require_values(plan.task)
+    workdir = task_workdir(plan)
+    if workdir and os.path.isdir(workdir):
+        links = outside_links(workdir)
+        if links:
+            raise InputError(str(WorkdirLinkError(workdir, links)), hint=f"{ADVICE}; nothing was created")
+
+
 def launch(request: LaunchRequest) -> LaunchResult:
     """Bring ``request.cluster`` up on the best candidate that works (see the module docstring)."""
     _warm_imports()
     opts = request.options
     plan = plan_for(request)
+    check_task(plan)
     applier = Applier(backend=opts.backend, simulate=opts.simulate, timeout_s=opts.timeout_s, policy=opts.policy,
                       driver=opts.driver, db=opts.db, sleep=opts.sleep, fresh=opts.fresh,
                       **({"emit": opts.on_event} if opts.on_event is not None else {}))

@@ -18,6 +18,7 @@ from skyplan.spec.models import (
     ReplicaPolicy,
     ResourceRequest,
     Resources,
+    Secret,
     Service,
     Task,
 )
@@ -41,6 +42,7 @@ def build_task(data: dict[str, Any] | None, raw: dict[PathT, str], source: str |
         num_nodes=1 if num_nodes is None else int(num_nodes),
         resources=build_resources(data.get("resources") or {}, raw),
         envs=_string_pairs(data.get("envs"), raw, ("envs",)),
+        secrets=_secrets(data.get("secrets"), raw),
         file_mounts=_file_mounts(data.get("file_mounts")),
         setup=data.get("setup"),
         run=data.get("run"),
@@ -117,6 +119,14 @@ def _string_pairs(mapping: dict[str, Any] | None, raw: dict[PathT, str], at: Pat
         text = value if isinstance(value, str) else raw.get(at + (key,), parse.scalar_text(value))
         pairs.append((key, text))
     return tuple(sorted(pairs))
+
+
+def _secrets(mapping: dict[str, Any] | None, raw: dict[PathT, str]) -> tuple[tuple[str, Secret | None], ...]:
+    """A null value stays None: the secret is declared here and given at launch."""
+    if not mapping:
+        return ()
+    texts = dict(_string_pairs({k: v for k, v in mapping.items() if v is not None}, raw, ("secrets",)))
+    return tuple(sorted((k, Secret(texts[k]) if k in texts else None) for k in mapping))
 
 
 def _file_mounts(mounts: dict[str, Any] | None) -> tuple[FileMount, ...]:

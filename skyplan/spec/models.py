@@ -121,15 +121,66 @@ class Service:
     replicas: int | None = None
 
 
+#: How a secret's value is shown everywhere skyplan writes or prints a task.
+REDACTED = "<redacted>"
+
+
+class Secret:
+    """A secret's value. Its ``repr`` and ``str`` are redacted, so a task that
+    reaches a log line, a traceback or an assertion message never shows it;
+    ``reveal()`` gives the text, and only the launch path calls it. Not a
+    dataclass, so ``dataclasses.asdict`` copies it as an opaque object (which
+    JSON then refuses) rather than spilling its value into a dict."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("a secret's value is text")
+        object.__setattr__(self, "_value", value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    __str__ = __repr__
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Secret:
+        return self  # immutable
+
+    def __reduce__(self) -> Any:  # a pickle would carry the value wherever it goes
+        raise TypeError("a Secret is not picklable")
+
+
 @dataclass(frozen=True)
 class Task:
-    """A validated task. ``source`` is the file it came from (for messages)."""
+    """A validated task. ``source`` is the file it came from (for messages).
+
+    ``secrets``: (name, value) pairs sorted by name; a value of None is a secret
+    the task declares without a value (``HF_TOKEN: null``), to be given at launch
+    (``--secret HF_TOKEN``). ``launch`` refuses a task with such a secret.
+    """
 
     name: str | None = None
     workdir: str | None = None
     num_nodes: int = 1
     resources: Resources = field(default_factory=lambda: Resources(candidates=(ResourceRequest(),)))
     envs: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, Secret | None], ...] = ()
     file_mounts: tuple[FileMount, ...] = ()
     setup: str | None = None
     run: str | None = None

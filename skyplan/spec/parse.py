@@ -121,7 +121,8 @@ def parse_job_recovery(strategy: str) -> str:
 
 
 def is_env_name(name: str) -> bool:
-    return bool(_ENV_NAME_RE.match(name))
+    # fullmatch: with match, '$' also accepts a name ending in a newline
+    return bool(_ENV_NAME_RE.fullmatch(name))
 
 
 def scalar_text(value: object) -> str:

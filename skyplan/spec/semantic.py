@@ -63,14 +63,21 @@ def check_task(data: Any) -> list[Finding]:
     res = data.get("resources")
     if isinstance(res, dict):
         out.extend(_check_resources(res, ("resources",)))
-    envs = data.get("envs")
-    if isinstance(envs, dict):
-        for key in envs:
-            if not parse.is_env_name(key) and not _CONTROL_RE.search(key):
-                out.append(
-                    (("envs", key), f"'{clip(key)}' is not a valid environment variable name "
-                     "(letters, digits and _; not starting with a digit)", None)
-                )
+    for section in ("envs", "secrets"):
+        names = data.get(section)
+        if isinstance(names, dict):
+            for key in names:
+                if not parse.is_env_name(key) and not _CONTROL_RE.search(key):
+                    out.append(
+                        ((section, key), f"'{clip(key)}' is not a valid environment variable name "
+                         "(letters, digits and _; not starting with a digit)", None)
+                    )
+    envs, secrets = data.get("envs"), data.get("secrets")
+    if isinstance(envs, dict) and isinstance(secrets, dict):
+        for key in secrets:
+            if key in envs:
+                out.append((("secrets", key), f"'{clip(key)}' is both in envs and in secrets; "
+                            "keep it in secrets only (envs are not secret)", None))
     service = data.get("service")
     if isinstance(service, dict):
         out.extend(_check_service(service, ("service",)))

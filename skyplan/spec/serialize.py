@@ -4,6 +4,13 @@
 (whole numbers as ints), so that equal tasks give byte-equal canonical JSON
 and so equal ``task_sha256``. ``task_from_dict`` is its exact inverse and
 rejects malformed input with InputError rather than a traceback.
+
+Secrets are names only: every value is written as ``"<redacted>"``, whether the
+task holds one or not, so neither a plan file nor the state database ever holds
+a secret, and ``task_sha256`` changes when a secret is added, removed or renamed
+but not when its value changes (a rotated token does not make a plan stale).
+``task_from_dict`` therefore gives secrets without values, to be bound at
+launch (``skyplan.spec.secrets``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from skyplan.spec.models import (
     Quantity,
     ReadinessProbe,
     ReplicaPolicy,
+    REDACTED,
     ResourceRequest,
     Resources,
     Service,
@@ -36,6 +44,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "num_nodes": task.num_nodes,
         "resources": resources_to_dict(task.resources),
         "envs": dict(task.envs),
+        "secrets": {name: REDACTED for name, _ in task.secrets},
         "file_mounts": [
             {"dst": m.dst, "source": m.source, "name": m.name, "store": m.store, "mode": m.mode}
             for m in task.file_mounts
@@ -154,6 +163,7 @@ def _task(d: Any) -> Task:
         num_nodes=_need(d["num_nodes"], int, "num_nodes"),
         resources=_resources(_need(d["resources"], dict, "resources")),
         envs=_pairs(d.get("envs"), "envs"),
+        secrets=_secret_names(d.get("secrets")),
         file_mounts=tuple(
             FileMount(
                 dst=_need(m["dst"], str, "file_mounts.dst"),
@@ -217,6 +227,17 @@ def _pairs(d: Any, what: str) -> tuple[tuple[str, str], ...]:
         return ()
     d = _need(d, dict, what)
     return tuple(sorted((_need(k, str, what), _need(v, str, what)) for k, v in d.items()))
+
+
+def _secret_names(d: Any) -> tuple[tuple[str, None], ...]:
+    if d is None:
+        return ()
+    d = _need(d, dict, "secrets")
+    for name, value in d.items():
+        if value != REDACTED:
+            # Written by hand: the value would be used without the task_sha256 covering it.
+            raise _Bad(f"secrets.{name} holds a value; a stored task holds {REDACTED!r} for every secret")
+    return tuple(sorted((_need(k, str, "secrets"), None) for k in d))
 
 
 def _service(d: dict[str, Any]) -> Service:

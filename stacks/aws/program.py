@@ -6,7 +6,8 @@ Resources (all tagged skyplan-cluster / skyplan-stack):
   <stack>-<rank>      the instances: Ubuntu 22.04 (or the Deep Learning Base GPU AMI
                       when the task asks for GPUs), gp3 root volume of the task's size,
                       spot one-time/terminate when the placement is spot, boot script
-                      from :func:`skyplan.clouds.vm.startup_script`
+                      from :func:`skyplan.clouds.vm.startup_input` (a Pulumi secret when
+                      the task has secrets)
 
 Zones: plans name AWS zones by AZ id (``use1-az1``), which is the same physical
 zone in every account. An AZ id selects the default subnet of that AZ
@@ -22,7 +23,7 @@ import re
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_input
 
 UBUNTU_OWNER = "099720109477"  # Canonical
 DLAMI_OWNER = "amazon"
@@ -130,7 +131,7 @@ def build(request: ProvisionRequest) -> None:
                 root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                     volume_size=request.disk_size or DEFAULT_DISK_GB, volume_type="gp3", delete_on_termination=True
                 ),
-                user_data=startup_script(request, rank),
+                user_data=startup_input(request, rank),
                 user_data_replace_on_change=True,
                 tags={**tags, "Name": name, "skyplan-node-rank": str(rank)},
                 volume_tags=tags,

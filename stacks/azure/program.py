@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_input
 
 ADMIN_USER = "skyplan"
 IMAGE_PUBLISHER = "Canonical"
@@ -69,8 +69,9 @@ def ssh_public_key(env: dict[str, str] | None = None, home: Path | None = None) 
     return None
 
 
-def custom_data(request: ProvisionRequest, rank: int) -> str:
-    return base64.b64encode(startup_script(request, rank).encode()).decode()
+def custom_data(request: ProvisionRequest, rank: int) -> Any:
+    """The boot script, base64 as Azure wants it; a Pulumi secret when the task has secrets."""
+    return startup_input(request, rank, lambda script: base64.b64encode(script.encode()).decode())
 
 
 def spot_settings(request: ProvisionRequest) -> dict[str, Any]:

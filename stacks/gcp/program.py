@@ -6,7 +6,8 @@ Resources (labelled skyplan-cluster / skyplan-stack):
   <stack>-<rank>    the instances, in the placement's zone: Ubuntu 22.04 (a Deep
                     Learning VM image when the task asks for GPUs), pd-balanced boot
                     disk of the task's size, SPOT scheduling for spot placements,
-                    boot script from :func:`skyplan.clouds.vm.startup_script`
+                    boot script from :func:`skyplan.clouds.vm.startup_input` (a Pulumi
+                    secret when the task has secrets)
 
 GPUs: N1 machine types take GPUs as ``guest_accelerators``; the A2, A3 and G2
 families come with theirs, so nothing is attached. Any GPU instance must stop
@@ -22,7 +23,7 @@ import re
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_input
 
 #: skyplan accelerator name -> GCP accelerator type.
 ACCELERATOR_TYPES = {
@@ -153,7 +154,7 @@ def build(request: ProvisionRequest) -> None:
                 ],
                 scheduling=gcp.compute.InstanceSchedulingArgs(**scheduling(request)),
                 guest_accelerators=accelerators or None,
-                metadata_startup_script=startup_script(request, rank),
+                metadata_startup_script=startup_input(request, rank),
                 labels={**labels(request), "skyplan-node-rank": str(rank)},
                 tags=[tag],
                 allow_stopping_for_update=True,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # (pattern, code, kind, scope); first match wins.
 _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
     (r"LocalWorkdirMissing", "LocalWorkdirMissing", Kind.INVALID, Scope.ALL),
+    (r"LocalWorkdirSymlink", "LocalWorkdirSymlink", Kind.INVALID, Scope.ALL),
     (r"LocalDiskFull|No space left on device|Disk quota exceeded", "LocalDiskFull", Kind.CAPACITY, Scope.ZONE),
     (r"Permission denied|Operation not permitted", "LocalPermissionDenied", Kind.AUTH, Scope.CLOUD),
     (r"Resource temporarily unavailable|Too many open files", "LocalBusy", Kind.TRANSIENT, Scope.NONE),

@@ -7,6 +7,12 @@ separate provider process. The provider class therefore lives here, in an
 importable module (it is pickled by reference, not by value), holds no state,
 and gets everything it needs, including absolute paths, from its inputs: it
 must not depend on the environment of whichever process runs it.
+
+Secrets: a node's ``secrets`` input is a Pulumi secret (``node_props``), so the
+engine stores it, and the output of the same name, encrypted with the stack's
+passphrase; the provider sees plain values (it does not accept secrets, so the
+engine unwraps them) and hands them to the runner, which puts them in the
+task's environment and nowhere else.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ if TYPE_CHECKING:
     from skyplan.clouds.base import ProvisionRequest
 
 #: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
-INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs")
+INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs",
+              "secrets")
 #: What create adds (see ``runner.start``).
 OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file")
 
@@ -41,6 +48,7 @@ def spec_of(props: dict[str, Any]) -> dict[str, Any]:
         "setup": props.get("setup") or None,
         "run": props.get("run") or None,
         "envs": dict(props.get("envs") or {}),
+        "secrets": dict(props.get("secrets") or {}),
     }
 
 
@@ -119,6 +127,8 @@ def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, An
         "setup": request.setup,
         "run": request.run,
         "envs": dict(request.envs),
+        # A Pulumi secret: encrypted in the checkpoint, "[secret]" in the engine's events.
+        "secrets": pulumi.Output.secret(dict(request.secrets)) if request.secrets else {},
     }
 
 

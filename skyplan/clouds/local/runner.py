@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 LOG_NAMES = ("setup", "run", "combined")
-#: Environment variables never passed to a task: the engine's own, which may hold
-#: the stack passphrase or backend tokens.
-_ENV_DROP_PREFIXES = ("PULUMI_",)
+#: The only variables a task gets from the environment skyplan runs in. The
+#: dynamic provider that starts a node runs in the engine's provider process,
+#: which inherits the operator's whole environment (cloud credentials, the stack
+#: passphrase, tokens): a task's environment is built from scratch instead.
+BASE_ENV = ("PATH", "HOME", "LANG", "TERM")
 
 
 class SandboxError(Exception):
@@ -53,12 +55,17 @@ def log_paths(root: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def task_env(spec: Mapping[str, Any], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a node's processes: ``base`` (default os.environ) minus
-    the engine's variables, plus the task's envs, plus the SKYPLAN_* variables
-    (which the task cannot override: they describe where it runs)."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(_ENV_DROP_PREFIXES)}
-    for k, v in (spec.get("envs") or {}).items():
-        env[str(k)] = "" if v is None else str(v)
+    """The environment of a node's processes, built from scratch: ``BASE_ENV``
+    taken from ``base`` (default os.environ; PATH defaults to the system's),
+    then the task's envs, then its secrets, then the SKYPLAN_* variables (which
+    the task cannot override: they describe where it runs). Nothing else of
+    ``base`` reaches the task."""
+    outer = os.environ if base is None else base
+    env = {k: outer[k] for k in BASE_ENV if k in outer}
+    env.setdefault("PATH", os.defpath)
+    for section in ("envs", "secrets"):
+        for k, v in (spec.get(section) or {}).items():
+            env[str(k)] = "" if v is None else str(v)
     num_nodes = int(spec.get("num_nodes") or 1)
     env.update(
         SKYPLAN_TASK_ID=str(spec.get("task_id") or spec.get("stack") or ""),
@@ -98,11 +105,14 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
     """Create the sandbox at ``root`` and launch the node's setup + run.
 
     ``spec`` keys: cluster, stack, task_id, node_rank, num_nodes, workdir (the
-    source directory, absolute, or None), setup, run, envs. Returns the info
+    source directory, absolute, or None), setup, run, envs, secrets (these two
+    reach the task's environment only: see ``task_env``). Returns the info
     the provider exports: sandbox, workdir, pid, pgid, logs, status_file.
 
     A leftover directory at ``root`` (an earlier attempt of the same stack that
-    died before its delete) is stopped and replaced. Raises SandboxError.
+    died before its delete) is stopped and replaced. The workdir is copied under
+    ``skyplan.clouds.workdir``'s link policy (links leaving it are refused).
+    Raises SandboxError.
     """
     root = Path(root).absolute()
     if root.exists():
@@ -115,7 +125,14 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
     try:
         logs.mkdir(parents=True)
         if src:
-            shutil.copytree(src, workdir, symlinks=True)
+            # Not at module level: the supervisor runs this file as a stdlib-only script.
+            from skyplan.clouds.workdir import ADVICE, WorkdirLinkError, copy_workdir
+
+            try:
+                copy_workdir(src, workdir)
+            except WorkdirLinkError as e:
+                shutil.rmtree(root, ignore_errors=True)
+                raise SandboxError(f"LocalWorkdirSymlink: {e}; {ADVICE}") from None
             _make_private(workdir)
         else:
             workdir.mkdir()

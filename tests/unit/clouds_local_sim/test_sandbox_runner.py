@@ -49,11 +49,13 @@ def test_setup_then_run_with_env_and_workdir(tmp_path, sandboxes, wait_for, monk
         _spec(
             workdir=str(src),
             envs={"FOO": "bar", "SKYPLAN_NODE_RANK": "user-cannot-override"},
+            secrets={"TOKEN": "s3cret"},
             setup="echo setup-ran; echo setup-err >&2",
             run=(
                 "echo run-ran; cat sub/data.txt; pwd; "
                 'echo "id=$SKYPLAN_TASK_ID rank=$SKYPLAN_NODE_RANK n=$SKYPLAN_NUM_NODES '
-                'cluster=$SKYPLAN_CLUSTER foo=$FOO outer=$OUTER_VAR pass=${PULUMI_CONFIG_PASSPHRASE:-unset}"'
+                'cluster=$SKYPLAN_CLUSTER foo=$FOO token=$TOKEN outer=${OUTER_VAR:-unset} '
+                'pass=${PULUMI_CONFIG_PASSPHRASE:-unset}"'
             ),
         ),
         root,
@@ -72,7 +74,8 @@ def test_setup_then_run_with_env_and_workdir(tmp_path, sandboxes, wait_for, monk
     assert combined.index("setup-ran") < combined.index("run-ran")
     assert "payload" in run_log
     assert str(root.absolute() / "workdir") in run_log
-    assert "id=task-42 rank=1 n=3 cluster=c1 foo=bar outer=from-parent pass=unset" in run_log
+    # the task's own envs and secrets, never the environment skyplan runs in
+    assert "id=task-42 rank=1 n=3 cluster=c1 foo=bar token=s3cret outer=unset pass=unset" in run_log
     # the source workdir is copied, not used in place
     assert (root / "workdir" / "sub" / "data.txt").read_text() == "payload\n"
 
@@ -175,3 +178,16 @@ def test_node_json_records_the_commands(sandboxes, wait_for) -> None:
     node = json.loads((root / "node.json").read_text())
     assert (node["setup"], node["run"], node["node_rank"], node["num_nodes"]) == ("echo a", "echo b", 1, 3)
     wait_for(lambda: _finished(root), "the node to finish")
+
+
+def test_task_env_is_built_from_scratch() -> None:
+    outer = {
+        "PATH": "/usr/bin:/bin", "HOME": "/home/op", "LANG": "C.UTF-8", "TERM": "xterm",
+        "AWS_SECRET_ACCESS_KEY": "op-cred", "GOOGLE_CREDENTIALS": "{}", "PULUMI_CONFIG_PASSPHRASE": "p",
+        "SSH_AUTH_SOCK": "/tmp/agent", "LD_PRELOAD": "/evil.so", "PYTHONPATH": "/x",
+    }
+    env = runner.task_env(_spec(envs={"A": "1"}, secrets={"TOKEN": "t"}), outer)
+    assert set(env) == {"PATH", "HOME", "LANG", "TERM", "A", "TOKEN", "SKYPLAN_TASK_ID", "SKYPLAN_NODE_RANK",
+                        "SKYPLAN_NUM_NODES", "SKYPLAN_CLUSTER", "SKYPLAN_NODE_IPS"}
+    assert (env["PATH"], env["HOME"], env["TOKEN"]) == ("/usr/bin:/bin", "/home/op", "t")
+    assert runner.task_env(_spec(), {})["PATH"] == os.defpath  # bash is still found

@@ -47,7 +47,7 @@ def test_task_schema_top_level_fields_match_the_issue():
     schema = load_schema("task")
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
-        "name", "workdir", "num_nodes", "resources", "envs", "file_mounts", "setup", "run", "service"
+        "name", "workdir", "num_nodes", "resources", "envs", "secrets", "file_mounts", "setup", "run", "service"
     }
     assert load_schema("task")["$defs"]["cloud"]["enum"] == ["aws", "gcp", "azure", "local", None]
 
