@@ -42,6 +42,17 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Declarative plan/apply for cloud compute."""
+    import os
+
+    if os.environ.get("SKYPLAN_FAILPOINTS"):  # a test switched failpoints on: a typo must not pass silently
+        from skyplan import failpoints
+
+        if failpoints.PROBLEMS:
+            typer.echo("error: SKYPLAN_FAILPOINTS: " + "; ".join(failpoints.PROBLEMS), err=True)
+            typer.echo("hint: NAME:kill|term|raise, comma-separated; names from `skyplan debug failpoints`", err=True)
+            raise typer.Exit(2)
+
+
 sim_app = typer.Typer(help="The fault-injecting sim cloud.", no_args_is_help=True)
 
 
@@ -52,6 +63,7 @@ def _simulator_name() -> str:
 
 
 app.add_typer(sim_app, name=_simulator_name())
+
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 SECRET_OPT = typer.Option(None, "--secret", metavar="NAME[=VALUE]",
@@ -385,7 +397,10 @@ def down(
     as_json: bool = JSON_OPT,
     backend: Optional[str] = typer.Option(None, "--backend", envvar="SKYPLAN_BACKEND", help="Pulumi backend URL."),
 ) -> None:
-    """Destroy a cluster's stack, verify nothing is left, and forget it."""
+    """Destroy every stack of a cluster on the backend, verify nothing is left, and forget it.
+
+    Exits 0 only when the backend holds no stack of the cluster and the clouds
+    that can check from here (local, sim) hold nothing of it either; else 5."""
     from skyplan.cli import views
     from skyplan.errors import UsageError
     from skyplan.provision.apply import valid_cluster_name
@@ -482,6 +497,16 @@ def sim_reset(
         views.write_json({"reset": n})
     else:
         typer.echo(f"Reset {n} counter{'s' if n != 1 else ''}.")
+
+
+def _register_housekeeping() -> None:
+    from skyplan.cli.gc import debug_app, gc
+
+    app.command("gc")(gc)
+    app.add_typer(debug_app, name="debug", hidden=True)
+
+
+_register_housekeeping()
 
 
 def _terminated(signum, frame):  # noqa: ANN001

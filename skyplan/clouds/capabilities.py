@@ -75,5 +75,16 @@ class CloudBase:
     def resolve_interrupted(self, op: Any) -> bool:
         return False
 
+    def leftovers(self, stack_prefix: str) -> tuple[tuple[str, str], ...]:
+        """What this cloud still holds for the stacks whose names start with
+        ``stack_prefix``, as (stack, description) pairs, whatever the Pulumi state
+        says. Only clouds that see every resource they made from here
+        (``proves_interrupted``) can answer; the others return ()."""
+        return ()
+
+    def remove_leftovers(self, stacks: Iterable[str]) -> None:
+        """Delete what ``leftovers`` reports for exactly these stacks. Idempotent."""
+        return None
+
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         return None

@@ -17,6 +17,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from skyplan import failpoints
 from skyplan.clouds import registry
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.errors import (
@@ -30,8 +31,9 @@ from skyplan.errors import (
 )
 from skyplan.planner.candidates import Candidate
 from skyplan.planner.plan import Plan
-from skyplan.provision.events import AttemptDone, EventSink, Launching, Preflight, Recover, attempt_json
+from skyplan.provision.events import AttemptDone, EventSink, Launching, Preflight, attempt_json
 from skyplan.provision.failover import Attempt, AttemptResult, Outcome, Policy, run_failover
+from skyplan.provision import reap
 from skyplan.provision.protocol import Driver, InterruptedOp
 from skyplan.state import StateDB, cluster_lock
 
@@ -109,8 +111,7 @@ def resolve_interrupted(op: InterruptedOp) -> bool:
     interrupted create left nothing behind; each resolver checks the resource
     type and declines others. Real clouds cannot, so their interrupted creates
     surface as a CleanupError."""
-    return any(registry.get(name).resolve_interrupted(op)
-               for name in registry.with_capability(proves_interrupted=True))
+    return reap.resolve_interrupted(op)
 
 
 def quota_families(c: Candidate) -> frozenset[str]:
@@ -220,15 +221,18 @@ class Applier:
         self._backend_arg = backend
         self.db = db or StateDB()
         self._made: list[str] = []  # stacks created by the current apply()
+        self._journal: dict[str, int] = {}  # their attempt ids
         self._learned: list[Attempt] = []  # the current apply()'s attempts, for the capacity memory
 
     @property
     def driver(self) -> Driver:
         """Created on first use, so commands that fail early never need the engine."""
         if self._driver is None:
+            from skyplan.provision import housekeeping
             from skyplan.provision.driver import StackDriver
 
             self._driver = StackDriver(self._backend_arg)
+            housekeeping.note_run_and_rotate()  # one run: keep the engine logs of the last 20
         return self._driver
 
     @property
@@ -237,20 +241,20 @@ class Applier:
 
     # --- recovery -------------------------------------------------------------
 
-    def recover(self, cluster: str) -> None:
-        """Destroy the stacks of attempts an earlier run left behind."""
-        for row in self.db.unfinished_attempts(cluster):
-            self.emit(Recover(row.stack, row.status))
-            self.driver.destroy_and_remove(row.stack, resolve_interrupted=resolve_interrupted)
-            self.db.set_attempt_status(row.id, "cleaned")
+    def recover(self, cluster: str, listed: list[str] | None = None) -> None:
+        """Destroy every stack of ``cluster`` an earlier run left on the backend, whatever
+        the journal says (``reap.recover``; ``listed``: the backend's stacks of the cluster)."""
+        reap.recover(self.driver, self.db, cluster, self.emit, listed)
 
-    def _check_backend(self) -> None:
+    def _check_backend(self, cluster: str) -> list[str]:
         """One cheap call before any stack exists: an unreachable backend is a
-        configuration error, not a failed (and possibly leaking) attempt."""
+        configuration error, not a failed (and possibly leaking) attempt. Returns
+        the cluster's stacks on the backend, for the recovery."""
         from skyplan.errors import EngineError
+        from skyplan.provision.names import cluster_stack_prefix
 
         try:
-            self.driver.list_stacks()
+            return self.driver.list_stacks(cluster_stack_prefix(cluster))
         except EngineError as exc:
             raise InputError(
                 f"cannot use the Pulumi backend {self.backend}: {exc.message}",
@@ -266,15 +270,19 @@ class Applier:
         runner = registry.runner(cand.cloud, bool(self.simulate))
         aid = self.db.start_attempt(cluster, number, stack, self.backend, cand)  # journal first
         self._made.append(stack)
+        self._journal[stack] = aid
+        failpoints.hit("attempt.after-journal")
         self.emit(Launching(number, cand, stack))
         try:
-            res = self.driver.up(stack, runner.program(req), timeout_s=self.timeout_s)
+            res = self.driver.up(stack, runner.program(req), timeout_s=self.timeout_s, on_event=reap.up_events())
         except BaseException:
             # Interrupted (Ctrl-C) or the driver itself failed: never leave the stack behind.
             self._cleanup(aid, stack)
             raise
+        failpoints.hit("attempt.after-up")
         if res.ok:
             self.db.end_attempt(aid, "up")
+            failpoints.hit("attempt.after-record-up")
             return AttemptResult(True, None, {"stack": stack, "outputs": dict(res.outputs)})
         if res.program_error:
             # The program itself raised: every other placement runs the same program.
@@ -286,16 +294,36 @@ class Applier:
             cls = cloud.classify(res.error or "")
         self.db.end_attempt(aid, "failed", kind=cls.kind.value, scope=cls.scope.value, code=cls.code,
                             message=cls.message)
-        self._cleanup(aid, stack)
+        failpoints.hit("cleanup.before-destroy")
+        self._cleanup(aid, stack, point="cleanup.after-destroy")
         return AttemptResult(False, cls, {"stack": stack})
 
-    def _cleanup(self, aid: int, stack: str) -> None:
+    def _cleanup(self, aid: int, stack: str, point: str | None = None) -> None:
+        """Destroy, check and remove the attempt's stack, then remove what the clouds
+        that can see it still hold for the stack (a provider that died mid-create
+        leaves a resource Pulumi never recorded)."""
         try:
             self.driver.destroy_and_remove(stack, resolve_interrupted=resolve_interrupted)
+            if point is not None:
+                failpoints.hit(point)
+            reap.release_leftovers([stack])
         except CleanupError:
             self.db.set_attempt_status(aid, "leaked")
             raise
         self.db.set_attempt_status(aid, "cleaned")
+
+    def _release_unfinished(self, cluster: str) -> None:
+        """After an interrupt or an unexpected error: destroy the stacks of this run's
+        attempts that are neither cleaned nor known leaked (one that came up while
+        the cluster never did, one whose cleanup was cut short). A failed cleanup
+        is left to the next run's recovery, which lists the backend."""
+        status = {a.id: a.status for a in self.db.attempts(cluster)}
+        for stack, aid in self._journal.items():
+            if status.get(aid) not in ("cleaned", "leaked"):
+                try:
+                    self._cleanup(aid, stack)
+                except CleanupError:
+                    pass
 
     def _attempt_done(self, a: Attempt) -> None:
         """The one place each finished attempt (up, or failed and cleaned up) is
@@ -337,8 +365,7 @@ class Applier:
                     hint=f"run `skyplan down {cluster}` first, or pick another name with -c",
                 )
             candidates = preflight(plan.candidates, simulate=self.simulate, emit=self.emit)
-            self._check_backend()
-            self.recover(cluster)
+            self.recover(cluster, self._check_backend(cluster))
             self.db.upsert_cluster(cluster, status="PROVISIONING", backend=self.backend, simulate=self.simulate,
                                    task_sha256=plan.task_sha256, task=plan.to_json()["task"])
             try:
@@ -352,8 +379,10 @@ class Applier:
                 )
             except BaseException:
                 # Interrupted, or a cleanup failed: the cluster is not up, and
-                # `skyplan status` must not show it provisioning forever.
+                # `skyplan status` must not show it provisioning forever; nor may
+                # a stack of it keep running.
                 self.db.upsert_cluster(cluster, status="FAILED")
+                self._release_unfinished(cluster)
                 raise
             finally:
                 self._remember()
@@ -371,20 +400,17 @@ class Applier:
                                 simulated=bool(self.simulate) and registry.is_simulatable(c.cloud))
 
     def down(self, cluster: str) -> list[str]:
-        """Destroy and verify every stack of ``cluster``; forget it. Returns the stacks removed."""
-        with cluster_lock(cluster, "down"):
-            row = self.db.get_cluster(cluster)
-            stacks = [a.stack for a in self.db.unfinished_attempts(cluster)]
-            if row and row.stack:
-                stacks.insert(0, row.stack)
-            if row is None and not stacks:
+        """Destroy every stack of ``cluster`` on the backend and what the clouds that
+        can prove it hold for it, check that nothing is left, and forget the
+        cluster (``reap.down``). Returns the stacks destroyed."""
+        with cluster_lock(cluster, "down") as lock:
+            stacks = reap.down(self.driver, self.db, cluster)
+            if stacks is None:
                 from skyplan.errors import NotFoundError
 
                 raise NotFoundError(f"no cluster named '{cluster}'", hint="see `skyplan status`")
-            for stack in dict.fromkeys(stacks):
-                self.driver.destroy_and_remove(stack, resolve_interrupted=resolve_interrupted)
-            self.db.delete_cluster(cluster)
-            return list(dict.fromkeys(stacks))
+            lock.forget()  # the cluster is gone: so is its lock file
+            return stacks
 
 
 def _cand_from_row(row) -> Candidate:

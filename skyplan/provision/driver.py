@@ -107,6 +107,8 @@ QUICK_TIMEOUT_S = 120.0
 """Limit for bookkeeping calls (export, list, cancel, outputs)."""
 LOCK_WAIT_S = GRACE_S + 10.0
 """How long to wait for a live local pulumi process that holds a stack lock to exit."""
+LIST_TRIES = 4
+"""Calls of ``stack ls`` before ``list_stacks`` gives up (see there)."""
 
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker key for a secret value
 _DYNAMIC_PREFIX = "Exception calling application: "
@@ -487,12 +489,20 @@ class StackDriver:
         )
 
     def list_stacks(self, prefix: str = "") -> list[str]:
-        """Names of the project's stacks on this backend that start with ``prefix``."""
+        """Names of the project's stacks on this backend that start with ``prefix``.
+
+        Retried (``LIST_TRIES`` in all) when the CLI fails: ``stack ls`` on a file://
+        backend reads every stack's checkpoint, and fails ("error: EOF", about one
+        call in 90 here) when another process is writing or removing one of them."""
 
         def work(emit: Any) -> Any:
             return [s.name for s in self._ws.list_stacks()]
 
-        res = self._run(work, timeout_s=QUICK_TIMEOUT_S)
+        for attempt in range(LIST_TRIES):
+            res = self._run(work, timeout_s=QUICK_TIMEOUT_S)
+            if res.error is None or res.timed_out or attempt == LIST_TRIES - 1:
+                break
+            time.sleep(0.1 * (attempt + 1))
         self._raise_for(res, "list stacks")
         return sorted(n for n in res.value if n.startswith(prefix))
 

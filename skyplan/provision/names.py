@@ -55,6 +55,15 @@ def stack_name(
     return name
 
 
+_ATTEMPT = re.compile(r"[A-Za-z0-9_-]+\.a[0-9]{3,}\.")
+
+
+def is_attempt_stack(stack: str) -> bool:
+    """Was ``stack`` named by ``stack_name`` (``<cluster>.a<NNN>.…``)? Other stacks on
+    a backend (the capacity memory's, a user's own) are never skyplan's to collect."""
+    return _ATTEMPT.match(stack) is not None
+
+
 def cluster_of(stack: str) -> str:
     """The (sanitised) cluster part of a stack name made by ``stack_name``."""
     return stack.split(".", 1)[0]

@@ -7,6 +7,8 @@ texts start with a stable code, or are plain OS errors.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from skyplan.clouds.capabilities import Capabilities, CloudBase
@@ -92,6 +94,24 @@ class Local(CloudBase):
         runner.remove(root)
         return True
 
+    def leftovers(self, stack_prefix: str) -> tuple[tuple[str, str], ...]:
+        """Sandboxes of the matching stacks under ``<SKYPLAN_HOME>/sandboxes/`` (the
+        sim's nodes are sandboxes too): what a create the engine never saw finish,
+        or a provider killed mid-create, may leave on this machine."""
+        return tuple((stack, f"sandbox {path}") for stack, path in _sandboxes(stack_prefix))
+
+    def remove_leftovers(self, stacks: Iterable[str]) -> None:
+        import shutil
+
+        from skyplan.clouds.local import runner
+
+        wanted = set(stacks)
+        for stack, path in _sandboxes(""):
+            if stack in wanted:
+                for node in sorted(p for p in path.iterdir() if p.is_dir()):
+                    runner.remove(node)
+                shutil.rmtree(path, ignore_errors=True)
+
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         # The local cloud is not simulated; these are its own texts, for completeness.
         if outcome == "capacity":
@@ -99,3 +119,15 @@ class Local(CloudBase):
         if outcome == "invalid":
             return f"LocalWorkdirMissing: workdir '{request.workdir}' is not a directory"
         return f"local cloud: simulated {outcome} failure for {request.stack}"
+
+
+def _sandboxes(stack_prefix: str) -> list[tuple[str, Path]]:
+    """(stack, directory) of every stack directory under the home's sandboxes/."""
+    from skyplan import home
+
+    base = home.home() / "sandboxes"
+    try:
+        entries = sorted(base.iterdir())
+    except FileNotFoundError:
+        return []
+    return [(p.name, p) for p in entries if p.name.startswith(stack_prefix) and p.is_dir()]

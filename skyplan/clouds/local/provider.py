@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
+from skyplan import failpoints
 from skyplan.clouds.local import runner
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class LocalNodeProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = spec_of(props)
         info = runner.start(spec, props["root"])
+        failpoints.hit("provider.created")  # the sandbox runs; the engine does not know yet
         node_id = f"{spec['stack']}/node-{spec['node_rank']}"
         return CreateResult(id_=node_id, outs={**inputs_of(props), **info})
 

@@ -9,6 +9,7 @@ delegates, for callers that hold the Sim rather than the target.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from skyplan.clouds.capabilities import Capabilities, CloudBase
@@ -92,6 +93,32 @@ class Sim(CloudBase):
         for row in ledger.live_by_key(db, f"{stack}/node-{int(inputs.get('node_rank') or 0)}"):
             ledger.record_delete(db, row["id"])
         return True
+
+    def leftovers(self, stack_prefix: str) -> tuple[tuple[str, str], ...]:
+        """Ledger rows not yet deleted (live or preempted) of the matching stacks:
+        the simulated cloud's own account of what exists, whatever Pulumi recorded
+        (a provider killed mid-create leaves a row Pulumi never heard of)."""
+        return tuple((r["stack"], f"{r['id']} ({r['cloud']} {r['zone'] or r['region']} {r['instance_type']}, "
+                                  f"{r['state']})") for r in self._held(stack_prefix))
+
+    def remove_leftovers(self, stacks: Iterable[str]) -> None:
+        from skyplan.clouds.local import runner
+        from skyplan.clouds.sim import ledger
+
+        wanted = set(stacks)
+        db = self.ledger_db or ledger.default_path()
+        for r in self._held(""):
+            if r["stack"] in wanted:
+                if r["sandbox"]:
+                    runner.remove(r["sandbox"])
+                ledger.record_delete(db, r["id"])
+
+    def _held(self, stack_prefix: str) -> list[dict[str, Any]]:
+        from skyplan.clouds.sim import ledger
+
+        db = self.ledger_db or ledger.default_path()
+        return [r for r in ledger.all_resources(db)
+                if r["state"] != ledger.DELETED and r["stack"].startswith(stack_prefix)]
 
     def own_offers(self) -> tuple:
         return ()  # it has no offers of its own: it takes the simulated clouds'

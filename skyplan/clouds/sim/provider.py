@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
+from skyplan import failpoints
 from skyplan.clouds.local import runner
 from skyplan.clouds.local.provider import INPUT_KEYS as LOCAL_INPUT_KEYS
 from skyplan.clouds.local.provider import OUTPUT_KEYS as LOCAL_OUTPUT_KEYS
@@ -117,6 +118,7 @@ class SimNodeProvider(ResourceProvider):
             # create must be transactional: no sandbox, so no live resource.
             ledger.record_delete(db, row["id"])
             raise
+        failpoints.hit("provider.created")  # the node exists; the engine does not know yet
         outs = {
             **inputs_of(props, INPUT_KEYS),
             **info,

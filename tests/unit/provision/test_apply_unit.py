@@ -73,6 +73,7 @@ def test_rerun_recovers_stacks_left_by_an_earlier_run():
     cand = plan().candidates[0]
     db.start_attempt("t", 1, "t.a001.gcp.old", "file:///x", cand)  # a run killed mid-attempt
     drv = FakeDriver(lambda s: FakeUp(True))
+    drv.live.add("t.a001.gcp.old")  # its stack is on the backend
     events = []
     Applier(simulate=SCENARIO, driver=drv, db=db, emit=events.append).apply(plan(), "t")
     assert drv.calls[0] == ("destroy", "t.a001.gcp.old")
