@@ -165,14 +165,15 @@ class Outcome:
     blocklist: Blocklist = Blocklist()
 
 
-_MASK_NUMBERS = re.compile(r"\d+")
+#: Any token with a digit in it: counts, request ids, UUIDs, timestamps, zone and type names.
+_MASK_NUMBERS = re.compile(r"[\w.:/-]*\d[\w.:/-]*")
 _SPACES = re.compile(r"\s+")
 
 
 def error_signature(c: Candidate, cls: Classification) -> tuple[str, str, str]:
     """What makes two failures "the same error": cloud, code and the text with the
-    candidate's own zone, region and type masked, and numbers masked (request
-    ids, counts), case and spacing folded."""
+    candidate's own zone, region and type masked, every token that holds a digit
+    masked (request ids, UUIDs, counts, times), case and spacing folded."""
     text = cls.message or ""
     for own in (c.zone, c.region, c.instance_type):
         if own:

@@ -194,8 +194,12 @@ def test_a_zoneless_cloud_widens_on_the_second_failure_in_a_region():
 def test_error_signature_masks_places_and_numbers():
     a = cand(1, "gcp", "us-central1", "us-central1-a", "n1-standard-8")
     b = cand(2, "gcp", "europe-west4", "europe-west4-b", "n2-standard-4")
-    ca = Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", "denied in us-central1-a (request 123) for n1-standard-8")
-    cb = Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", "denied in europe-west4-b (request 9) for n2-standard-4")
+    ca = Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", "denied in us-central1-a (request 123) for n1-standard-8, "
+                        "RequestID: 90147c03-a545-44a3-b4d5-8353da9adf49")
+    cb = Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", "denied in europe-west4-b (request 9) for n2-standard-4, "
+                        "RequestID: 3e9fe392-f4a6-4499-8c1b-54e5c903a0ba")
     assert error_signature(a, ca) == error_signature(b, cb)
+    other = Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", "quota project acme-prod is suspended")
+    assert error_signature(a, other) != error_signature(a, ca)
     blk, why = escalate((), a, ca, Block(zone="us-central1-a"))
     assert why is None and blk == Block(zone="us-central1-a")
