@@ -333,7 +333,8 @@ def cloud_families(c: Candidate) -> frozenset[str]:
     """The quota families ``c`` draws on, as its cloud knows them."""
     from skyplan.clouds import registry
 
-    return registry.get(c.cloud).quota_families(c.instance_type, dict(c.accelerators))
+    cloud = registry.find(c.cloud)
+    return cloud.quota_families(c.instance_type, dict(c.accelerators)) if cloud is not None else NO_FAMILIES
 
 
 def for_planning(backend_url: str | None = None) -> Memory:
