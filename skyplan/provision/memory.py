@@ -42,6 +42,7 @@ NO_FAMILIES: frozenset[str] = frozenset()
 def no_families(c: Candidate) -> frozenset[str]:
     return NO_FAMILIES
 
+
 CAPACITY_TTL = timedelta(minutes=10)
 QUOTA_TTL = timedelta(hours=1)
 TTLS: dict[str, timedelta] = {Kind.CAPACITY.value: CAPACITY_TTL, Kind.QUOTA.value: QUOTA_TTL}
@@ -211,7 +212,10 @@ class FileStore:
 
     def write(self, memory: Memory) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        import threading
+
+        # Private per process and thread: launches run in threads of one controller.
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(json.dumps(memory.to_json(), indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
 
