@@ -159,9 +159,19 @@ class StateDB:
             home.private_file(self.path)  # 0600; SQLite gives its -wal and -shm files the same mode
         self._conn = _SharedConnection(self.path)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.executescript(SCHEMA)
+        # Switching to WAL and creating the schema take locks that SQLite's busy
+        # handler does not always wait for: several launches opening a new
+        # database at once (threads or processes) may see SQLITE_BUSY, so retry.
+        for i in range(100):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or i == 99:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self._conn.close()

@@ -133,8 +133,15 @@ def test_hanging_create_times_out_kills_everything_and_cleans_up(driver, tmp_pat
 
 
 def test_unresolved_interrupted_create_is_a_cleanup_error(driver, tmp_path: Path) -> None:
-    res = driver.up("t.hang2", _program(hang=True, marker=str(tmp_path / "h")), timeout_s=2)
-    assert res.timed_out
+    # The timeout must fall while the create hangs, not while the engine is still
+    # starting (a loaded machine): widen it until the create was cut off.
+    for timeout_s in (2, 6, 20):
+        res = driver.up("t.hang2", _program(hang=True, marker=str(tmp_path / "h")), timeout_s=timeout_s)
+        assert res.timed_out
+        if res.interrupted:
+            break
+        driver.destroy_and_remove("t.hang2")
+    assert res.interrupted, "the create never started within 20 s"
     # A later successful up of the same stack does not make the old interrupted create go away.
     assert driver.up("t.hang2", _program(), timeout_s=120).ok
 
