@@ -100,7 +100,19 @@ def make_plan(task: Task, catalog, *, now: datetime | None = None, memory: Any =
 
 
 def dumps(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n"
+    """The plan file's text: the header indented, one candidate per line.
+
+    One compact line per candidate keeps a plan readable and diffable, and lets
+    the C encoder do the bulk: ``json.dumps(indent=2)`` falls back to the
+    pure-Python encoder, which cost more than the whole plan on large catalogs.
+    """
+    doc = plan.to_json()
+    cands = doc.pop("candidates")
+    head = json.dumps(doc, indent=2, sort_keys=False)
+    if not cands:
+        return head[:-2] + ',\n  "candidates": []\n}\n'
+    rows = ",\n".join("    " + json.dumps(c, separators=(", ", ": ")) for c in cands)
+    return head[:-2] + ',\n  "candidates": [\n' + rows + "\n  ]\n}\n"
 
 
 def write_plan(plan: Plan, path: str | os.PathLike) -> Path:
