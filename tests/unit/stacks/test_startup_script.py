@@ -75,3 +75,13 @@ def test_plugin_status_reports_version_and_location(tmp_path: Path, monkeypatch:
     plugin_dir.mkdir(parents=True)
     (plugin_dir / "pulumi-resource-aws").write_text("")
     assert plugins.plugin_status("aws", "pulumi-aws").path == str(plugin_dir)
+
+
+def test_secrets_are_exported_after_envs_and_before_skyplan_variables(tmp_path: Path) -> None:
+    from skyplan.clouds.base import SecretValues
+
+    r = make_request("aws", envs={"A": "env"}, secrets=SecretValues({"TOKEN": "it's $ecret", "SKYPLAN_NODE_RANK": "x"}),
+                     run='echo "token=$TOKEN rank=$SKYPLAN_NODE_RANK"')
+    proc = run_script(r, 1, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "token=it's $ecret rank=1" in (tmp_path / "task.log").read_text()
