@@ -12,7 +12,7 @@ first), status, logs, an internal error (a failpoint that raises: exit 1, a
 traceback in the log) and down. Every file under the skyplan home (state.db and
 its WAL, the file:// backend with its history and .bak files, logs, sandboxes),
 every plan file, the engine's temp dir and every captured stdout and stderr is
-searched:
+searched (gzip files decompressed):
 
 * a credential appears nowhere (the task printed an empty ``$AWS_SECRET_ACCESS_KEY``);
 * a secret appears only in the task's own output: its sandbox log files while the
@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,26 @@ def _files(*roots: Path) -> list[Path]:
     return [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
+def _content(path: Path) -> bytes:
+    """A file's bytes, and, for gzip data (the engine's per-command logs under
+    ``pulumi-home/logs``), what it decompresses to, as far as it goes. (The
+    engine's per-stack logs are encrypted with the stack's passphrase: ``PLOG``.)"""
+    data = path.read_bytes()
+    out, rest = b"", data
+    while rest[:2] == b"\x1f\x8b":
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += member.decompress(rest)
+        except zlib.error:
+            break
+        rest = member.unused_data
+    return data + out
+
+
 def _holding(files: list[Path], needles: tuple[str, ...]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in files:
-        data = path.read_bytes()
+        data = _content(path)
         for needle in needles:
             if needle.encode() in data:
                 found.setdefault(needle, []).append(str(path))
