@@ -9,7 +9,8 @@ print their secrets and ``$AWS_SECRET_ACCESS_KEY``. Then, through the real
 console script and engine: validate, plan (--out, --json), apply on the local
 cloud (from the plan file) and on the sim cloud (--simulate, a failover hop
 first), status, logs, an internal error (a failpoint that raises: exit 1, a
-traceback in the log) and down. Every file under the skyplan home (state.db and
+traceback in the log), a kill -9 inside ``up`` and the re-run that recovers
+it, and down. Every file under the skyplan home (state.db and
 its WAL, the file:// backend with its history and .bak files, logs, sandboxes),
 every plan file, the engine's temp dir and every captured stdout and stderr is
 searched (gzip files decompressed):
@@ -50,6 +51,9 @@ TASK_LINE = f"task-output file={IN_FILE} env={FROM_ENV} aws=[]"
 #: Files a task's output goes to (sandboxes/<stack>/node-<rank>/logs/).
 TASK_LOGS = ("setup.log", "run.log", "combined.log")
 FAILPOINT = "attempt.after-journal"
+#: A kill -9 while the engine creates the node: the re-run recovers the stack it left
+#: (reading the stack's state back, secrets decrypted in memory only).
+KILLPOINT = "attempt.up.created"
 
 
 class Run:
@@ -105,7 +109,7 @@ def test_credentials_appear_nowhere_and_secrets_only_in_task_output(engine, skyp
                                                                     tmp_path: Path) -> None:
     from skyplan import failpoints
 
-    assert FAILPOINT in failpoints.NAMES
+    assert FAILPOINT in failpoints.NAMES and KILLPOINT in failpoints.NAMES
     work = tmp_path / "work"
     (work / "wd").mkdir(parents=True)
     (work / "wd" / "data.txt").write_text("payload\n")
@@ -138,6 +142,9 @@ def test_credentials_appear_nowhere_and_secrets_only_in_task_output(engine, skyp
     run("apply", "local.yaml", "--yes", "-c", "crash", "--secret", "FROM_ENV_TOKEN", expect=1,
         env={"SKYPLAN_FAILPOINTS": f"{FAILPOINT}:raise"})
     assert "internal error" in run.outputs[-1][2]
+    run("apply", "local.yaml", "--yes", "--detach", "-c", "killed", "--secret", "FROM_ENV_TOKEN", expect=-9,
+        env={"SKYPLAN_FAILPOINTS": f"{KILLPOINT}:kill"})
+    run("apply", "local.yaml", "--yes", "--detach", "-c", "killed", "--secret", "FROM_ENV_TOKEN")
 
     # While the clusters are up: the secrets are in the tasks' log files only.
     files = _files(skyplan_home, engine_tmp) + [work / "plan-local.json", work / "plan-sim.json"]
@@ -147,7 +154,7 @@ def test_credentials_appear_nowhere_and_secrets_only_in_task_output(engine, skyp
         assert found.get(value), f"the task's own log holds {value}"
         assert [p for p in found[value] if not _is_task_log(p, skyplan_home)] == []
 
-    for cluster in ("canary", "simc", "crash"):
+    for cluster in ("canary", "simc", "crash", "killed"):
         run("down", cluster, "--yes")
     run("sim", "ledger", "--json")
 
