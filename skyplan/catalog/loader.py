@@ -133,6 +133,7 @@ class Catalog:
         self._region_idx = {r: i for i, r in enumerate(self._regions)}
         self._zone_idx = {z: i for i, z in enumerate(self._zones)}
         self.counts: dict[str, int] = dict(doc.get("counts", {}))
+        self._locations: dict[str, dict[str, frozenset[str]]] | None = None
 
     # -- queries ---------------------------------------------------------------
 
@@ -229,6 +230,31 @@ class Catalog:
                 if self._o_region[i] == r and z >= 0 and (include_local or not self._local[z]):
                     seen.add(z)
         return sorted(self._zones[z] for z in seen)
+
+    def cloud_names(self) -> list[str]:
+        """The clouds that have offers in this catalog, in file order."""
+        return list(self._clouds)
+
+    def locations(self) -> dict[str, dict[str, frozenset[str]]]:
+        """cloud -> region -> the region's zones as the catalog spells them (AWS
+        Local Zones included; empty where the catalog has none). Built on first
+        use with one pass over the offer columns, then kept: validation asks
+        many set-membership questions and must stay cheap on the plan path."""
+        if self._locations is None:
+            pairs: dict[int, set[tuple[int, int]]] = {}
+            starts, o_region, o_zone = self._s_start, self._o_region, self._o_zone
+            for s, c in enumerate(self._s_cloud):
+                pairs.setdefault(c, set()).update(zip(o_region[starts[s]:starts[s + 1]],
+                                                      o_zone[starts[s]:starts[s + 1]]))
+            out: dict[str, dict[str, set[str]]] = {}
+            for c, seen in pairs.items():
+                regions = out.setdefault(self._clouds[c], {})
+                for r, z in seen:
+                    zones = regions.setdefault(self._regions[r], set())
+                    if z >= 0:
+                        zones.add(self._zones[z])
+            self._locations = {c: {r: frozenset(z) for r, z in rs.items()} for c, rs in out.items()}
+        return self._locations
 
     def instance_types(self, cloud: str | None = None) -> list[str]:
         """Instance types (of one cloud, or all), sorted."""

@@ -83,12 +83,14 @@ def _memory(fresh: bool, backend: Optional[str] = None):
     return for_planning(backend)
 
 
-def _load_task(path: str, secrets: Optional[List[str]] = None):
-    """The task in ``path``, with the values of ``--secret`` flags over its secrets."""
+def _load_task(path: str, secrets: Optional[List[str]] = None, catalog=None):  # noqa: ANN001 - a Catalog
+    """The task in ``path``, with the values of ``--secret`` flags over its secrets,
+    validated against ``catalog`` (the one the command plans with): names that do
+    not exist there, and missing workdir or file-mount sources, are exit 2."""
     from skyplan.errors import InputError
     from skyplan.spec import load
 
-    doc = load(path)
+    doc = load(path, catalog=catalog)
     from skyplan.spec.models import Pipeline
 
     if isinstance(doc, Pipeline):
@@ -125,8 +127,8 @@ def plan(
     from skyplan.cli import views
     from skyplan.planner import dumps, explain as explain_fn, make_plan, write_plan
 
-    t = _load_task(task, secret)
     cat = _catalog(catalog)
+    t = _load_task(task, secret, cat)
     if explain:
         expl = explain_fn(t, cat)
     p = make_plan(t, cat, memory=_memory(fresh))
@@ -152,13 +154,17 @@ def plan(
 def validate(
     files: List[str] = typer.Argument(..., help="Task or pipeline YAML files."),
     as_json: bool = JSON_OPT,
+    catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG",
+                                          help="Offer catalog the names are checked against (default: embedded)."),
 ) -> None:
-    """Validate task files without planning. Reports every error at once."""
+    """Validate task files without planning: the schema, and that every cloud, region, zone,
+    instance type and accelerator exists in the catalog, and every workdir and file-mount source
+    on disk. Reports every error at once."""
     from skyplan.cli import views
     from skyplan.errors import EXIT_INPUT
     from skyplan.spec import validate_report
 
-    diags, omitted = validate_report(files)
+    diags, omitted = validate_report(files, catalog=_catalog(catalog))
     if as_json:
         views.write_json({"ok": not diags, "files": files, "diagnostics": [d.to_json() for d in diags],
                           "omitted": omitted})
@@ -265,7 +271,8 @@ def apply(
 
             p = bind_secrets(p, parse_flags(secret or []))
     else:
-        p = make_plan(_load_task(target, secret), _catalog(catalog), memory=_memory(fresh, backend))
+        cat = _catalog(catalog)
+        p = make_plan(_load_task(target, secret, cat), cat, memory=_memory(fresh, backend))
     if p.task.secrets:  # before asking: a launch without them would be refused
         from skyplan.spec.secrets import require_values
 

@@ -22,7 +22,7 @@ imports it to read ``capabilities``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -112,6 +112,10 @@ class ProvisionRequest:
     # sim only: the scenario file path (absolute) standing in for the real cloud.
     scenario: str | None = None
     secrets: SecretValues = field(default_factory=SecretValues, repr=False)
+    #: Changes whenever the task or its workdir's contents do (``converging.revision``).
+    #: Clouds that re-run a task in place make it a node input, so that a new
+    #: revision re-runs the task even when no other input changed.
+    revision: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request as JSON data, with every secret value redacted."""
@@ -202,6 +206,13 @@ class Cloud(Protocol):
 
     def zone_alias(self, zone: str) -> ZoneAlias | None:
         """Plan time: how to read a pinned zone the catalog does not hold, or None."""
+        ...
+
+    def zone_names(self, region: str, zones: Collection[str]) -> tuple[str, ...]:
+        """Validation: the other names a user may pin for the zones of ``region``,
+        whose zones the catalog spells ``zones`` (AWS: the AZ names of its AZ IDs).
+        A pinned zone the catalog does not hold is valid only if ``zone_alias``
+        reads it and it is among these; did-you-mean hints choose among both."""
         ...
 
     def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:

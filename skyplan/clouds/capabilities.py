@@ -7,7 +7,7 @@ cloud's ``cloud.py`` must cost no more than this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,10 @@ class Capabilities:
     has_log_source: bool = False
     #: It can prove that an interrupted create left nothing (see ``resolve_interrupted``).
     proves_interrupted: bool = False
+    #: Its program updates a node in place when only the task changed (setup, run, envs,
+    #: secrets, workdir): the task is stopped, its workdir re-synced, and started again.
+    #: Without it, a converging apply replaces the cluster instead.
+    reruns_in_place: bool = False
 
 
 class CloudBase:
@@ -68,6 +72,9 @@ class CloudBase:
 
     def zone_alias(self, zone: str) -> ZoneAlias | None:
         return None
+
+    def zone_names(self, region: str, zones: Collection[str]) -> tuple[str, ...]:
+        return ()
 
     def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
         return frozenset()

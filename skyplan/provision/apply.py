@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -35,6 +34,7 @@ from skyplan.provision.events import AttemptDone, EventSink, Launching, Prefligh
 from skyplan.provision.failover import Attempt, AttemptResult, Outcome, Policy, run_failover
 from skyplan.provision import reap
 from skyplan.provision.protocol import Driver, InterruptedOp
+from skyplan.spec.parse import CLUSTER_NAME_RULE, is_cluster_name, suggest_cluster_name
 from skyplan.state import StateDB, cluster_lock
 
 if TYPE_CHECKING:
@@ -86,16 +86,29 @@ ApplyResult = LaunchResult
 
 
 def default_cluster_name(plan: Plan) -> str:
-    base = plan.task.name or "sp"
-    base = re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-") or "sp"
-    return base[:40]
+    """The task's name, which the loader has checked is a valid cluster name
+    ("sp" for a task without one). A name that is not valid (a task built in
+    code, or a plan file written before names were checked) is refused with a
+    suggestion, never rewritten: the cluster must be the one the user names."""
+    name = plan.task.name
+    if name is None:
+        return "sp"
+    if not is_cluster_name(name):
+        better = suggest_cluster_name(name)
+        raise InputError(
+            f"the task's name '{name}' is not a valid cluster name ({CLUSTER_NAME_RULE})",
+            hint=(f"rename the task to '{better}', or " if better else "rename the task, or ")
+            + "give the cluster a name with --cluster/-c",
+        )
+    return name
 
 
 def valid_cluster_name(name: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name or ""):
+    if not is_cluster_name(name):
+        better = suggest_cluster_name(name)
         raise InputError(
             f"invalid cluster name '{name}'",
-            hint="use lowercase letters, digits and '-', starting with a letter or digit (max 63)",
+            hint=f"use {CLUSTER_NAME_RULE}" + (f", e.g. '{better}'" if better and better != name else ""),
         )
     return name
 

@@ -8,8 +8,9 @@ holding all of them, sorted by position.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from skyplan.errors import MAX_ERRORS, Diagnostic, InputError, PlanFileError, SpecError
 from skyplan.spec import semantic
@@ -18,20 +19,29 @@ from skyplan.spec.models import Pipeline, Task
 from skyplan.spec.source import Document, format_path, parse_documents, read_text
 from skyplan.spec.validate import plan_diagnostics, schema_diagnostics
 
+if TYPE_CHECKING:
+    from skyplan.catalog.loader import Catalog
+
 _TYPE_NAMES = {
     dict: "a mapping", list: "a list", str: "a string", bool: "true/false", int: "a number", float: "a number"
 }
 _NOT_A_TASK = "expected a task (a mapping of fields)"
 
 
-def load(path: str | Path) -> Task | Pipeline:
-    """Load a task, or a pipeline (several documents, the first holding only ``name``)."""
-    return load_text(read_text(path), filename=str(path))
+def load(path: str | Path, *, catalog: Catalog | None = None) -> Task | Pipeline:
+    """Load a task, or a pipeline (several documents, the first holding only ``name``).
+
+    With ``catalog`` (the one the caller plans with), what the task names must
+    also exist: clouds, regions, zones, instance types and accelerators at their
+    counts in that catalog (``skyplan.spec.known``), and the ``workdir`` and local
+    ``file_mounts`` sources on disk, relative to the file. The CLI always passes it.
+    """
+    return load_text(read_text(path), filename=str(path), catalog=catalog)
 
 
-def load_task(path: str | Path) -> Task:
+def load_task(path: str | Path, *, catalog: Catalog | None = None) -> Task:
     """Load a single task. A pipeline file raises InputError."""
-    result = load(path)
+    result = load(path, catalog=catalog)
     if isinstance(result, Pipeline):
         raise InputError(
             f"{path} is a pipeline of {len(result.tasks)} tasks, not a single task",
@@ -40,8 +50,9 @@ def load_task(path: str | Path) -> Task:
     return result
 
 
-def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
-    """Like ``load``, from text already in memory. ``filename`` is used in messages."""
+def load_text(text: str, filename: str = "<string>", *, catalog: Catalog | None = None) -> Task | Pipeline:
+    """Like ``load``, from text already in memory. ``filename`` is used in messages,
+    and its directory is where relative paths start (with ``catalog``)."""
     if text.startswith("\ufeff"):
         text = text[1:]
     docs, diagnostics = parse_documents(text, filename)
@@ -55,7 +66,7 @@ def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
         header, docs = docs[0], docs[1:]
         diagnostics = _merge(diagnostics, schema_diagnostics("pipeline", header, filename))
     for doc in docs:
-        diagnostics = _merge(diagnostics, _task_diagnostics(doc, filename))
+        diagnostics = _merge(diagnostics, _task_diagnostics(doc, filename, catalog))
     if diagnostics:
         raise SpecError(sorted(diagnostics, key=_position))
 
@@ -66,7 +77,7 @@ def load_text(text: str, filename: str = "<string>") -> Task | Pipeline:
     return Pipeline(name=name, tasks=tasks, source=filename)
 
 
-def _task_diagnostics(doc: Document, filename: str) -> list[Diagnostic]:
+def _task_diagnostics(doc: Document, filename: str, catalog: Catalog | None = None) -> list[Diagnostic]:
     if doc.data is None:
         line, col = doc.locate(())
         return [Diagnostic(filename, line, col, "$", f"this document is empty; {_NOT_A_TASK}")]
@@ -77,7 +88,14 @@ def _task_diagnostics(doc: Document, filename: str) -> list[Diagnostic]:
     _normalise_case(doc.data)
     found = schema_diagnostics("task", doc, filename)
     rules = []
-    for path, message, suggestion in semantic.check_task(doc.data):
+    findings = semantic.check_task(doc.data)
+    if catalog is not None:
+        from skyplan.catalog.names import known_names
+        from skyplan.spec import known
+
+        findings += known.check_names(doc.data, known_names(catalog))
+        findings += known.check_files(doc.data, os.path.dirname(os.path.abspath(filename)))
+    for path, message, suggestion in findings:
         line, col = doc.locate(path)
         rules.append(Diagnostic(filename, line, col, format_path(path), message, suggestion))
     return _merge(found, rules)
@@ -108,19 +126,20 @@ def _position(d: Diagnostic) -> tuple[int, int, str]:
     return (d.line if d.line is not None else 0, d.column or 0, d.path)
 
 
-def validate_paths(paths: Iterable[str | Path]) -> list[Diagnostic]:
+def validate_paths(paths: Iterable[str | Path], *, catalog: Catalog | None = None) -> list[Diagnostic]:
     """Every finding for every file (at most MAX_ERRORS per file); an empty list
-    means all are valid. Never raises for bad content."""
-    return validate_report(paths)[0]
+    means all are valid. Never raises for bad content. ``catalog``: as for ``load``."""
+    return validate_report(paths, catalog=catalog)[0]
 
 
-def validate_report(paths: Iterable[str | Path], limit: int = MAX_ERRORS) -> tuple[list[Diagnostic], int]:
+def validate_report(paths: Iterable[str | Path], limit: int = MAX_ERRORS, *,
+                    catalog: Catalog | None = None) -> tuple[list[Diagnostic], int]:
     """The first ``limit`` findings over all ``paths``, and how many more there are."""
     out: list[Diagnostic] = []
     omitted = 0
     for path in paths:
         try:
-            load(path)
+            load(path, catalog=catalog)
         except SpecError as exc:
             out.extend(exc.diagnostics)
             omitted += exc.omitted

@@ -120,6 +120,23 @@ def parse_job_recovery(strategy: str) -> str:
     return up
 
 
+#: A cluster name (and so a task's ``name``, the default cluster name): it becomes
+#: part of stack names, sandbox paths and state keys, which take nothing else.
+_CLUSTER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+CLUSTER_NAME_RULE = "lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"
+
+
+def is_cluster_name(name: str) -> bool:
+    return bool(_CLUSTER_NAME_RE.fullmatch(name or ""))
+
+
+def suggest_cluster_name(name: str) -> str | None:
+    """The valid cluster name closest to ``name`` (``My Task!`` -> ``my-task``), or
+    None when nothing of it is usable. A suggestion only: names are never rewritten."""
+    text = re.sub(r"[^a-z0-9]+", "-", (name or "").lower()).strip("-")[:63].rstrip("-")
+    return text if is_cluster_name(text) else None
+
+
 def is_env_name(name: str) -> bool:
     # fullmatch: with match, '$' also accepts a name ending in a newline
     return bool(_ENV_NAME_RE.fullmatch(name))

@@ -60,6 +60,11 @@ def check_task(data: Any) -> list[Finding]:
     if not isinstance(data, dict):
         return []
     out: list[Finding] = control_characters(data)
+    name = data.get("name")
+    if isinstance(name, str) and not parse.is_cluster_name(name) and not _CONTROL_RE.search(name):
+        # The name is the default cluster name: refused with a suggestion, never rewritten.
+        out.append((("name",), f"'{clip(name)}' is not a valid cluster name ({parse.CLUSTER_NAME_RULE})",
+                    parse.suggest_cluster_name(name)))
     res = data.get("resources")
     if isinstance(res, dict):
         out.extend(_check_resources(res, ("resources",)))

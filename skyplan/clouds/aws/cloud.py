@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -79,3 +80,8 @@ class AWS(ProviderCloud):
             return opt_in and local_group(catalog_zone) == group
 
         return ZoneAlias(pin.text, pin.region, covers)
+
+    def zone_names(self, region: str, zones: Collection[str]) -> tuple[str, ...]:
+        from skyplan.clouds.aws.zones import zone_names
+
+        return zone_names(region, zones)

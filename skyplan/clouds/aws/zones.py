@@ -15,6 +15,7 @@ Pure string functions: no I/O, no catalog access.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # ID: <region code>-az<N>, Local Zone ID: <region code>-<group><N>-az<N>.
@@ -92,3 +93,30 @@ def parse_zone_pin(zone: str) -> ZonePin | None:
     if _NAME.match(zone) or _LOCAL_NAME.match(zone):
         return ZonePin(zone, "name", region_of_zone_name(zone), local_group(zone))
     return None
+
+
+def zone_names(region: str, zone_ids: Iterable[str]) -> tuple[str, ...]:
+    """The AZ names an account may have for a region whose zones are ``zone_ids``.
+
+    Which name maps to which ID is per account, but the names of a region run
+    from ``a`` up, one letter per zone, so ``us-east-1z`` names no zone of a
+    region with six. One letter more than the count is allowed: older accounts
+    keep a retired letter (``us-west-1b``/``c``, ``ap-northeast-1a``/``c``/``d``).
+    Local Zones are named per group: ``usw2-lax1-az1`` is ``us-west-2-lax-1a``.
+    """
+    regular = 0
+    groups: dict[str, int] = {}
+    for zid in zone_ids:
+        m = _ID.match(zid)
+        if m is None:
+            continue
+        if m.group("group") is None:
+            regular += 1
+        else:
+            groups[m.group("group")] = groups.get(m.group("group"), 0) + 1
+    names = [f"{region}{chr(ord('a') + i)}" for i in range(min(regular + 1, 26) if regular else 0)]
+    for group, n in sorted(groups.items()):
+        g = re.fullmatch(r"([a-z]+)(\d+)", group)
+        if g is not None:
+            names += [f"{region}-{g.group(1)}-{g.group(2)}{chr(ord('a') + i)}" for i in range(min(n, 26))]
+    return tuple(names)

@@ -155,8 +155,9 @@ def test_non_utf8_file(tmp_path: Path):
 
 def test_utf8_bom_is_accepted(tmp_path: Path):
     p = tmp_path / "task.yaml"
-    p.write_bytes("\ufeffname: café\n".encode())
-    assert load_task(p).name == "café"
+    p.write_bytes("\ufeffname: cafe\nrun: echo café\n".encode())
+    task = load_task(p)
+    assert (task.name, task.run) == ("cafe", "echo café")
 
 
 def test_missing_file_and_directory(tmp_path: Path):
