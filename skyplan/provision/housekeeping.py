@@ -143,12 +143,15 @@ def untidy_stacks(backend_url: str, project: str | None = None) -> list[str]:
     return sorted(n for n in names if n not in live and is_attempt_stack(n))
 
 
-def tidy_backend(backend_url: str, *, prefix: str = "", project: str | None = None) -> list[str]:
+def tidy_backend(backend_url: str, *, prefix: str = "", project: str | None = None,
+                 lock_wait_s: float = 15.0) -> list[str]:
     """Remove what removed attempt stacks whose names start with ``prefix`` left on a
     file:// backend: ``.json.bak`` files (and their ``.attrs``), history directories
-    and empty lock directories. Call it holding the lock of the cluster(s) that
-    ``prefix`` covers: the stacks directory is read here, and a launch of the
-    cluster must not be creating a stack meanwhile. Returns the paths removed."""
+    and lock directories, with any lock whose holder on this host has exited
+    (waiting up to ``lock_wait_s`` for one that is winding down). Call it holding
+    the lock of the cluster(s) that ``prefix`` covers: the stacks directory is read
+    here, and a launch of the cluster must not be creating a stack meanwhile.
+    Returns the paths removed."""
     root = backend_dir(backend_url)
     if root is None:
         return []
@@ -171,8 +174,40 @@ def tidy_backend(backend_url: str, *, prefix: str = "", project: str | None = No
             if _rmdir(d):
                 removed.append(str(d))
     for d in _listdir(base / "locks" / "organization" / project):
-        if d.is_dir() and gone(d.name) and _rmdir(d):  # a lock dir with a lock in it stays
-            removed.append(str(d))
+        if d.is_dir() and gone(d.name):
+            removed += _stale_locks(d, lock_wait_s)
+            if _rmdir(d):  # a lock held by a live process elsewhere stays, and so does its directory
+                removed.append(str(d))
+    return removed
+
+
+def _stale_locks(directory: Path, wait_s: float) -> list[str]:
+    """Remove the lock files in a removed stack's lock directory whose holder is gone.
+
+    A pulumi CLI orphaned by a killed skyplan winds down for a few seconds (its
+    watchdog's grace period) and may hold the lock of a stack it has just
+    removed: wait up to ``wait_s`` for such a holder on this host to exit. A
+    holder on another host is left alone: nothing here can tell if it lives."""
+    import json
+    import socket
+
+    from skyplan.provision import forked
+
+    removed = []
+    me = socket.gethostname()
+    for f in _listdir(directory):
+        try:
+            info = json.loads(f.read_text())
+            pid, host = int(info.get("pid") or 0), str(info.get("hostname") or "")
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        if host != me:
+            continue
+        end = time.monotonic() + wait_s
+        while pid and forked.pulumi_alive(pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        if not (pid and forked.pulumi_alive(pid)) and _unlink(str(f)):
+            removed.append(str(f))
     return removed
 
 
