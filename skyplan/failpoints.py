@@ -49,6 +49,10 @@ NAMES: tuple[str, ...] = (
     "cleanup.before-destroy",   # a failed attempt is recorded; its stack is not destroyed yet
     "cleanup.after-destroy",    # the failed attempt's stack is destroyed and removed; not yet recorded
     "attempt.after-record-up",  # the attempt is recorded up; the cluster is not UP yet
+    # converging apply of a cluster that is up (skyplan.provision.converging)
+    "rerun.after-journal",      # re-run in place: the cluster is marked PROVISIONING; its stack not updated yet
+    "replace.after-up",         # replacement: the new placement is up and recorded; the row names the old one
+    "replace.after-switch",     # replacement: the row names the new stack; the old one is not destroyed yet
     # down
     "down.before-destroy",      # the cluster is marked DOWN; nothing destroyed yet
     "down.resource-deleted",    # inside a stack's destroy: a resource is deleted, the stack not removed

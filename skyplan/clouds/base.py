@@ -107,11 +107,18 @@ class ProvisionRequest:
     labels: dict[str, str] = field(default_factory=dict)
     envs: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
+    #: ``file_mounts`` with a local source: destination -> the source's absolute
+    #: path. Bucket and URL mounts are not here (no cloud program mounts them yet).
+    file_mounts: dict[str, str] = field(default_factory=dict)
     setup: str | None = None
     run: str | None = None
     # sim only: the scenario file path (absolute) standing in for the real cloud.
     scenario: str | None = None
     secrets: SecretValues = field(default_factory=SecretValues, repr=False)
+    #: Changes whenever the task or its workdir's contents do (``converging.revision``).
+    #: Clouds that re-run a task in place make it a node input, so that a new
+    #: revision re-runs the task even when no other input changed.
+    revision: str | None = None
     #: Changes whenever the task or its workdir's contents do (``converging.revision``).
     #: Clouds that re-run a task in place make it a node input, so that a new
     #: revision re-runs the task even when no other input changed.

@@ -116,11 +116,27 @@ def dumps(plan: Plan) -> str:
 
 
 def write_plan(plan: Plan, path: str | os.PathLike) -> Path:
-    """Write atomically: a crash never leaves half a plan file."""
+    """Write atomically: a crash never leaves half a plan file, and a failed write
+    leaves no temporary file. A path that is a directory, or whose directory does
+    not exist or cannot be written, is an InputError (exit 2)."""
+    from skyplan.errors import InputError
+
     path = Path(path)
+    hint = "give --out a file path in an existing, writable directory"
+    if path.is_dir():
+        raise InputError(f"cannot write the plan to {path}: it is a directory", hint=hint)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write the plan to {path}: directory {path.parent} does not exist", hint=hint)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(dumps(plan), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(dumps(plan), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise InputError(f"cannot write the plan to {path}: {exc.strerror or exc}", hint=hint) from None
     return path
 
 

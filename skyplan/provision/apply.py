@@ -52,6 +52,10 @@ class LaunchResult:
     ``outputs`` that stack's outputs. ``attempts`` is the failover history and
     ``stacks`` every stack this launch created, in order (the failed ones are
     destroyed and removed). ``simulated``: the simulator stood in for the cloud.
+    ``action``: what the apply did to the cluster (``converge``): ``create``,
+    ``none`` (ALREADY_UP), ``rerun`` (the task re-ran on the same nodes) or
+    ``replace`` (a new placement, then the old one destroyed); ``changes`` the
+    task's changed fields.
     """
 
     status: str
@@ -62,6 +66,8 @@ class LaunchResult:
     attempts: tuple[Attempt, ...]
     stacks: tuple[str, ...] = ()
     simulated: bool = False
+    action: str = "create"
+    changes: tuple[Any, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` JSON line (see ``events.py``)."""
@@ -146,6 +152,24 @@ def task_workdir(plan: Plan) -> str | None:
         return None
     base = os.path.dirname(plan.source) if plan.source else os.getcwd()
     return os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
+def task_file_mounts(plan: Plan) -> tuple[dict[str, str], list[str]]:
+    """The task's ``file_mounts`` with a local source, as destination -> absolute
+    source path (relative to the task file, ``~`` expanded, like the workdir), and
+    the destinations of the others (buckets and URLs), which a node on this
+    machine cannot reach."""
+    from skyplan.spec.known import is_url
+
+    base = os.path.dirname(plan.source) if plan.source else os.getcwd()
+    local: dict[str, str] = {}
+    remote: list[str] = []
+    for m in plan.task.file_mounts:
+        if m.source is not None and not is_url(m.source):
+            local[m.dst] = os.path.abspath(os.path.join(base, os.path.expanduser(m.source)))
+        else:
+            remote.append(m.dst)
+    return local, remote
+
+
 
 
 def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario: str | None) -> ProvisionRequest:
@@ -171,6 +195,7 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         disk_size=cand.disk_size,
         ports=tuple(cand.ports),
         labels=dict(cand.labels),
+        file_mounts=task_file_mounts(plan)[0],
         envs=dict(task.envs),
         workdir=workdir,
         setup=task.setup,
@@ -216,7 +241,8 @@ class Applier:
     def __init__(self, *, backend: str | None = None, simulate: str | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, policy: Policy = Policy(), emit: EventSink = _ignore,
                  driver: Driver | None = None, db: StateDB | None = None,
-                 sleep: Callable[[float], None] = time.sleep, fresh: bool = False) -> None:
+                 sleep: Callable[[float], None] = time.sleep, fresh: bool = False, replace: bool = False,
+                 rerun: bool = False) -> None:
         if simulate and not os.path.exists(simulate):
             raise InputError(f"scenario file not found: {simulate}")
         if simulate:
@@ -230,6 +256,13 @@ class Applier:
         self.sleep = sleep
         #: Ignore what earlier launches learnt about capacity (``--fresh``).
         self.fresh = fresh
+        #: A cluster that is up may be replaced (confirmed, or ``--yes``); else refused.
+        self.replace = replace
+        #: Re-run the task even if nothing changed (``--rerun``).
+        self.rerun = rerun
+        self._offset = 0  # attempt numbers already used by the cluster's live stack (a replacement)
+        self._workdir_sha: str | None = None
+        self._revision: str | None = None
         self._driver = driver
         self._backend_arg = backend
         self.db = db or StateDB()
@@ -254,10 +287,11 @@ class Applier:
 
     # --- recovery -------------------------------------------------------------
 
-    def recover(self, cluster: str, listed: list[str] | None = None) -> None:
+    def recover(self, cluster: str, listed: list[str] | None = None, keep: tuple[str, ...] = ()) -> None:
         """Destroy every stack of ``cluster`` an earlier run left on the backend, whatever
-        the journal says (``reap.recover``; ``listed``: the backend's stacks of the cluster)."""
-        reap.recover(self.driver, self.db, cluster, self.emit, listed)
+        the journal says (``reap.recover``; ``listed``: the backend's stacks of the cluster),
+        but those in ``keep`` (the live stack of a cluster being replaced)."""
+        reap.recover(self.driver, self.db, cluster, self.emit, listed, keep=keep)
 
     def _check_backend(self, cluster: str) -> list[str]:
         """One cheap call before any stack exists: an unreachable backend is a
@@ -277,17 +311,22 @@ class Applier:
     # --- one attempt ----------------------------------------------------------
 
     def _attempt(self, plan: Plan, cluster: str, cand: Candidate, number: int) -> AttemptResult:
-        stack = stack_name(cluster, cand, number)
-        req = request_for(plan, cand, cluster, stack, self.simulate)
+        from skyplan.provision import converging
+
+        stack = stack_name(cluster, cand, number + self._offset)
+        req = dataclasses.replace(request_for(plan, cand, cluster, stack, self.simulate), revision=self._revision)
         cloud = registry.get(cand.cloud)
         runner = registry.runner(cand.cloud, bool(self.simulate))
-        aid = self.db.start_attempt(cluster, number, stack, self.backend, cand)  # journal first
+        # The stack also records what the cluster runs, for a machine that shares the backend.
+        program = converging.with_record(runner.program(req), converging.record_for(
+            plan, cluster, cand, self.simulate, self._workdir_sha))
+        aid = self.db.start_attempt(cluster, number + self._offset, stack, self.backend, cand)  # journal first
         self._made.append(stack)
         self._journal[stack] = aid
         failpoints.hit("attempt.after-journal")
         self.emit(Launching(number, cand, stack))
         try:
-            res = self.driver.up(stack, runner.program(req), timeout_s=self.timeout_s, on_event=reap.up_events())
+            res = self.driver.up(stack, program, timeout_s=self.timeout_s, on_event=reap.up_events())
         except BaseException:
             # Interrupted (Ctrl-C) or the driver itself failed: never leave the stack behind.
             self._cleanup(aid, stack)
@@ -362,25 +401,65 @@ class Applier:
 
     # --- the whole launch ------------------------------------------------------
 
+    def _converge(self, plan: Plan, cluster: str, existing: Any) -> LaunchResult | None:
+        """A cluster that is up: nothing to do, re-run in place (both return the
+        result), or a replacement (returns None: the caller launches; refused
+        unless ``replace``). See ``converge`` and ``converging``."""
+        from skyplan.provision import converging
+        from skyplan.provision.converge import InPlace, NoChange
+
+        action = converging.assess(plan, existing, simulate=self.simulate, rerun=self.rerun,
+                                   workdir_sha256=self._workdir_sha)
+        if not isinstance(action, NoChange) or converging.stale_stacks(self.db, cluster, existing.stack):
+            converging.retire_stale(self, cluster, existing)  # a replacement cut short: finish it first
+        if isinstance(action, NoChange):
+            simulated = bool(existing.simulate) and registry.is_simulatable(existing.cloud)
+            return LaunchResult("ALREADY_UP", cluster, _cand_from_row(existing), existing.stack, existing.outputs,
+                                (), simulated=simulated, action="none")
+        if isinstance(action, InPlace):
+            return converging.rerun(self, plan, cluster, existing, action, self._workdir_sha)
+        if not self.replace:
+            raise converging.refuse_replacement(cluster, action)
+        self._changes = action.changes
+        return None
+
     def apply(self, plan: Plan, cluster: str) -> LaunchResult:
+        from skyplan.provision import converging
+
         valid_cluster_name(cluster)
         self._made = []
+        self._changes: tuple[Any, ...] = ()
         with cluster_lock(cluster, "apply"):
+            self._workdir_sha = converging.task_workdir_digest(plan)
+            self._revision = converging.revision(plan, self._workdir_sha)
             existing = self.db.get_cluster(cluster)
-            if existing and existing.status == "UP":
-                if existing.task_sha256 == plan.task_sha256:
-                    cand = _cand_from_row(existing)
-                    simulated = bool(existing.simulate) and registry.is_simulatable(existing.cloud)
-                    return LaunchResult("ALREADY_UP", cluster, cand, existing.stack, existing.outputs, (),
-                                        simulated=simulated)
-                raise InputError(
-                    f"cluster '{cluster}' is already up with a different task",
-                    hint=f"run `skyplan down {cluster}` first, or pick another name with -c",
-                )
-            candidates = preflight(plan.candidates, simulate=self.simulate, emit=self.emit)
-            self.recover(cluster, self._check_backend(cluster))
-            self.db.upsert_cluster(cluster, status="PROVISIONING", backend=self.backend, simulate=self.simulate,
-                                   task_sha256=plan.task_sha256, task=plan.to_json()["task"])
+            candidates = listed = None
+            if existing is None:
+                # No row here: another machine sharing the backend (a CI job) may have
+                # launched it. Its stack's record makes it this cluster's row.
+                candidates = preflight(plan.candidates, simulate=self.simulate, emit=self.emit)
+                listed = self._check_backend(cluster)
+                existing = converging.adopt(self, cluster, listed) if listed and not self.db.attempts(cluster) \
+                    else None
+            replacing = existing if existing is not None and existing.status == "UP" else None
+            if replacing is not None:
+                done = self._converge(plan, cluster, replacing)
+                if done is not None:
+                    return done
+            if candidates is None:
+                candidates = preflight(plan.candidates, simulate=self.simulate, emit=self.emit)
+            if listed is None or replacing is not None:
+                listed = self._check_backend(cluster)
+            keep = (replacing.stack,) if replacing is not None else ()
+            if replacing is not None:  # the new stacks' names must not meet the live one's
+                self._offset = max([a.number for a in self.db.attempts(cluster)]
+                                   + [converging.attempt_number(s) for s in listed], default=0)
+            self.recover(cluster, listed, keep=keep)
+            if replacing is None:
+                self.db.upsert_cluster(cluster, status="PROVISIONING", backend=self.backend,
+                                       simulate=self.simulate, task_sha256=plan.task_sha256,
+                                       task=plan.to_json()["task"])
+            # A replacement leaves the row UP on the old stack until the new one is up.
             try:
                 outcome: Outcome = run_failover(
                     candidates,
@@ -391,26 +470,39 @@ class Applier:
                     families=quota_families,
                 )
             except BaseException:
-                # Interrupted, or a cleanup failed: the cluster is not up, and
-                # `skyplan status` must not show it provisioning forever; nor may
-                # a stack of it keep running.
-                self.db.upsert_cluster(cluster, status="FAILED")
+                # Interrupted, or a cleanup failed: the cluster is not up (a cluster
+                # being replaced still is, on its old stack), and `skyplan status`
+                # must not show it provisioning forever; nor may a stack of it keep running.
+                if replacing is None:
+                    self.db.upsert_cluster(cluster, status="FAILED")
                 self._release_unfinished(cluster)
                 raise
             finally:
                 self._remember()
             if outcome.chosen is None:
-                self.db.upsert_cluster(cluster, status="FAILED")
+                hint = _failure_hint(outcome)
+                if replacing is None:
+                    self.db.upsert_cluster(cluster, status="FAILED")
+                else:
+                    hint = f"cluster '{cluster}' still runs its old placement, untouched; {hint}"
                 raise ProvisionFailed(_failure_message(outcome, len(candidates)), list(outcome.attempts),
-                                      hint=_failure_hint(outcome))
+                                      hint=hint)
             last = outcome.attempts[-1]
             c = outcome.chosen
+            if replacing is not None:
+                failpoints.hit("replace.after-up")  # both placements up; the row still names the old one
             self.db.upsert_cluster(cluster, status="UP", cloud=c.cloud, region=c.region, zone=c.zone,
                                    instance_type=c.instance_type, use_spot=c.use_spot, hourly_cost=c.hourly_cost,
-                                   stack=last.detail.get("stack"), outputs=last.detail.get("outputs", {}))
+                                   stack=last.detail.get("stack"), outputs=last.detail.get("outputs", {}),
+                                   backend=self.backend, simulate=self.simulate, task_sha256=plan.task_sha256,
+                                   task=plan.to_json()["task"], workdir_sha256=self._workdir_sha)
+            if replacing is not None:
+                failpoints.hit("replace.after-switch")  # the row names the new stack; the old one still runs
+                converging.retire(self, cluster, [replacing.stack])
             return LaunchResult("UP", cluster, c, last.detail.get("stack"), last.detail.get("outputs", {}),
                                 outcome.attempts, stacks=tuple(self._made),
-                                simulated=bool(self.simulate) and registry.is_simulatable(c.cloud))
+                                simulated=bool(self.simulate) and registry.is_simulatable(c.cloud),
+                                action="replace" if replacing is not None else "create", changes=self._changes)
 
     def down(self, cluster: str) -> list[str]:
         """Destroy every stack of ``cluster`` on the backend and what the clouds that

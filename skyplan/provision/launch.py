@@ -10,7 +10,13 @@ Inside one ``launch``, in order:
      secret of its task must have a value (a plan read from a file has none:
      ``skyplan.planner.bind_secrets``);
   2. the cluster lock (a second launch of the same cluster raises LockedError);
-     a cluster already up with the same task returns ALREADY_UP;
+     a cluster that is up converges (``converge``, ``converging``): the same
+     task returns ALREADY_UP; a task whose setup, run, envs, secrets or
+     workdir alone changed re-runs on the same nodes (clouds that can); any
+     other change is a replacement (``LaunchOptions.replace`` must allow it):
+     the new placement is launched below while the old one runs, then the old
+     one is destroyed. A cluster this machine has no row for, that a stack on
+     the backend records (launched from another machine), converges the same way;
   3. preflight: each cloud among the candidates is checked (plugin,
      credentials); clouds that cannot be used are dropped, one ``Preflight``
      event each. Under ``simulate`` the simulatable clouds need no check;
@@ -45,13 +51,15 @@ from typing import Callable
 from skyplan.errors import InputError
 from skyplan.planner.plan import Plan
 from skyplan.provision.apply import DEFAULT_TIMEOUT_S, Applier, LaunchResult, default_cluster_name
+from skyplan.provision.converge import Action
 from skyplan.provision.events import EventSink, LaunchEvent
 from skyplan.provision.failover import Policy
 from skyplan.provision.protocol import Driver
 from skyplan.spec.models import Task
 from skyplan.state import StateDB
 
-__all__ = ["LaunchOptions", "LaunchRequest", "LaunchResult", "LaunchEvent", "DownResult", "launch", "down"]
+__all__ = ["Action", "LaunchOptions", "LaunchRequest", "LaunchResult", "LaunchEvent", "DownResult", "launch", "down",
+           "preview"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +83,12 @@ class LaunchOptions:
     driver: Driver | None = None
     db: StateDB | None = None
     sleep: Callable[[float], None] = time.sleep
+    #: A cluster that is up may be replaced (the caller has confirmed the diff); else
+    #: a replacement is refused with UsageError.
+    replace: bool = False
+    #: Re-run the task on a cluster that is up even if nothing changed (a secret's
+    #: value alone changed: skyplan keeps no trace of values to compare).
+    rerun: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,10 +172,27 @@ def launch(request: LaunchRequest) -> LaunchResult:
     opts = request.options
     plan = plan_for(request)
     check_task(plan)
-    applier = Applier(backend=opts.backend, simulate=opts.simulate, timeout_s=opts.timeout_s, policy=opts.policy,
-                      driver=opts.driver, db=opts.db, sleep=opts.sleep, fresh=opts.fresh,
-                      **({"emit": opts.on_event} if opts.on_event is not None else {}))
-    return applier.apply(plan, request.cluster or default_cluster_name(plan))
+    cluster = request.cluster or default_cluster_name(plan)
+    from skyplan.provision.converging import adopted_backend
+
+    backend = opts.backend if opts.driver is not None else adopted_backend(opts.backend, opts.db, cluster)
+    applier = Applier(backend=backend, simulate=opts.simulate, timeout_s=opts.timeout_s, policy=opts.policy,
+                      driver=opts.driver, db=opts.db, sleep=opts.sleep, fresh=opts.fresh, replace=opts.replace,
+                      rerun=opts.rerun, **({"emit": opts.on_event} if opts.on_event is not None else {}))
+    return applier.apply(plan, cluster)
+
+
+def preview(plan: Plan, cluster: str, *, simulate: str | None = None, backend: str | None = None,
+            rerun: bool = False, db: StateDB | None = None) -> Action:
+    """What ``launch`` of ``plan`` on ``cluster`` would do, without doing it (``plan
+    -c``, and ``apply``'s confirmation): Create, NoChange, InPlace or Replace
+    (``skyplan.provision.converge``). Reads the cluster's row; without one, the
+    record of its stack on the backend (which needs the engine)."""
+    from skyplan.provision import converging
+
+    row = converging.observe(cluster, backend=backend, db=db)
+    sha = converging.task_workdir_digest(plan)
+    return converging.assess(plan, row, simulate=simulate, rerun=rerun, workdir_sha256=sha)
 
 
 def down(cluster: str, *, backend: str | None = None, driver: Driver | None = None,

@@ -173,3 +173,8 @@ class Driver(Protocol):
     def list_stacks(self, prefix: str = "") -> list[str]:
         """Names of the project's stacks on this backend that start with ``prefix``."""
         ...
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        """The stack's outputs, secrets in plain text (a converging apply reads the
+        record a cluster's stack exports: ``converge.RECORD_OUTPUT``)."""
+        ...

@@ -75,14 +75,18 @@ def cloud_resource(ev: Any) -> bool:
 
 
 def recover(driver: Driver, db: StateDB, cluster: str, emit: EventSink,
-            listed: Iterable[str] | None = None) -> list[str]:
+            listed: Iterable[str] | None = None, keep: Iterable[str] = ()) -> list[str]:
     """Before a launch of a cluster that is not up: destroy every stack of it on the
     backend (``listed``: the backend's names, when the caller has just listed them),
     close the journal rows of stacks the backend no longer holds, and remove what
-    the provable clouds hold for the cluster. Returns the stacks destroyed."""
+    the provable clouds hold for the cluster. Returns the stacks destroyed.
+
+    ``keep``: stacks that stay (a cluster being replaced keeps running on its
+    current stack until the new one is up)."""
     prefix = cluster_stack_prefix(cluster)
+    kept = set(keep)
     names = driver.list_stacks(prefix) if listed is None else list(listed)
-    on_backend = [s for s in names if s.startswith(prefix) and is_attempt_stack(s)]
+    on_backend = [s for s in names if s.startswith(prefix) and is_attempt_stack(s) and s not in kept]
     rows = {row.stack: row for row in db.attempts(cluster)}
     for stack in on_backend:
         row = rows.get(stack)
@@ -93,9 +97,9 @@ def recover(driver: Driver, db: StateDB, cluster: str, emit: EventSink,
         if row is not None:
             db.set_attempt_status(row.id, "cleaned")
     for row in db.unfinished_attempts(cluster):
-        if row.stack not in on_backend and row.backend in (None, driver.backend_url):
+        if row.stack not in on_backend and row.stack not in kept and row.backend in (None, driver.backend_url):
             db.set_attempt_status(row.id, "cleaned")  # the backend has no such stack: nothing to destroy
-    left = sweep(prefix)
+    left = sweep(prefix, keep=kept)
     if left:
         raise _leftover_error(cluster, left)
     return on_backend

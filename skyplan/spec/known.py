@@ -67,13 +67,18 @@ def check_files(data: Any, base_dir: str) -> list[Finding]:
             src = spec
             if isinstance(spec, dict):
                 src, path = spec.get("source"), path + ("source",)
-            if not isinstance(src, str) or _URL_RE.match(src):
+            if not isinstance(src, str) or is_url(src):
                 continue  # a bucket (name/store) or a URL: not a file on this machine
             where = _resolve(base_dir, src)
             if not os.path.exists(where):
                 out.append((path, f"the file mount source '{clip(src)}' does not exist "
                                   f"(looked for {clip(where, 120)})", None))
     return out
+
+
+def is_url(source: str) -> bool:
+    """A file mount source with a scheme (``s3://``, ``gs://``, ``https://``): not a local path."""
+    return _URL_RE.match(source) is not None
 
 
 def _resolve(base_dir: str, path: str) -> str:

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS clusters (
     task_sha256 TEXT,
     task_json TEXT,
     outputs_json TEXT,
+    workdir_sha256 TEXT,             -- digest of the workdir's contents (converging apply)
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_cluster ON attempts(cluster);
 """
+#: Columns of ``clusters`` newer than some databases: added on open when missing.
+MIGRATIONS = ("workdir_sha256 TEXT",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ClusterRow:
     outputs: dict
     created_at: float
     updated_at: float
+    #: The digest of the task's workdir contents when it was launched (``converge.workdir_digest``).
+    workdir_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,11 +172,23 @@ class StateDB:
             try:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(SCHEMA)
+                self._migrate()
                 break
             except sqlite3.OperationalError as exc:
                 if ("locked" not in str(exc) and "busy" not in str(exc)) or i == 99:
                     raise
                 time.sleep(0.05)
+
+    def _migrate(self) -> None:
+        """Columns added after a database was created (CREATE TABLE IF NOT EXISTS keeps old tables)."""
+        have = {r["name"] for r in self._conn.execute("PRAGMA table_info(clusters)").fetchall()}
+        for col in MIGRATIONS:
+            if col.split()[0] not in have:
+                try:
+                    self._conn.execute(f"ALTER TABLE clusters ADD COLUMN {col}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._conn.close()
@@ -254,6 +271,7 @@ def _cluster(r: sqlite3.Row) -> ClusterRow:
         task=json.loads(r["task_json"]) if r["task_json"] else None,
         outputs=json.loads(r["outputs_json"]) if r["outputs_json"] else {},
         created_at=r["created_at"], updated_at=r["updated_at"],
+        workdir_sha256=r["workdir_sha256"] if "workdir_sha256" in r.keys() else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from typing import Callable, Collection, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 from skyplan.catalog.model import CatalogInfo, Offer
 from skyplan.provision.protocol import DEFAULT_DESTROY_TIMEOUT_S, EngineEventSink, InterruptedOp, UpResult
@@ -81,6 +81,7 @@ class FakeDriver:
         self.calls: list[tuple[str, str]] = []
         self.live: set[str] = set()
         self.fail_cleanup: set[str] = set()
+        self.stack_outputs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def up(self, stack: str, program: Callable[[], None], *, timeout_s: float | None,
@@ -90,7 +91,16 @@ class FakeDriver:
         res = self.script(stack)
         with self._lock:
             self.live.add(stack)  # even a failed up may leave a partial stack
+            if res.ok:
+                self.stack_outputs[stack] = dict(res.outputs)
         return dataclasses.replace(res, stack=res.stack or stack)
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        """The outputs of the stack's last successful up (the program is not run:
+        nothing it exports itself is there)."""
+        with self._lock:
+            self.calls.append(("outputs", stack))
+            return dict(self.stack_outputs.get(stack, {}))
 
     def destroy_and_remove(self, stack: str, *, timeout_s: float | None = DEFAULT_DESTROY_TIMEOUT_S,
                            on_event: EngineEventSink | None = None,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
     (r"LocalWorkdirMissing", "LocalWorkdirMissing", Kind.INVALID, Scope.ALL),
     (r"LocalWorkdirSymlink", "LocalWorkdirSymlink", Kind.INVALID, Scope.ALL),
+    (r"LocalFileMount(Missing|Invalid)", "LocalFileMount", Kind.INVALID, Scope.ALL),
     (r"LocalDiskFull|No space left on device|Disk quota exceeded", "LocalDiskFull", Kind.CAPACITY, Scope.ZONE),
     (r"Permission denied|Operation not permitted", "LocalPermissionDenied", Kind.AUTH, Scope.CLOUD),
     (r"Resource temporarily unavailable|Too many open files", "LocalBusy", Kind.TRANSIENT, Scope.NONE),
@@ -39,6 +40,7 @@ class Local(CloudBase):
         default_candidate=False,
         has_log_source=True,
         proves_interrupted=True,
+        reruns_in_place=True,
     )
 
     def own_offers(self) -> tuple[Offer, ...]:

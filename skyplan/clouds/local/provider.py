@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from skyplan import failpoints
 from skyplan.clouds.local import runner
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 #: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
 INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs",
-              "secrets")
+              "secrets", "revision", "file_mounts")
+#: Inputs whose change re-runs the task on the same node (``update``: the runner
+#: stops it, re-syncs the workdir, starts setup and run again); any other
+#: changed input replaces the node.
+RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts")
 #: What create adds (see ``runner.start``).
 OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file")
 
@@ -46,6 +50,7 @@ def spec_of(props: dict[str, Any]) -> dict[str, Any]:
         "node_rank": int(props.get("node_rank") or 0),
         "num_nodes": int(props.get("num_nodes") or 1),
         "workdir": props.get("workdir") or None,
+        "file_mounts": dict(props.get("file_mounts") or {}),
         "setup": props.get("setup") or None,
         "run": props.get("run") or None,
         "envs": dict(props.get("envs") or {}),
@@ -58,9 +63,11 @@ def inputs_of(props: dict[str, Any], keys: tuple[str, ...] = INPUT_KEYS) -> dict
 
 
 def replace_diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> DiffResult:
-    """Any changed input replaces the node (a sandbox is not updated in place)."""
+    """A changed input replaces the node, except those of ``RERUN_KEYS``: a change
+    to those alone is an update (the task re-runs in the same sandbox)."""
     changed = [k for k in keys if olds.get(k) != news.get(k)]
-    return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+    replaces = [k for k in changed if k not in RERUN_KEYS]
+    return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
 
 class LocalNodeProvider(ResourceProvider):
@@ -76,6 +83,11 @@ class LocalNodeProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return replace_diff(olds, news, INPUT_KEYS)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # runner.start stops what runs in the sandbox and replaces it: the task re-runs.
+        info = runner.start(spec_of(news), news["root"])
+        return UpdateResult(outs={**inputs_of(news), **info})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         root = props.get("root")
@@ -126,9 +138,11 @@ def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, An
         # The request's workdir is made absolute here, in the apply process, whose
         # cwd is the user's; the provider process runs elsewhere.
         "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,
+        "file_mounts": dict(request.file_mounts),
         "setup": request.setup,
         "run": request.run,
         "envs": dict(request.envs),
+        "revision": request.revision,
         # A Pulumi secret: encrypted in the checkpoint, "[secret]" in the engine's events.
         "secrets": pulumi.Output.secret(dict(request.secrets)) if request.secrets else {},
     }

@@ -6,6 +6,8 @@ One node is one directory, ``<SKYPLAN_HOME>/sandboxes/<stack>/node-<rank>``::
     proc.json        the supervisor's pid / process group (written by start)
     status.json      phase: starting | setup | run | done | failed | stopped
     workdir/         a copy of the task's workdir; cwd of setup and run
+    fs/              the node's own root for file mounts at absolute paths
+                     (``SKYPLAN_FS_ROOT``): ``/data`` is ``fs/data``
     logs/setup.log   setup's stdout+stderr
     logs/run.log     run's stdout+stderr
     logs/combined.log  both, in order (what ``skyplan logs`` follows)
@@ -105,7 +107,8 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
     """Create the sandbox at ``root`` and launch the node's setup + run.
 
     ``spec`` keys: cluster, stack, task_id, node_rank, num_nodes, workdir (the
-    source directory, absolute, or None), setup, run, envs, secrets (these two
+    source directory, absolute, or None), file_mounts (destination -> absolute
+    source, copied in: see ``mount_path``), setup, run, envs, secrets (these two
     reach the task's environment only: see ``task_env``). Returns the info
     the provider exports: sandbox, workdir, pid, pgid, logs, status_file.
 
@@ -136,6 +139,11 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
             _make_private(workdir)
         else:
             workdir.mkdir()
+        try:
+            _copy_mounts(spec.get("file_mounts") or {}, root)
+        except SandboxError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         for name in LOG_NAMES:
             (logs / f"{name}.log").touch()
         node = {
@@ -157,7 +165,7 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
                 # and the script's directory off its own import path.
                 [sys.executable, "-I", os.path.abspath(__file__), "supervise", str(root)],
                 cwd=str(workdir),
-                env=task_env(spec),
+                env={**task_env(spec), "SKYPLAN_FS_ROOT": str(root / "fs")},
                 stdin=subprocess.DEVNULL,
                 stdout=sup_log,
                 stderr=subprocess.STDOUT,
@@ -178,6 +186,54 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
         "logs": log_paths(root),
         "status_file": str(root / "status.json"),
     }
+
+
+def mount_path(root: str | os.PathLike[str], dst: str) -> Path:
+    """Where a file mount's destination lies in the node's sandbox at ``root``.
+
+    A node on this machine has no filesystem of its own, so a destination is read
+    inside its sandbox: an absolute path under ``fs/`` (``/data`` is
+    ``$SKYPLAN_FS_ROOT/data``; on a VM, where the variable is unset, the same
+    ``${SKYPLAN_FS_ROOT}/data`` is ``/data``), a ``~/`` or relative one in the
+    workdir, the task's current directory (``~/data`` and ``data`` are ``./data``).
+    A destination that would leave the sandbox (``/../x``) raises SandboxError.
+    """
+    root = Path(root).absolute()
+    if dst.startswith("/"):
+        base, rel = root / "fs", dst.lstrip("/")
+    else:
+        base, rel = root / "workdir", dst[2:] if dst.startswith("~/") else ("" if dst == "~" else dst)
+    target = Path(os.path.normpath(base / rel))
+    if target != base and base not in target.parents:
+        raise SandboxError(f"LocalFileMountInvalid: file mount '{dst}' would lie outside the node's sandbox")
+    return target
+
+
+def _copy_mounts(mounts: Mapping[str, str], root: Path) -> None:
+    """Copy each file mount's source into the sandbox (``mount_path``): a directory
+    under the workdir's link policy (links that leave it are refused), a file as
+    it is. A mount inside the workdir lands over the workdir's copy."""
+    from skyplan.clouds.workdir import ADVICE, WorkdirLinkError, copy_workdir
+
+    (root / "fs").mkdir()
+    for dst, src in sorted(mounts.items()):
+        target = mount_path(root, dst)
+        if not os.path.exists(src):
+            raise SandboxError(f"LocalFileMountMissing: file mount '{dst}': source '{src}' does not exist")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        if os.path.isdir(src):
+            try:
+                copy_workdir(src, target)
+            except WorkdirLinkError as e:
+                raise SandboxError(f"LocalWorkdirSymlink: file mount '{dst}': {e}; {ADVICE}") from None
+            _make_private(target)
+        else:
+            shutil.copyfile(src, target)
+            os.chmod(target, stat.S_IMODE(os.stat(target).st_mode) & 0o700)
 
 
 def _group_members(pgid: int) -> list[int] | None:

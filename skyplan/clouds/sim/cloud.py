@@ -31,6 +31,7 @@ class Sim(CloudBase):
         default_candidate=False,
         has_log_source=True,
         proves_interrupted=True,
+        reruns_in_place=True,
     )
 
     def __init__(self, target: str | None = None, *, ledger_db: str | None = None) -> None:
@@ -116,9 +117,7 @@ class Sim(CloudBase):
     def _held(self, stack_prefix: str) -> list[dict[str, Any]]:
         from skyplan.clouds.sim import ledger
 
-        db = self.ledger_db or ledger.default_path()
-        return [r for r in ledger.all_resources(db)
-                if r["state"] != ledger.DELETED and r["stack"].startswith(stack_prefix)]
+        return ledger.held(self.ledger_db or ledger.default_path(), stack_prefix)
 
     def own_offers(self) -> tuple:
         return ()  # it has no offers of its own: it takes the simulated clouds'

@@ -282,6 +282,20 @@ def count_live(
     return len(live_resources(home, db=db, stack=stack, cluster=cluster))
 
 
+def held(db: str | os.PathLike[str] | None, stack_prefix: str = "") -> list[dict[str, Any]]:
+    """Rows not deleted (live or preempted) of the stacks whose names start with
+    ``stack_prefix``, oldest first: what the sim still holds for them."""
+    path = _resolve(db)
+    if not path.exists():
+        return []
+    with connect(path) as conn:
+        rows = conn.execute(
+            "SELECT * FROM resources WHERE state != ? AND substr(stack, 1, ?) = ? ORDER BY created_at, id",
+            (DELETED, len(stack_prefix), stack_prefix),
+        ).fetchall()
+    return [_row(r) for r in rows]
+
+
 def all_resources(db: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Every row, whatever its state, oldest first (for tests and debugging)."""
     path = _resolve(db)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from skyplan import failpoints
 from skyplan.clouds.local import runner
@@ -130,6 +130,14 @@ class SimNodeProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return replace_diff(olds, news, INPUT_KEYS)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only the task changed (see ``replace_diff``): the placement stays, so the
+        # scenario is not asked again and the ledger row is the same; the sandbox
+        # re-runs the task.
+        info = runner.start(spec_of(news), news["root"])
+        kept = {k: olds.get(k) for k in ("ledger_id", "created_at", "preempt_at")}
+        return UpdateResult(outs={**inputs_of(news, INPUT_KEYS), **info, **kept})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from skyplan.clouds.sim import ledger

@@ -20,7 +20,8 @@ METHODS = [n for n, v in vars(Driver).items() if inspect.isfunction(v) and not n
 
 
 def test_the_protocol_names_what_launch_uses() -> None:
-    assert sorted(METHODS) == ["destroy_and_remove", "list_stacks", "up"]
+    # outputs: a converging apply reads the record a cluster's stack exports.
+    assert sorted(METHODS) == ["destroy_and_remove", "list_stacks", "outputs", "up"]
     assert "backend_url" in typing.get_type_hints(Driver)
 
 
