@@ -119,10 +119,6 @@ class ProvisionRequest:
     #: Clouds that re-run a task in place make it a node input, so that a new
     #: revision re-runs the task even when no other input changed.
     revision: str | None = None
-    #: Changes whenever the task or its workdir's contents do (``converging.revision``).
-    #: Clouds that re-run a task in place make it a node input, so that a new
-    #: revision re-runs the task even when no other input changed.
-    revision: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request as JSON data, with every secret value redacted."""

@@ -150,6 +150,8 @@ def task_workdir(plan: Plan) -> str | None:
     workdir = plan.task.workdir
     if not workdir:
         return None
+
+
     base = os.path.dirname(plan.source) if plan.source else os.getcwd()
     return os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
 def task_file_mounts(plan: Plan) -> tuple[dict[str, str], list[str]]:
@@ -168,8 +170,6 @@ def task_file_mounts(plan: Plan) -> tuple[dict[str, str], list[str]]:
         else:
             remote.append(m.dst)
     return local, remote
-
-
 
 
 def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario: str | None) -> ProvisionRequest:

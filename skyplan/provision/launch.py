@@ -150,20 +150,37 @@ def plan_for(request: LaunchRequest) -> Plan:
 
 def check_task(plan: Plan) -> None:
     """What the task needs before any stack exists, else InputError: a value for
-    every secret, and a workdir without symbolic links that leave it (the sync
-    refuses those: ``skyplan.clouds.workdir``)."""
+    every secret; a workdir, and file mount sources, that exist (a plan file may
+    outlive them) without symbolic links that leave them (the sync refuses
+    those: ``skyplan.clouds.workdir``); and, for a node on this machine
+    (``runs_here``), no bucket or URL mount, which it cannot reach."""
     import os
 
+    from skyplan.clouds import registry
     from skyplan.clouds.workdir import ADVICE, WorkdirLinkError, outside_links
-    from skyplan.provision.apply import task_workdir
+    from skyplan.provision.apply import task_file_mounts, task_workdir
     from skyplan.spec.secrets import require_values
 
     require_values(plan.task)
+    mounts, remote = task_file_mounts(plan)
     workdir = task_workdir(plan)
-    if workdir and os.path.isdir(workdir):
-        links = outside_links(workdir)
+    sources = [("workdir", workdir)] if workdir else []
+    sources += [(f"file mount '{dst}'", src) for dst, src in mounts.items()]
+    for what, src in sources:
+        if not os.path.exists(src) or (what == "workdir" and not os.path.isdir(src)):
+            raise InputError(f"the {what} source {src} {'is not a directory' if os.path.exists(src) else 'is missing'}",
+                             hint="restore it, or re-plan the task; nothing was created")
+        links = outside_links(src) if os.path.isdir(src) else []
         if links:
-            raise InputError(str(WorkdirLinkError(workdir, links)), hint=f"{ADVICE}; nothing was created")
+            where = "" if what == "workdir" else f"{what}: "
+            raise InputError(where + str(WorkdirLinkError(src, links)), hint=f"{ADVICE}; nothing was created")
+    here = sorted({c.cloud for c in plan.candidates
+                   if (cloud := registry.find(c.cloud)) is not None and cloud.capabilities.runs_here})
+    if remote and here:
+        raise InputError(f"file_mounts {', '.join(repr(d) for d in remote)}: a bucket or URL cannot be mounted on "
+                         f"{' or '.join(registry.display(c) for c in here)}, which copies local paths only",
+                         hint="mount a local directory instead (`/data: ./data`), or run on a cloud; "
+                              "nothing was created")
 
 
 def launch(request: LaunchRequest) -> LaunchResult:
