@@ -22,7 +22,7 @@ app = typer.Typer(
     name="skyplan",
     help="Declarative plan/apply for cloud compute: cost-ranked placements, failover across zones, regions and clouds.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -111,8 +111,34 @@ def _catalog(path: Optional[str]):
     return load_catalog(path)
 
 
+def _complete_cluster(incomplete: str) -> List[str]:
+    from skyplan.cli.completion import cluster_names
+
+    return cluster_names(incomplete)
+
+
+def _errors_exit_1(fn):  # noqa: ANN001, ANN202
+    """``plan --detailed-exitcode`` is Terraform's: 0 no change, 2 a change, so every
+    error exits 1, whatever its usual code (goes inside ``handle_errors``)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        from skyplan.errors import EXIT_INTERNAL, SkyplanError
+
+        try:
+            return fn(*args, **kwargs)
+        except SkyplanError as exc:
+            if kwargs.get("detailed_exitcode"):
+                exc.exit_code = EXIT_INTERNAL
+            raise
+
+    return wrapper
+
+
 @app.command()
 @handle_errors
+@_errors_exit_1
 def plan(
     task: str = typer.Argument(..., help="Task YAML file."),
     as_json: bool = JSON_OPT,
@@ -122,11 +148,27 @@ def plan(
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file (default: embedded)."),
     fresh: bool = FRESH_OPT,
     secret: Optional[List[str]] = SECRET_OPT,
+    cluster: Optional[str] = typer.Option(None, "--cluster", "-c", autocompletion=_complete_cluster,
+                                          help="Compare with this cluster and say what apply would do "
+                                          "(nothing, re-run the task in place, or replace it)."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="Exit 0 when the cluster (-c; default: the task's name, as apply) "
+                                           "already matches, 2 when apply would change something, 1 on error."),
+    simulate: Optional[str] = typer.Option(None, "--simulate", envvar="SKYPLAN_SIMULATE",
+                                           help="With -c: compare as `apply --simulate` would launch."),
+    backend: Optional[str] = typer.Option(None, "--backend", envvar="SKYPLAN_BACKEND",
+                                          help="With -c: the Pulumi backend to find the cluster on when this "
+                                          "machine has no record of it (a CI runner)."),
 ) -> None:
     """Validate TASK and rank every feasible placement by cost."""
     from skyplan.cli import views
     from skyplan.planner import dumps, explain as explain_fn, make_plan, write_plan
 
+    if _looks_like_plan(task):
+        from skyplan.errors import UsageError
+
+        raise UsageError(f"{task} is a plan file, not a task",
+                         hint=f"use `skyplan show {task}` to see it, or `skyplan apply {task}` to apply it")
     cat = _catalog(catalog)
     t = _load_task(task, secret, cat)
     if explain:
@@ -134,19 +176,38 @@ def plan(
     p = make_plan(t, cat, memory=_memory(fresh))
     if out:
         write_plan(p, out)
+    action = name = None
+    if cluster is not None or detailed_exitcode:
+        from skyplan.provision.apply import valid_cluster_name
+        from skyplan.provision.launch import default_cluster_name, preview
+
+        name = valid_cluster_name(cluster) if cluster is not None else default_cluster_name(p)
+        action = preview(p, name, simulate=simulate, backend=backend)
     if as_json:
-        if explain:
+        if explain or action is not None:
             doc = p.to_json()
-            doc["explain"] = views.explain_json(expl)
+            if explain:
+                doc["explain"] = views.explain_json(expl)
+            if action is not None:
+                from skyplan.cli.converge_view import action_json
+
+                doc["converge"] = action_json(action, name)
             views.write_json(doc)
         else:
             sys.stdout.write(dumps(p))
-        return
-    views.render_plan(p, top=top)
-    if explain:
-        views.render_explain(expl)
-    if out:
-        typer.echo(f"Plan written to {out}; apply exactly this plan with `skyplan apply {out} --yes`.", err=True)
+    else:
+        views.render_plan(p, top=top)
+        if explain:
+            views.render_explain(expl)
+        if action is not None:
+            from skyplan.cli.converge_view import render_action
+
+            render_action(action, name, sys.stdout)
+        if out:
+            typer.echo(f"Plan written to {out}; apply exactly this plan with `skyplan apply {out} --yes`.",
+                       err=True)
+    if detailed_exitcode and action is not None and action.kind != "none":
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -304,6 +365,14 @@ def apply(
         views.render_launched(result)
     if not detach and not as_json and result.status == "UP":
         _stream_task(name, result.log_source())
+
+
+def _looks_like_plan(path: str) -> bool:
+    """By its contents only (a task may be written as JSON): an object with a format_version."""
+    from skyplan.spec.bounded import read_head
+
+    head = read_head(path, 4096)
+    return head.lstrip().startswith(b"{") and b'"format_version"' in head
 
 
 def _is_plan_file(path: str) -> bool:
@@ -514,6 +583,15 @@ def _register_housekeeping() -> None:
 
 
 _register_housekeeping()
+
+
+def _register_show() -> None:
+    from skyplan.cli.show import show
+
+    app.command("show")(show)
+
+
+_register_show()
 
 
 def _terminated(signum, frame):  # noqa: ANN001

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skyplan.provision.converge import (
@@ -92,6 +92,7 @@ def test_flatten_names_every_leaf_and_empty_is_null():
                                                                      "e": None}
 
 
+@settings(deadline=None)  # a shared machine: time is not what this checks
 @given(st.dictionaries(st.sampled_from(["setup", "run", "envs", "resources", "num_nodes", "workdir"]),
                        st.one_of(st.none(), st.integers(0, 3), st.text(max_size=3),
                                  st.dictionaries(st.sampled_from("XY"), st.integers(0, 2), max_size=2)), max_size=6),
