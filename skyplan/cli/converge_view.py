@@ -40,6 +40,12 @@ def change_line(c: Change) -> str:
 
 
 def placement_text(p: Placement) -> str:
+    from skyplan.clouds import registry
+
+    cloud = registry.find(p.cloud)
+    if cloud is not None and cloud.capabilities.runs_here:
+        nodes = f", {p.num_nodes} nodes" if p.num_nodes != 1 else ""
+        return f"this machine ({cloud_text(p.cloud)}{nodes})"
     where = p.region + (f" ({p.zone})" if p.zone else "")
     market = "spot" if p.use_spot else "on-demand"
     nodes = f", {p.num_nodes} nodes" if p.num_nodes != 1 else ""
