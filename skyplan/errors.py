@@ -23,17 +23,32 @@ EXIT_INTERRUPTED = 130
 
 
 class SkyplanError(Exception):
-    """Root of every error skyplan raises on purpose."""
+    """Root of every error skyplan raises on purpose.
+
+    ``file``, ``line`` and ``path`` locate the error in the user's input when it
+    has a place there (a task file, a field path such as ``$.resources.cloud``)."""
 
     exit_code: int = EXIT_INTERNAL
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, file: str | None = None,
+                 line: int | None = None, path: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.file = file
+        self.line = line
+        self.path = path
+
+    @property
+    def code(self) -> str:
+        """The error object's ``code``: the class name (``SpecError``, ``LockedError``...)."""
+        return type(self).__name__
 
     def to_json(self) -> dict[str, Any]:
-        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+        """The one error object's inner part (``schemas/common.schema.json#/$defs/error``):
+        ``{"error": <this>}`` is what ``--json`` prints. Subclasses may add fields."""
+        return {"code": self.code, "message": self.message, "hint": self.hint, "exit_code": self.exit_code,
+                "file": self.file, "line": self.line, "path": self.path}
 
 
 # --- input (exit 2) -----------------------------------------------------------
@@ -94,7 +109,9 @@ class SpecError(InputError):
         head = f"{n:,} error{'s' if n != 1 else ''} in {diagnostics[0].file}" if n else "invalid input"
         if n > MAX_ERRORS:
             head += f" (the first {MAX_ERRORS} are shown; {n - MAX_ERRORS:,} more not shown)"
-        super().__init__(head, hint=hint)
+        first = diagnostics[0] if diagnostics else None
+        super().__init__(head, hint=hint, file=first.file if first else None, line=first.line if first else None,
+                         path=first.path if first else None)
         self.diagnostics = list(diagnostics[:MAX_ERRORS])
         self.omitted = max(0, n - MAX_ERRORS)
 

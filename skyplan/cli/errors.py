@@ -32,25 +32,50 @@ def _log_internal(exc: BaseException) -> str:
         return "(could not write the log file)"
 
 
-def emit_error(exc: SkyplanError, *, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps({"event": "error", **exc.to_json()}, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-    diags = getattr(exc, "diagnostics", None)
-    err = sys.stderr
-    if diags:
-        for d in diags:
-            err.write(f"error: {d.format()}\n")
-        err.write(f"{exc.message}\n")
-    else:
-        err.write(f"error: {exc.message}\n")
-    if exc.hint:
-        err.write(f"hint: {exc.hint}\n")
-    err.flush()
+def describe(exc: BaseException) -> tuple[int, dict[str, Any], str]:
+    """How a command that raised ``exc`` ends: its exit code, the one error object
+    (the inner part of ``{"error": ...}``) and the text for people (stderr).
+
+    A SkyplanError is its own; an interrupt (Ctrl-C, or SIGTERM, which ``main.run``
+    turns into one) is ``Interrupted`` (130); anything else is a bug: its traceback
+    goes to the log file and it is ``InternalError`` (1)."""
+    if isinstance(exc, SkyplanError):
+        lines = []
+        diags = getattr(exc, "diagnostics", None)
+        if diags:
+            lines += [f"error: {d.format()}" for d in diags]
+            lines.append(exc.message)
+        else:
+            lines.append(f"error: {exc.message}")
+        if exc.hint:
+            lines.append(f"hint: {exc.hint}")
+        return exc.exit_code, exc.to_json(), "".join(line + "\n" for line in lines)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, error_object("Interrupted", "interrupted", EXIT_INTERRUPTED), "interrupted\n"
+    path = _log_internal(exc)
+    msg = f"internal error: {type(exc).__name__}: {exc}"
+    logging.getLogger("skyplan").debug("internal error", exc_info=exc)
+    hint = f"this is a bug in skyplan; details in {path}"
+    return EXIT_INTERNAL, error_object("InternalError", msg, EXIT_INTERNAL, hint=hint), f"error: {msg}\nhint: {hint}\n"
+
+
+def error_object(code: str, message: str, exit_code: int, *, hint: str | None = None) -> dict[str, Any]:
+    """An error object for what is not a SkyplanError (same keys as ``SkyplanError.to_json``)."""
+    return {"code": code, "message": message, "hint": hint, "exit_code": exit_code, "file": None, "line": None,
+            "path": None}
+
+
+def write_error_document(error: dict[str, Any]) -> None:
+    """``{"schema_version", "error": {...}}`` on stdout: what a ``--json`` command prints instead of its document."""
+    from skyplan.contract import document
+
+    sys.stdout.write(json.dumps(document(error=error), separators=(",", ":")) + "\n")
+    sys.stdout.flush()
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a command: SkyplanError -> its exit code; anything else -> exit 1."""
+    """Decorate a command: SkyplanError -> its exit code; an interrupt -> 130;
+    anything else -> exit 1. Under ``--json`` the error object goes to stdout too."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -59,22 +84,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except SkyplanError as exc:
-            emit_error(exc, as_json=as_json)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("interrupted\n")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
             raise typer.Exit(0) from None
-        except Exception as exc:  # noqa: BLE001 - the one place that catches everything
-            path = _log_internal(exc)
-            msg = f"internal error: {type(exc).__name__}: {exc}"
+        except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the one place that catches everything
+            code, error, text = describe(exc)
             if as_json:
-                sys.stdout.write(json.dumps({"event": "error", "error": "InternalError", "message": msg,
-                                             "hint": f"details in {path}"}, separators=(",", ":")) + "\n")
-            sys.stderr.write(f"error: {msg}\nhint: this is a bug in skyplan; details in {path}\n")
-            logging.getLogger("skyplan").debug("internal error", exc_info=exc)
-            raise typer.Exit(EXIT_INTERNAL) from None
+                write_error_document(error)
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            raise typer.Exit(code) from None
 
     return wrapper

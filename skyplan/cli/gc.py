@@ -28,6 +28,7 @@ def gc(
     the lock files of clusters that are gone.
     """
     from skyplan.cli import views
+    from skyplan.contract import document
     from skyplan.errors import EXIT_CLEANUP_FAILED, UsageError
     from skyplan.provision import gc as gc_mod
     from skyplan.provision import housekeeping
@@ -43,7 +44,7 @@ def gc(
     garbage = gc_mod.find(driver, db)
     if dry_run:
         if as_json:
-            views.write_json({"dry_run": True, "garbage": [g.to_json() for g in garbage]})
+            views.write_json(document(dry_run=True, garbage=[g.to_json() for g in garbage]))
         else:
             _render(garbage)
         return
@@ -55,7 +56,7 @@ def gc(
             raise typer.Exit(0)
     done = gc_mod.collect(driver, db, garbage)
     if as_json:
-        views.write_json({"dry_run": False, "garbage": [g.to_json() for g in garbage], **done.to_json()})
+        views.write_json(document(dry_run=False, garbage=[g.to_json() for g in garbage], **done.to_json()))
     else:
         n = len(done.destroyed)
         parts = [f"collected {n} stack{'s' if n != 1 else ''} (destroyed and verified empty)"]

@@ -227,8 +227,10 @@ def validate(
 
     diags, omitted = validate_report(files, catalog=_catalog(catalog))
     if as_json:
-        views.write_json({"ok": not diags, "files": files, "diagnostics": [d.to_json() for d in diags],
-                          "omitted": omitted})
+        from skyplan.contract import document
+
+        views.write_json(document(ok=not diags, files=files, diagnostics=[d.to_json() for d in diags],
+                                  omitted=omitted))
     else:
         for d in diags:
             typer.echo(f"error: {d.format()}", err=True)
@@ -256,6 +258,7 @@ def show_gpus(
     from skyplan.catalog import gpus
     from skyplan.cli import views
     from skyplan.clouds import registry
+    from skyplan.contract import count as as_count, document
     from skyplan.errors import InputError, NoCandidatesError
 
     cat = _catalog(catalog)
@@ -266,7 +269,7 @@ def show_gpus(
     if name is None:
         data = gpus.list_accelerators(cat, clouds=clouds, region=region, show_all=show_all)
         if as_json:
-            views.write_json(data)
+            views.write_json(document(accelerators={k: [as_count(c) for c in v] for k, v in data.items()}))
         else:
             views.render_accelerator_list(data)
         return
@@ -295,7 +298,8 @@ def show_gpus(
                                 f"{' on ' + cloud if cloud else ''}{' in ' + region if region else ''}",
                                 hint=hint + "run `skyplan show-gpus` to list accelerators")
     if as_json:
-        views.write_json([dataclasses.asdict(r) for r in rows])
+        views.write_json(document(offers=[
+            {**dataclasses.asdict(r), "count": as_count(r.count), "vcpus": as_count(r.vcpus)} for r in rows]))
     else:
         views.render_gpu_rows(rows)
 
@@ -318,12 +322,26 @@ def apply(
     secret: Optional[List[str]] = SECRET_OPT,
 ) -> None:
     """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
+    args = (target, cluster, yes, simulate, backend, timeout, detach, catalog, fresh, secret)
+    if not as_json:
+        return _apply(None, *args)
+    from skyplan.cli.json_streams import JsonApplyStream
+
+    with JsonApplyStream() as stream:  # exactly one summary line, however the apply ends
+        _apply(stream, *args)
+
+
+def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Optional[str],  # noqa: ANN001
+           backend: Optional[str], timeout: float, detach: bool, catalog: Optional[str], fresh: bool,
+           secret: Optional[List[str]]) -> None:
+    """``apply``; ``stream``: the ``apply --json`` sink (``cli/json_streams.py``), or None for people."""
     from skyplan.cli import views
-    from skyplan.errors import SkyplanError, UsageError
+    from skyplan.errors import EXIT_TASK_FAILED, SkyplanError, UsageError
     from skyplan.planner import bind_secrets, check_fresh, make_plan, read_plan
     from skyplan.provision.events import attempt_json
     from skyplan.provision.launch import LaunchOptions, LaunchRequest, default_cluster_name, launch
 
+    as_json = stream is not None
     if _is_plan_file(target):
         p = read_plan(target)
         check_fresh(p, _catalog(catalog).info, target)
@@ -339,6 +357,8 @@ def apply(
 
         require_values(p.task)
     name = cluster or default_cluster_name(p)
+    if stream is not None:
+        stream.cluster = name
     if not yes:
         if as_json or not sys.stdin.isatty():
             raise UsageError("refusing to apply without --yes: no terminal to confirm on",
@@ -347,24 +367,45 @@ def apply(
         if not typer.confirm(f"Launching cluster '{name}'. Proceed?", default=True, err=True):
             typer.echo("Cancelled; nothing was created.", err=True)
             raise typer.Exit(0)
-    sink = views.JsonEvents() if as_json else views.ApplyPrinter(simulated=bool(simulate))
+    sink = stream if stream is not None else views.ApplyPrinter(simulated=bool(simulate))
     options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=sink)
     try:
         result = launch(LaunchRequest(p, name, options))
     except SkyplanError as exc:
         events = [attempt_json(a) for a in getattr(exc, "attempts", [])]
-        if as_json:  # the stream always ends with a summary
-            views.write_json_line({"event": "summary", "status": "FAILED", "cluster": name, "placement": None,
-                                   "attempts": events, "error": type(exc).__name__, "message": exc.message})
-        elif events:
+        if events and not as_json:  # under --json the summary carries them
             views.render_attempts(events)
         raise
-    if as_json:
-        views.write_json_line(result.summary())
-    else:
+    if not as_json:
         views.render_launched(result)
-    if not detach and not as_json and result.status == "UP":
-        _stream_task(name, result.log_source())
+    # The task's outcome decides exit 7 in both modes; under --json its output goes to stderr.
+    outcome = _watch_task(name, result, follow=not detach, out=sys.stderr if as_json else sys.stdout)
+    code = EXIT_TASK_FAILED if outcome.failed else 0
+    if outcome.failed:
+        typer.echo(f"Task on '{name}' ended failed (exit code {outcome.exit_code}) on node {outcome.node}; "
+                   f"the cluster is still up: `skyplan logs {name}`, then `skyplan down {name} --yes`.", err=True)
+    if stream is not None:
+        stream.finish(result.summary(task=outcome.to_json(), exit_code=code))
+    elif code:
+        raise typer.Exit(code)
+
+
+def _watch_task(name: str, result, *, follow: bool, out):  # noqa: ANN001, ANN202
+    """The task's outcome (``provision.outcome.TaskOutcome``) after a launch.
+
+    ``follow``: print its output to ``out`` until it ends (Ctrl-C stops following:
+    the task is still running). Not followed (``--detach``), or a cluster that was
+    already up (apply ran nothing): unknown, ``status`` None."""
+    from skyplan.provision.outcome import TaskOutcome, task_outcome
+
+    if not follow or result.status != "UP":
+        return TaskOutcome()
+    source = result.log_source()
+    if source is None:
+        return TaskOutcome()
+    if not _stream_task(name, source, out):
+        return TaskOutcome("running")
+    return task_outcome(source)
 
 
 def _looks_like_plan(path: str) -> bool:
@@ -396,26 +437,20 @@ def _log_source(cloud: Optional[str], simulate: Optional[str], outputs: dict):
     return registry.runner(cloud, bool(simulate)).log_source(outputs)
 
 
-def _stream_task(name: str, source) -> None:  # noqa: ANN001 - a skyplan.clouds.base.LogSource or None
-    """For clouds with a log source here (local, sim), follow the task's output until it ends."""
-    from skyplan.errors import EXIT_TASK_FAILED
-
-    if source is None:
-        return
+def _stream_task(name: str, source, out=None) -> bool:  # noqa: ANN001 - a skyplan.clouds.base.LogSource
+    """For clouds with a log source here (local, sim), print the task's output to
+    ``out`` (stdout) until it ends: True; False when Ctrl-C stopped following."""
+    out = out or sys.stdout
     try:
         for line in source.follow():
-            sys.stdout.write(line)
-            sys.stdout.flush()
+            out.write(line)
+            out.flush()
     except KeyboardInterrupt:
         typer.echo(f"\nStopped following; the task is still running on '{name}'. "
                    f"Follow it with `skyplan logs {name} --follow`; stop it with `skyplan down {name} --yes`.",
                    err=True)
-        raise typer.Exit(0) from None
-    status = source.status()
-    if status is not None and status.get("phase") != "done":
-        typer.echo(f"Task on '{name}' ended {status.get('phase')} (exit code {status.get('returncode')}); "
-                   f"the cluster is still up: `skyplan logs {name}`, then `skyplan down {name} --yes`.", err=True)
-        raise typer.Exit(EXIT_TASK_FAILED)
+        return False
+    return True
 
 
 @app.command()
@@ -428,9 +463,15 @@ def status(as_json: bool = JSON_OPT) -> None:
     rows = StateDB().clusters()
     # For clusters whose task output is readable here, the task's own state (running, done, failed).
     sources = {r.name: _log_source(r.cloud, r.simulate, r.outputs) for r in rows if r.status == "UP"}
-    phases = {name: (src.status() or {}).get("phase") for name, src in sources.items() if src is not None}
+    states = {name: src.status() or {} for name, src in sources.items() if src is not None}
+    phases = {name: st.get("phase") for name, st in states.items()}
     if as_json:
-        views.write_json([{**r.to_json(), "task_phase": phases.get(r.name)} for r in rows])
+        from skyplan.contract import document
+        from skyplan.provision.outcome import TaskOutcome
+
+        views.write_json(document(clusters=[
+            {**r.to_json(), "task_phase": phases.get(r.name),
+             "task": TaskOutcome.from_status(states.get(r.name)).to_json()} for r in rows]))
     else:
         views.render_status(rows, task_phases=phases)
 
@@ -440,6 +481,8 @@ def status(as_json: bool = JSON_OPT) -> None:
 def logs(
     name: str = typer.Argument(..., help="Cluster name."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the task ends."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per output line, then a summary with the "
+                                 "task's outcome."),
 ) -> None:
     """Print a cluster's task output (local and sim clusters)."""
     from skyplan.errors import InputError, NotFoundError
@@ -460,6 +503,11 @@ def logs(
         raise InputError(f"cluster '{name}' runs on {row.cloud}; its logs are on the instance",
                          hint=f"logs are available here for {' and '.join(here)} clusters only")
     lines = source.follow() if follow else source.lines()
+    if as_json:
+        from skyplan.cli.json_streams import log_events
+
+        log_events(name, lines, source)
+        return
     for line in lines:
         sys.stdout.write(line)
         sys.stdout.flush()
@@ -492,7 +540,9 @@ def down(
             raise typer.Exit(0)
     result = down_cluster(name, backend=backend)
     if as_json:
-        views.write_json({"cluster": name, "status": "DOWN", "stacks_removed": list(result.stacks)})
+        from skyplan.contract import document
+
+        views.write_json(document(cluster=name, status="DOWN", stacks_removed=list(result.stacks)))
     else:
         n = len(result.stacks)
         typer.echo(f"Cluster '{name}' is down ({n} stack{'s' if n != 1 else ''} destroyed and verified empty).")
@@ -521,7 +571,9 @@ def doctor(as_json: bool = JSON_OPT) -> None:
                         "credentials": r.details.get("credentials"), "plugin": r.details.get("plugin")}
     info["clouds"] = clouds
     if as_json:
-        views.write_json(info)
+        from skyplan.contract import document
+
+        views.write_json(document(**info))
         return
     typer.echo(f"skyplan home: {info['skyplan_home']}")
     eng = info["engine"]
@@ -549,7 +601,11 @@ def sim_ledger(as_json: bool = JSON_OPT) -> None:
 
     rows = live_resources()
     if as_json:
-        views.write_json(rows)
+        from skyplan.contract import document, utc_time
+
+        times = ("created_at", "preempt_at", "preempted_at", "ended_at")
+        views.write_json(document(resources=[{**r, **{k: utc_time(r.get(k)) for k in times if k in r}}
+                                             for r in rows]))
         return
     if not rows:
         typer.echo("No live sim resources.")
@@ -570,7 +626,9 @@ def sim_reset(
 
     n = reset_hits(None, load_scenario(scenario).sha256 if scenario else None)
     if as_json:
-        views.write_json({"reset": n})
+        from skyplan.contract import document
+
+        views.write_json(document(reset=n))
     else:
         typer.echo(f"Reset {n} counter{'s' if n != 1 else ''}.")
 

@@ -245,20 +245,6 @@ class ApplyPrinter:
             self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.attempt.detail.get('stack')})")
 
 
-class JsonEvents:
-    """``apply --json``: one JSON line per preflight, recover and attempt event
-    (``launching`` is left out: the attempt line says everything it does)."""
-
-    def __init__(self, file: TextIO | None = None) -> None:
-        self.file = file
-
-    def __call__(self, e: Any) -> None:
-        from skyplan.provision.events import Launching
-
-        if not isinstance(e, Launching):
-            write_json_line(e.to_json(), self.file)
-
-
 def render_launched(result, file: TextIO | None = None) -> None:
     """The closing line of a successful ``apply`` (a ``LaunchResult``)."""
     out = file or sys.stderr

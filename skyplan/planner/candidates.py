@@ -18,6 +18,7 @@ from typing import Iterable
 
 from skyplan.catalog.model import Offer
 from skyplan.clouds import registry
+from skyplan.contract import count
 from skyplan.errors import NoCandidatesError
 from skyplan.spec.models import Accelerator, Preference, Quantity, ResourceRequest, Task
 
@@ -95,9 +96,9 @@ class Candidate:
             "zone": self.zone,
             "instance_type": self.instance_type,
             "use_spot": self.use_spot,
-            "vcpus": self.vcpus,
+            "vcpus": count(self.vcpus),
             "memory_gib": self.memory_gib,
-            "accelerators": {n: c for n, c in self.accelerators},
+            "accelerators": {n: count(c) for n, c in self.accelerators},
             "hourly_price": self.hourly_price,
             "hourly_cost": self.hourly_cost,
             "disk_size": self.disk_size,

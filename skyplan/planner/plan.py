@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skyplan.catalog.model import CatalogInfo
+from skyplan.contract import utc_time
 from skyplan.errors import PlanFileError, StalePlanError
 from skyplan.planner.candidates import Candidate, enumerate_candidates
 from skyplan.spec.models import Task
@@ -87,7 +88,7 @@ def make_plan(task: Task, catalog, *, now: datetime | None = None, memory: Any =
 
         candidates = rank_recent_failures_last(candidates, memory, now or datetime.now(timezone.utc),
                                                families or cloud_families)
-    created = (now or datetime.now(timezone.utc)).replace(microsecond=0).isoformat()
+    created = utc_time(now or datetime.now(timezone.utc))
     return Plan(
         format_version=FORMAT_VERSION,
         created_at=created,

@@ -69,16 +69,14 @@ class LaunchResult:
     action: str = "create"
     changes: tuple[Any, ...] = ()
 
-    def summary(self) -> dict[str, Any]:
-        """The ``summary`` JSON line (see ``events.py``)."""
-        return {
-            "event": "summary",
-            "status": "UP" if self.status in ("UP", "ALREADY_UP") else self.status,
-            "cluster": self.cluster,
-            "placement": self.placement.to_json() if self.placement else None,
-            "stack": self.stack,
-            "attempts": [attempt_json(a) for a in self.attempts],
-        }
+    def summary(self, *, task: dict[str, Any] | None = None, exit_code: int = 0) -> dict[str, Any]:
+        """The ``summary`` JSON line (``events.summary_json``), with the task outcome
+        (``outcome.TaskOutcome.to_json``) and the exit code the CLI ends with."""
+        from skyplan.provision.events import summary_json
+
+        return summary_json(status="UP" if self.status in ("UP", "ALREADY_UP") else self.status,
+                            cluster=self.cluster, placement=self.placement, stack=self.stack,
+                            attempts=[attempt_json(a) for a in self.attempts], task=task, exit_code=exit_code)
 
     def log_source(self) -> LogSource | None:
         """The task's output, when the cloud that ran it can read it from here."""

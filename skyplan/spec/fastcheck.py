@@ -24,7 +24,7 @@ ASSERTIONS = frozenset(
     }
 )
 #: Keywords that assert nothing (annotations and structure).
-ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description", "x-expected"})
+ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description", "x-expected", "x-count"})
 KEYWORDS = ASSERTIONS | ANNOTATIONS
 
 

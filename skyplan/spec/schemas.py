@@ -16,7 +16,8 @@ from typing import Any
 
 from skyplan.errors import SkyplanError
 
-#: The schemas skyplan ships, by short name.
+#: The schemas skyplan reads its input with, by short name. The others in
+#: ``schemas/`` describe what commands print (``skyplan.contract``): ``output_schema_names``.
 SCHEMA_NAMES = ("task", "pipeline", "plan")
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../skyplan
@@ -56,3 +57,15 @@ def _read_text(file_name: str) -> str:
 def load_schema(name: str) -> dict[str, Any]:
     """Return the parsed schema ``name`` ("task", "pipeline", "plan" or a file name)."""
     return json.loads(_read_text(_file_name(name)))
+
+
+def output_schema_names() -> list[str]:
+    """Every schema shipped, by short name (``common``, ``apply``, ``sim-ledger``...),
+    the input schemas included: what ``--json`` output is checked against."""
+    for base in (_PACKAGE_DIR / "_schemas", _REPO_DIR):
+        if base.is_dir():
+            return sorted(p.name[: -len(".schema.json")] for p in base.glob("*.schema.json"))
+    from importlib import resources
+
+    return sorted(r.name[: -len(".schema.json")] for r in resources.files("skyplan").joinpath("_schemas").iterdir()
+                  if r.name.endswith(".schema.json"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from skyplan import home
+from skyplan.contract import utc_time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -76,6 +77,7 @@ class ClusterRow:
     workdir_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The row in ``status --json`` (``schemas/status.schema.json``); times in ISO-8601 UTC."""
         return {
             "name": self.name,
             "status": self.status,
@@ -89,8 +91,8 @@ class ClusterRow:
             "backend": self.backend,
             "simulate": self.simulate,
             "outputs": self.outputs,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "created_at": utc_time(self.created_at),
+            "updated_at": utc_time(self.updated_at),
         }
 
 

@@ -118,12 +118,13 @@ def test_validate_reports_all_files(tmp_path):
 def test_show_gpus_list_and_detail():
     r = invoke("show-gpus", "--json")
     assert r.exit_code == 0
-    data = json.loads(r.stdout)
+    data = json.loads(r.stdout)["accelerators"]
     assert 8 in data["A100"] and "V100" in data
+    assert all(type(c) is int for c in data["A100"])  # whole counts are integers, not 8.0
     r = invoke("show-gpus", "A100:8", "--cloud", "gcp", "--json")
     assert r.exit_code == 0
-    rows = json.loads(r.stdout)
-    assert rows and all(x["cloud"] == "gcp" and x["count"] == 8 for x in rows)
+    rows = json.loads(r.stdout)["offers"]
+    assert rows and all(x["cloud"] == "gcp" and x["count"] == 8 and type(x["count"]) is int for x in rows)
     assert {"device_memory_gib", "vcpus", "memory_gib", "price", "spot_price", "cheapest_region"} <= set(rows[0])
     assert invoke("show-gpus", "Z9000").exit_code == 3
     assert invoke("show-gpus", "A100:x").exit_code == 2
@@ -186,7 +187,7 @@ def test_internal_error_exits_1_and_points_at_log(monkeypatch, tmp_path):
 
 def test_status_and_down_unknown():
     r = invoke("status", "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout) == []
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"schema_version": 1, "clusters": []}
     assert invoke("down", "nope", "--yes").exit_code == 2
     assert invoke("logs", "nope").exit_code == 2
 
@@ -205,7 +206,7 @@ def test_sim_reset_forgets_times_counters(tmp_path):
     assert ledger.take_hit(None, digest, 0, 1) is True
     assert ledger.hits(None, digest, 0) == 1
     r = invoke("sim", "reset", sc, "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout) == {"reset": 1}
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"schema_version": 1, "reset": 1}
     assert ledger.hits(None, digest, 0) == 0
 
 

@@ -6,6 +6,7 @@ import io
 import json
 
 from skyplan.cli import views
+from skyplan.cli.json_streams import JsonApplyStream
 from skyplan.errors import Classification, Kind, Scope
 from skyplan.planner.candidates import Candidate
 from skyplan.provision.events import AttemptDone, Launching, Preflight, Recover
@@ -43,15 +44,16 @@ def test_a_cloud_that_runs_here_is_this_machine() -> None:
 
 def test_json_lines_keep_their_documented_shape() -> None:
     out = io.StringIO()
-    sink = views.JsonEvents(out)
+    sink = JsonApplyStream(out)
     failed = Attempt(2, GCP, False, CAP, Block(cloud="gcp", region="us-west1"), detail={"stack": "s2"},
                      widened="region: same unknown error in a and b")
     for e in (Preflight("gcp", True), Launching(2, GCP, "s2"), AttemptDone(failed)):
         sink(e)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [line["event"] for line in lines] == ["preflight", "attempt"]  # launching is not a JSON line
-    attempt = lines[1]
-    assert list(attempt)[0] == "event"
+    assert [line["event"] for line in lines] == ["preflight", "launching", "attempt"]
+    assert sink.attempts == [lines[2]]  # kept for the summary of an apply that fails later
+    attempt = lines[2]
+    assert list(attempt)[0] == "event" and attempt["schema_version"] == 1
     assert {k: attempt[k] for k in ("number", "cloud", "zone", "outcome", "kind", "scope", "code", "stack", "block",
                                     "widened")} == {
         "number": 2, "cloud": "gcp", "zone": "us-west1-a", "outcome": "failed", "kind": "capacity", "scope": "zone",

@@ -64,7 +64,7 @@ def test_hello_world_on_local(cli):
     assert "hello from skyplan (3)" in p.stdout
     assert "setting up: hello" in p.stdout
     assert "Launching on this machine" in p.stderr
-    st = json.loads(cli("status", "--json").stdout)
+    st = json.loads(cli("status", "--json").stdout)["clusters"]
     assert [(c["name"], c["status"], c["cloud"]) for c in st] == [("hello", "UP", "local")]
     logs = cli("logs", "hello").stdout
     assert "hello from skyplan (1)" in logs
@@ -72,7 +72,7 @@ def test_hello_world_on_local(cli):
     assert sandbox.is_dir()
     cli("down", "hello", "--yes")
     assert not sandbox.exists()
-    assert json.loads(cli("status", "--json").stdout) == []
+    assert json.loads(cli("status", "--json").stdout)["clusters"] == []
 
 
 def test_seed_000_replay_ends_in_us_west1_a(cli):
@@ -222,5 +222,5 @@ def test_failing_task_exits_7_and_keeps_the_cluster(cli, tmp_path):
     p = cli("apply", str(task), "--yes", "-c", "failing", check=7)
     assert "about to fail" in p.stdout
     assert "ended failed (exit code 7)" in p.stderr
-    (row,) = json.loads(cli("status", "--json").stdout)
+    (row,) = json.loads(cli("status", "--json").stdout)["clusters"]
     assert row["status"] == "UP" and row["task_phase"] == "failed"

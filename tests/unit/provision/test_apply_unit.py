@@ -78,7 +78,8 @@ def test_rerun_recovers_stacks_left_by_an_earlier_run():
     Applier(simulate=SCENARIO, driver=drv, db=db, emit=events.append).apply(plan(), "t")
     assert drv.calls[0] == ("destroy", "t.a001.gcp.old")
     assert events[0] == Recover("t.a001.gcp.old", "running")
-    assert events[0].to_json() == {"event": "recover", "stack": "t.a001.gcp.old", "status": "running"}
+    assert events[0].to_json() == {"event": "recover", "stack": "t.a001.gcp.old", "status": "running",
+                                   "schema_version": 1}
     assert db.attempts("t")[0].status == "cleaned"
 
 

@@ -1,0 +1,103 @@
+"""The JSON output contract, checked on every ``--json`` run the test suite makes.
+
+Every ``CliRunner.invoke`` of the skyplan app and every ``skyplan`` /
+``python -m skyplan`` subprocess whose output a test collects (``communicate``,
+hence ``subprocess.run``) is checked with ``skyplan.testing.json_contract.check``
+when its arguments hold ``--json``: stdout must be JSON only, each document must
+follow ``schemas/<command>.schema.json`` (or the error document), event streams
+must end with exactly one summary, and any ``exit_code`` it states must be the
+process's. A broken contract fails the test at the run that broke it.
+
+A process killed by a signal (``kill -9``) is not checked: nothing can hold
+for it. The run's figures (documents checked, per command) close the report.
+"""
+
+from __future__ import annotations
+
+import collections
+import shlex
+import subprocess
+from typing import Any
+
+import pytest
+
+from skyplan.testing import json_contract
+
+#: (command, documents) per checked run, for the closing report.
+CHECKED: collections.Counter[str] = collections.Counter()
+RUNS: collections.Counter[str] = collections.Counter()
+_saved: dict[str, Any] = {}
+
+
+def check_json_output(args: list[str], stdout: str, exit_code: int | None) -> None:
+    """Fail when the output of ``skyplan <args>`` breaks the JSON contract."""
+    if "--json" not in args:
+        return
+    problems = json_contract.check(args, stdout, exit_code)
+    command = " ".join(json_contract.command_path(args)) or "?"
+    RUNS[command] += 1
+    CHECKED[command] += len(json_contract.documents(stdout)[0])
+    if problems:
+        raise AssertionError(f"`skyplan {' '.join(args)}` (exit {exit_code}) breaks the JSON output contract:\n  "
+                             + "\n  ".join(problems) + f"\nstdout:\n{stdout[:2000]}")
+
+
+def _patch() -> None:
+    from typer.testing import CliRunner
+
+    from skyplan.cli.main import app as skyplan_app
+
+    invoke, popen_init, communicate = CliRunner.invoke, subprocess.Popen.__init__, subprocess.Popen.communicate
+    _saved.update(invoke=invoke, popen_init=popen_init, communicate=communicate)
+
+    def checked_invoke(self, app, args=None, *a, **kw):  # noqa: ANN001, ANN202
+        result = invoke(self, app, args, *a, **kw)
+        if app is skyplan_app:
+            argv = shlex.split(args) if isinstance(args, str) else [str(x) for x in (args or [])]
+            check_json_output(argv, result.stdout, result.exit_code)
+        return result
+
+    def recording_init(self, args, *a, **kw):  # noqa: ANN001, ANN202
+        popen_init(self, args, *a, **kw)
+        sk = json_contract.skyplan_args(args) if isinstance(args, (list, tuple)) else None
+        self._skyplan_json_args = sk if sk and "--json" in sk else None
+
+    def checked_communicate(self, *a, **kw):  # noqa: ANN001, ANN202
+        out, err = communicate(self, *a, **kw)
+        args = getattr(self, "_skyplan_json_args", None)
+        if args is not None and out is not None and self.returncode is not None and self.returncode >= 0:
+            self._skyplan_json_args = None  # once
+            check_json_output(args, out.decode("utf-8", "replace") if isinstance(out, bytes) else out,
+                              self.returncode)
+        return out, err
+
+    CliRunner.invoke = checked_invoke
+    subprocess.Popen.__init__ = recording_init
+    subprocess.Popen.communicate = checked_communicate
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _patch()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _saved:
+        from typer.testing import CliRunner
+
+        CliRunner.invoke = _saved["invoke"]
+        subprocess.Popen.__init__ = _saved["popen_init"]
+        subprocess.Popen.communicate = _saved["communicate"]
+
+
+@pytest.fixture
+def json_contract_check():
+    """For runs a test reads itself (``Popen`` without ``communicate``):
+    ``json_contract_check(args_after_skyplan, stdout, exit_code)``."""
+    return check_json_output
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RUNS:
+        per = ", ".join(f"{c} {RUNS[c]}/{CHECKED[c]}" for c in sorted(RUNS))
+        terminalreporter.write_line(f"JSON output contract: {sum(CHECKED.values())} documents from "
+                                    f"{sum(RUNS.values())} --json runs checked (runs/documents: {per})")
