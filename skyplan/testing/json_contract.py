@@ -8,7 +8,9 @@ so a new command, or a new field, cannot print JSON that no schema describes.
 
 The contract (``skyplan.contract``):
 * stdout holds JSON only: one document, or (schemas marked ``x-stream``) one
-  object per line whose last line is the stream's ``last`` event, exactly once;
+  object per line whose last line is the stream's ``last`` event, exactly once
+  (or just the error document, when the stream failed before it started and
+  its schema does not say ``error_document: false``);
 * a document that is ``{"schema_version", "error"}`` follows ``error.schema.json``,
   anything else its command's schema;
 * integers are integers in the JSON text, and ``x-count`` numbers that are whole
@@ -125,6 +127,10 @@ def documents(stdout: str) -> tuple[list[Any], list[str]]:
     return docs, problems
 
 
+def _is_error(doc: Any) -> bool:
+    return isinstance(doc, dict) and "error" in doc and "event" not in doc
+
+
 def _errors(name: str, doc: Any) -> list[str]:
     out = []
     for e in sorted(validator(name).iter_errors(doc), key=lambda e: list(e.absolute_path)):
@@ -169,14 +175,16 @@ def check(args: Sequence[str], stdout: str, exit_code: int | None) -> list[str]:
     stream = load_schema(name).get("x-stream")
     if stream is None and len(docs) > 1:
         problems.append(f"{len(docs)} JSON documents on stdout, expected one")
-    if stream is not None:
+    if stream is not None and not (stream.get("error_document", True) and len(docs) == 1 and _is_error(docs[0])):
+        # (A stream that failed before it started may be just the error document,
+        # unless its schema says errors ride in its last line: apply's summary.)
         last = stream["last"]
         ends = [i for i, d in enumerate(docs) if isinstance(d, dict) and d.get("event") == last]
         if len(ends) != 1 or ends[0] != len(docs) - 1:
             problems.append(f"the stream must end with exactly one `{last}` line; `{last}` at lines "
                             f"{[i + 1 for i in ends]} of {len(docs)}")
     for doc in docs:
-        is_error = isinstance(doc, dict) and "error" in doc and "event" not in doc
+        is_error = _is_error(doc)
         problems += _errors("error" if is_error else _variant(name, doc), doc)
         if isinstance(doc, dict):
             code = (doc.get("error") or {}).get("exit_code") if is_error else doc.get("exit_code")
