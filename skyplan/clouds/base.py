@@ -153,7 +153,8 @@ class LogSource(Protocol):
         ...
 
     def follow(self) -> Iterator[str]:
-        """The main node's log until the task ends on every node."""
+        """Every node's log, interleaved as written, until the task ends on every
+        node; with several nodes each line starts with ``(node-<rank>) ``."""
         ...
 
     def status(self) -> dict[str, Any] | None:
@@ -216,6 +217,15 @@ class Cloud(Protocol):
         whose zones the catalog spells ``zones`` (AWS: the AZ names of its AZ IDs).
         A pinned zone the catalog does not hold is valid only if ``zone_alias``
         reads it and it is among these; did-you-mean hints choose among both."""
+        ...
+
+    def zone_name(self, zone: str, region: str, *, text: str = "",
+                  outputs: Mapping[str, Any] | None = None) -> str | None:
+        """Display: the name people know ``zone`` of ``region`` by, when the catalog
+        spells it otherwise (AWS: an AZ ID such as ``use1-az1``) and the name is
+        known from the provider itself: its error ``text`` about a request there,
+        or a stack's ``outputs``. None when the catalog's spelling is the name,
+        or the name is unknown (AWS names differ per account)."""
         ...
 
     def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:

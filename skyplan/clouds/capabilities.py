@@ -80,6 +80,10 @@ class CloudBase:
     def zone_names(self, region: str, zones: Collection[str]) -> tuple[str, ...]:
         return ()
 
+    def zone_name(self, zone: str, region: str, *, text: str = "",
+                  outputs: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
     def quota_families(self, instance_type: str, accelerators: Mapping[str, float] | None = None) -> frozenset[str]:
         return frozenset()
 

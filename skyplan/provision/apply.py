@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -31,8 +32,8 @@ from skyplan.errors import (
 from skyplan.planner.candidates import Candidate
 from skyplan.planner.plan import Plan
 from skyplan.provision.events import AttemptDone, EventSink, Launching, Preflight, attempt_json
-from skyplan.provision.failover import Attempt, AttemptResult, Outcome, Policy, run_failover
-from skyplan.provision import reap
+from skyplan.provision.failover import Attempt, AttemptResult, Blocklist, Outcome, Policy, run_failover
+from skyplan.provision import progress, reap
 from skyplan.provision.protocol import Driver, InterruptedOp
 from skyplan.spec.parse import CLUSTER_NAME_RULE, is_cluster_name, suggest_cluster_name
 from skyplan.state import StateDB, cluster_lock
@@ -251,6 +252,9 @@ class Applier:
         self.timeout_s = timeout_s
         self.policy = policy
         self.emit = emit
+        #: Receives the progress events (``progress.py``): ``launch`` sets it from
+        #: ``LaunchOptions.on_progress``.
+        self.progress: progress.ProgressSink = progress.ignore
         self.sleep = sleep
         #: Ignore what earlier launches learnt about capacity (``--fresh``).
         self.fresh = fresh
@@ -266,6 +270,8 @@ class Applier:
         self.db = db or StateDB()
         self._made: list[str] = []  # stacks created by the current apply()
         self._journal: dict[str, int] = {}  # their attempt ids
+        self._placed: dict[str, Candidate] = {}  # their candidates
+        self._candidates: tuple[Candidate, ...] = ()  # the current failover's, for the progress bound
         self._learned: list[Attempt] = []  # the current apply()'s attempts, for the capacity memory
 
     @property
@@ -321,13 +327,17 @@ class Applier:
         aid = self.db.start_attempt(cluster, number + self._offset, stack, self.backend, cand)  # journal first
         self._made.append(stack)
         self._journal[stack] = aid
+        self._placed[stack] = cand
         failpoints.hit("attempt.after-journal")
         self.emit(Launching(number, cand, stack))
+        phases = progress.AttemptPhases(self.progress, number, self._bound(cand, number), cand, stack,
+                                        then=reap.up_events())
+        phases.start()
         try:
-            res = self.driver.up(stack, program, timeout_s=self.timeout_s, on_event=reap.up_events())
+            res = self.driver.up(stack, program, timeout_s=self.timeout_s, on_event=phases)
         except BaseException:
             # Interrupted (Ctrl-C) or the driver itself failed: never leave the stack behind.
-            self._cleanup(aid, stack)
+            self._cleanup(aid, stack, stopping=cand)
             raise
         failpoints.hit("attempt.after-up")
         if res.ok:
@@ -345,22 +355,36 @@ class Applier:
         self.db.end_attempt(aid, "failed", kind=cls.kind.value, scope=cls.scope.value, code=cls.code,
                             message=cls.message)
         failpoints.hit("cleanup.before-destroy")
-        self._cleanup(aid, stack, point="cleanup.after-destroy")
+        phases.cleaning_up()
+        self._cleanup(aid, stack, point="cleanup.after-destroy", on_event=phases)
         return AttemptResult(False, cls, {"stack": stack})
 
-    def _cleanup(self, aid: int, stack: str, point: str | None = None) -> None:
+    def _cleanup(self, aid: int, stack: str, point: str | None = None, on_event: Any = None,
+                  stopping: Candidate | bool | None = None) -> None:
         """Destroy, check and remove the attempt's stack, then remove what the clouds
         that can see it still hold for the stack (a provider that died mid-create
-        leaves a resource Pulumi never recorded)."""
+        leaves a resource Pulumi never recorded). ``stopping``: the launch is being
+        stopped (an interrupt, an unexpected error; the stack's candidate, or True):
+        the cleanup is reported as ``progress.Cleanup`` events."""
+        report = stopping is not None and stopping is not False
+        cand = stopping if isinstance(stopping, Candidate) else None
+        # Called from an except block: the exception being handled says why.
+        reason = "interrupted" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "error"
+        if report:
+            self.progress(progress.Cleanup(stack, cand, reason))
         try:
-            self.driver.destroy_and_remove(stack, resolve_interrupted=resolve_interrupted)
+            self.driver.destroy_and_remove(stack, resolve_interrupted=resolve_interrupted, on_event=on_event)
             if point is not None:
                 failpoints.hit(point)
             reap.release_leftovers([stack])
-        except CleanupError:
+        except CleanupError as exc:
             self.db.set_attempt_status(aid, "leaked")
+            if report:
+                self.progress(progress.Cleanup(stack, cand, reason, done=True, ok=False, error=exc.message))
             raise
         self.db.set_attempt_status(aid, "cleaned")
+        if report:
+            self.progress(progress.Cleanup(stack, cand, reason, done=True))
 
     def _release_unfinished(self, cluster: str) -> None:
         """After an interrupt or an unexpected error: destroy the stacks of this run's
@@ -371,9 +395,22 @@ class Applier:
         for stack, aid in self._journal.items():
             if status.get(aid) not in ("cleaned", "leaked"):
                 try:
-                    self._cleanup(aid, stack)
+                    self._cleanup(aid, stack, stopping=self._placed.get(stack, True))
                 except CleanupError:
                     pass
+
+    def _bound(self, cand: Candidate, number: int) -> int:
+        """``progress.Phase.bound``: the most attempts this launch can still make, attempt
+        ``number`` on ``cand`` included (the candidates from ``cand`` on that no block
+        made so far covers). 0 (unknown) when nobody listens to progress."""
+        if self.progress is progress.ignore:
+            return 0
+        try:
+            i = self._candidates.index(cand)
+        except ValueError:
+            return 0
+        blocks = Blocklist(tuple(a.block for a in self._learned if a.block is not None))
+        return number - 1 + sum(1 for c in self._candidates[i:] if blocks.covers(c, quota_families(c)) is None)
 
     def _attempt_done(self, a: Attempt) -> None:
         """The one place each finished attempt (up, or failed and cleaned up) is
@@ -459,6 +496,7 @@ class Applier:
                                        task=plan.to_json()["task"])
             # A replacement leaves the row UP on the old stack until the new one is up.
             try:
+                self._candidates = tuple(candidates)
                 outcome: Outcome = run_failover(
                     candidates,
                     lambda c, n: self._attempt(plan, cluster, c, n),
@@ -525,8 +563,10 @@ def _cand_from_row(row) -> Candidate:
 def _failure_message(outcome: Outcome, n: int) -> str:
     if outcome.stopped_by is not None:
         a = outcome.stopped_by
-        return (f"stopped: the request was rejected as invalid on {registry.display(a.candidate.cloud)} "
-                f"{a.candidate.location}: {a.classification.message if a.classification else ''}")
+        # The provider's text is the attempt's (its event and the log carry it whole): said once, not here too.
+        code = a.classification.code if a.classification else "invalid"
+        return (f"stopped after attempt {a.number}: {registry.display(a.candidate.cloud)} rejected the request "
+                f"itself as invalid (code {code}, in {a.candidate.location}), so no other placement can do better")
     return (f"failed to provision on all {n} candidates ({len(outcome.attempts)} attempts, "
             f"{outcome.skipped} skipped by blocks)")
 

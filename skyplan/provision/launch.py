@@ -29,7 +29,9 @@ Inside one ``launch``, in order:
   6. the cluster row: UP with its placement and outputs, or FAILED.
 
 Nothing here prints: events go to ``LaunchOptions.on_event`` (typed, see
-``events.py`` for their JSON lines). A launch that cannot bring the cluster up
+``events.py`` for their JSON lines), and what happens meanwhile (the running
+attempt's phase, what a stopping launch cleans up) to ``LaunchOptions.on_progress``
+(``progress.py``). A launch that cannot bring the cluster up
 raises from the ``skyplan.errors`` hierarchy: InputError (bad name, scenario or
 backend; nothing created), LockedError, PreflightError, ProvisionFailed (every
 candidate failed; ``.attempts`` holds the history) or CleanupError (an
@@ -54,6 +56,7 @@ from skyplan.provision.apply import DEFAULT_TIMEOUT_S, Applier, LaunchResult, de
 from skyplan.provision.converge import Action
 from skyplan.provision.events import EventSink, LaunchEvent
 from skyplan.provision.failover import Policy
+from skyplan.provision.progress import ProgressSink
 from skyplan.provision.protocol import Driver
 from skyplan.spec.models import Task
 from skyplan.state import StateDB
@@ -77,6 +80,9 @@ class LaunchOptions:
     fresh: bool = False
     #: Receives every LaunchEvent, in order, on the launching thread.
     on_event: EventSink | None = None
+    #: Receives the progress events (``progress.py``: the running attempt's phase,
+    #: what a stopping launch cleans up), for a live status line.
+    on_progress: ProgressSink | None = None
     #: Offer catalog file for a task (None: ``$SKYPLAN_CATALOG``, else the embedded catalog).
     catalog: str | None = None
     #: A shared driver or state database (None: one of each per call).
@@ -196,6 +202,8 @@ def launch(request: LaunchRequest) -> LaunchResult:
     applier = Applier(backend=backend, simulate=opts.simulate, timeout_s=opts.timeout_s, policy=opts.policy,
                       driver=opts.driver, db=opts.db, sleep=opts.sleep, fresh=opts.fresh, replace=opts.replace,
                       rerun=opts.rerun, **({"emit": opts.on_event} if opts.on_event is not None else {}))
+    if opts.on_progress is not None:
+        applier.progress = opts.on_progress
     return applier.apply(plan, cluster)
 
 

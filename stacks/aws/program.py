@@ -14,7 +14,8 @@ zone in every account. An AZ id selects the default subnet of that AZ
 (``availability-zone-id`` + ``default-for-az`` filters); a zone name
 (``us-east-1a``) is passed as ``availability_zone``.
 
-Exports: cloud, region, zone, instance_type, instance_ids, public_ips, private_ips.
+Exports: cloud, region, zone, zone_name (node 0's AZ name in this account),
+instance_type, instance_ids, public_ips, private_ips.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def build(request: ProvisionRequest) -> None:
     pulumi.export("cloud", "aws")
     pulumi.export("region", request.region)
     pulumi.export("zone", request.zone)
+    # The account's AZ name of the zone (us-east-1a): plans name zones by AZ ID, people by name.
+    pulumi.export("zone_name", instances[0].availability_zone)
     pulumi.export("instance_type", request.instance_type)
     pulumi.export("instance_ids", [i.id for i in instances])
     pulumi.export("public_ips", [i.public_ip for i in instances])

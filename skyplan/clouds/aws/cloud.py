@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skyplan.clouds.provider import ProviderCloud
 
@@ -80,6 +80,17 @@ class AWS(ProviderCloud):
             return opt_in and local_group(catalog_zone) == group
 
         return ZoneAlias(pin.text, pin.region, covers)
+
+    def zone_name(self, zone: str, region: str, *, text: str = "",
+                  outputs: Mapping[str, Any] | None = None) -> str | None:
+        """The account's AZ name for AZ ID ``zone``: the one the instance reports
+        (``zone_name`` output of ``stacks/aws``) or EC2's error text names."""
+        from skyplan.clouds.aws.zones import is_zone_name, region_of_zone_name, requested_zone_name
+
+        reported = (outputs or {}).get("zone_name")
+        if isinstance(reported, str) and is_zone_name(reported) and region_of_zone_name(reported) == region:
+            return reported if reported != zone else None
+        return requested_zone_name(zone, region, text)
 
     def zone_names(self, region: str, zones: Collection[str]) -> tuple[str, ...]:
         from skyplan.clouds.aws.zones import zone_names

@@ -95,6 +95,31 @@ def parse_zone_pin(zone: str) -> ZonePin | None:
     return None
 
 
+# EC2 names the AZ a request asked for in its errors, in the account's own names:
+# "... capacity in the Availability Zone you requested (us-east-1a)",
+# "... is not supported in your requested Availability Zone (us-east-1c)".
+_REQUESTED = re.compile(r"(?:Availability Zone you requested|requested Availability Zone) \(([a-z0-9-]+)\)")
+
+
+def requested_zone_name(zone_id: str, region: str, text: str) -> str | None:
+    """The account's name for AZ ``zone_id`` of ``region``, as EC2's own ``text``
+    about a request in that AZ gives it; None when the text names no such zone.
+
+    The name-to-ID mapping is per account, so only the provider can say it: a
+    name is taken only from the phrase naming the requested AZ (not from the
+    alternatives EC2 suggests), only if it is in ``region``, and only for an AZ
+    of the same kind (a Local Zone ID gets a Local Zone name of its group)."""
+    if not is_zone_id(zone_id) or not text:
+        return None
+    m = _REQUESTED.search(text)
+    if m is None:
+        return None
+    name = m.group(1)
+    if not is_zone_name(name) or region_of_zone_name(name) != region or local_group(name) != local_group(zone_id):
+        return None
+    return name
+
+
 def zone_names(region: str, zone_ids: Iterable[str]) -> tuple[str, ...]:
     """The AZ names an account may have for a region whose zones are ``zone_ids``.
 

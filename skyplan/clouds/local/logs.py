@@ -115,6 +115,52 @@ def follow(
             f.close()
 
 
+def follow_many(
+    paths: list[str],
+    stop: Callable[[], bool],
+    *,
+    poll_s: float = 0.2,
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(index, line)`` for the lines of every file in ``paths``, interleaved
+    in the order they are read, without their newline.
+
+    Each file is read from its start once it appears. Ends once ``stop()`` is
+    true and everything written so far has been yielded (last unterminated lines
+    included), like :func:`follow`."""
+    files: list[Any] = [None] * len(paths)
+    bufs = [b""] * len(paths)
+    try:
+        while True:
+            stopping = stop()  # before reading: output written just before is still read below
+            progressed = False
+            for i, path in enumerate(paths):
+                if files[i] is None:
+                    try:
+                        files[i] = open(path, "rb")
+                    except FileNotFoundError:
+                        continue
+                chunk = files[i].read(65536)
+                if not chunk:
+                    continue
+                progressed = True
+                bufs[i] += chunk
+                *lines, bufs[i] = bufs[i].split(b"\n")
+                for line in lines:
+                    yield i, line.decode("utf-8", errors="replace")
+            if progressed:
+                continue
+            if stopping:
+                for i, rest in enumerate(bufs):
+                    if rest:
+                        yield i, rest.decode("utf-8", errors="replace")
+                return
+            time.sleep(poll_s)
+    finally:
+        for f in files:
+            if f is not None:
+                f.close()
+
+
 def job_status(sandbox_root: str | os.PathLike[str]) -> JobStatus:
     """The cluster's task state, from each node's status.json."""
     from skyplan.clouds.local import runner
@@ -153,12 +199,15 @@ class SandboxLogs:
                 continue
 
     def follow(self) -> Iterator[str]:
-        """Rank 0's combined log, until the task has finished on every node."""
+        """Every node's combined log, interleaved as written, until the task has
+        finished on every node. With several nodes each line starts with its
+        node's rank, ``(node-1) ...``, as in :meth:`lines`."""
         nodes = log_paths(self.sandbox)
         if not nodes:
             return
-        for line in follow(nodes[0].combined, lambda: job_status(self.sandbox).finished):
-            yield line + "\n"
+        prefixes = [f"(node-{n.rank}) " if len(nodes) > 1 else "" for n in nodes]
+        for i, line in follow_many([n.combined for n in nodes], lambda: job_status(self.sandbox).finished):
+            yield prefixes[i] + line + "\n"
 
     def status(self) -> dict[str, Any] | None:
         return job_status(self.sandbox).to_json()
