@@ -336,9 +336,8 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
            secret: Optional[List[str]]) -> None:
     """``apply``; ``stream``: the ``apply --json`` sink (``cli/json_streams.py``), or None for people."""
     from skyplan.cli import views
-    from skyplan.errors import EXIT_TASK_FAILED, SkyplanError, UsageError
+    from skyplan.errors import EXIT_TASK_FAILED, UsageError
     from skyplan.planner import bind_secrets, check_fresh, make_plan, read_plan
-    from skyplan.provision.events import attempt_json
     from skyplan.provision.launch import LaunchOptions, LaunchRequest, default_cluster_name, launch
 
     as_json = stream is not None
@@ -367,15 +366,19 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
         if not typer.confirm(f"Launching cluster '{name}'. Proceed?", default=True, err=True):
             typer.echo("Cancelled; nothing was created.", err=True)
             raise typer.Exit(0)
-    sink = stream if stream is not None else views.ApplyPrinter(simulated=bool(simulate))
-    options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=sink)
-    try:
+    if stream is not None:
+        options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=stream)
         result = launch(LaunchRequest(p, name, options))
-    except SkyplanError as exc:
-        events = [attempt_json(a) for a in getattr(exc, "attempts", [])]
-        if events and not as_json:  # under --json the summary carries them
-            views.render_attempts(events)
-        raise
+    else:
+        # One line per attempt as it ends, a status line while it runs (cli/apply_view.py);
+        # a failure's error message then needs no table of attempts after it.
+        from skyplan.cli.apply_view import ApplyView
+
+        view = ApplyView(simulated=bool(simulate), cluster=name)
+        options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=view,
+                                on_progress=view)
+        with view:
+            result = launch(LaunchRequest(p, name, options))
     if not as_json:
         views.render_launched(result)
     # The task's outcome decides exit 7 in both modes; under --json its output goes to stderr.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Mapping, TextIO
 
 from skyplan.clouds import registry
 from skyplan.planner.candidates import Candidate
@@ -22,12 +22,10 @@ num = _num
 
 
 def _console(file: TextIO | None = None, *, soft_wrap: bool = False):
-    from rich.console import Console
+    # The terminal's width, or COLUMNS, or wide when piped (``tables.console_width``).
+    from skyplan.cli.tables import console
 
-    out = file or sys.stdout
-    # Piped output (CI logs, files) must not be cut at 80 columns.
-    width = None if out.isatty() else 240
-    return Console(file=out, highlight=False, soft_wrap=soft_wrap, width=width)
+    return console(file, soft_wrap=soft_wrap)
 
 
 def write_json(doc: Any, file: TextIO | None = None) -> None:
@@ -59,6 +57,22 @@ def cloud_text(name: str) -> str:
     return registry.display(name)
 
 
+def place_text(cloud: str, region: str | None, zone: str | None, *, text: str = "",
+               outputs: Mapping[str, Any] | None = None) -> str:
+    """Where a placement is, for people. The zone when its name holds the region
+    (``us-central1-a``), else the region and the zone (``us-west-2 usw2-az1``).
+    A zone the catalog spells otherwise than people do shows as its name with
+    the catalog's spelling in brackets (``us-east-1a [use1-az1]``) where the
+    cloud knows the name: from the provider's own ``text`` about a request
+    there, or a stack's ``outputs`` (``Cloud.zone_name``)."""
+    if not zone:
+        return region or "-"
+    found = registry.find(cloud)
+    name = found.zone_name(zone, region or "", text=text, outputs=outputs) if found is not None else None
+    label = f"{name} [{zone}]" if name and name != zone else zone
+    return label if not region or label.startswith(region) else f"{region} {label}"
+
+
 def _runs_here(name: str | None) -> bool:
     cloud = registry.find(name)
     return cloud is not None and cloud.capabilities.runs_here
@@ -82,28 +96,41 @@ def recent_text(c: Candidate, now: datetime | None = None) -> str:
     return f"{rf.kind.upper()}? {ago(rf.at, now)}" if rf else ""
 
 
-def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None,
-                     now: datetime | None = None):
-    from rich import box
-    from rich.table import Table
+def candidate_columns(cands: Iterable[Candidate], *, chosen_rank: int | None = 1,
+                      now: datetime | None = None) -> tuple[list, list[list[str]]]:
+    """The plan table's columns (``tables.Col``) and rows. Too narrow a terminal
+    drops, in this order: CHOSEN (the first row is the chosen one), Mem(GB),
+    vCPUs, RECENT; REGION/ZONE and ACCELERATORS wrap at their spaces."""
+    from skyplan.cli.tables import Col
 
     cands = list(cands)
     marks = [recent_text(c, now) for c in cands]
-    t = Table(box=box.SIMPLE_HEAD, title=title, show_edge=False, pad_edge=False)
-    cols = [("CLOUD", "left"), ("INSTANCE", "left"), ("vCPUs", "right"), ("Mem(GB)", "right"),
-            ("ACCELERATORS", "left"), ("REGION/ZONE", "left"), ("COST ($/hr)", "right"), ("CHOSEN", "center")]
+    cols = [Col("CLOUD"), Col("INSTANCE"), Col("vCPUs", "right", drop=3), Col("Mem(GB)", "right", drop=2),
+            Col("ACCELERATORS", wrap=True), Col("REGION/ZONE", wrap=True), Col("COST ($/hr)", "right"),
+            Col("CHOSEN", "center", drop=1)]
     if any(marks):  # only when the capacity memory has something to say
-        cols.append(("RECENT", "left"))
-    for col, just in cols:
-        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+        cols.append(Col("RECENT", wrap=True, drop=4))
+    rows = []
     for c, mark in zip(cands, marks):
         row = [cloud_text(c.cloud), instance_text(c), _num(c.vcpus), _num(round(c.memory_gib, 1)),
-               accel_text(c), c.zone or c.region, money(c.hourly_cost)[1:], "✔" if c.rank == chosen_rank else ""]
-        t.add_row(*row, *([mark] if any(marks) else []))
-    return t
+               accel_text(c), place_text(c.cloud, c.region, c.zone), money(c.hourly_cost)[1:],
+               "✔" if c.rank == chosen_rank else ""]
+        rows.append(row + ([mark] if any(marks) else []))
+    return cols, rows
+
+
+def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None,
+                     now: datetime | None = None, width: int | None = None):
+    """The plan table as a Rich table fitted to ``width`` (default: the console's)."""
+    from skyplan.cli.tables import build, console_width
+
+    cols, rows = candidate_columns(cands, chosen_rank=chosen_rank, now=now)
+    return build(cols, rows, width or console_width(), title=title)[0]
 
 
 def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
+    from skyplan.cli.tables import print_table
+
     con = _console(file)
     task = plan.task
     chosen = plan.chosen
@@ -113,8 +140,11 @@ def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
         f"[bold]Estimated cost:[/bold] {money(chosen.hourly_cost)}/hr"
     )
     shown = plan.candidates[: max(0, top)] if top else plan.candidates
-    con.print(candidates_table(shown))
-    con.print(f"Shown {len(shown)} of {len(plan.candidates)} candidates")
+    cols, rows = candidate_columns(shown)
+    lay = print_table(con, cols, rows)
+    # A narrow terminal drops the CHOSEN column first: say in words which row it marked.
+    chosen = "" if any(cols[i].header == "CHOSEN" for i in lay.shown) else "; the first is the chosen one"
+    con.print(f"Shown {len(shown)} of {len(plan.candidates)} candidates{chosen}")
     recent = sum(1 for c in plan.candidates if c.recent_failure)
     if recent:
         con.print(f"{recent} candidate{'s' if recent != 1 else ''} ranked last: a recent capacity or quota failure "
@@ -167,82 +197,34 @@ def explain_json(explanations) -> list[dict]:
 
 
 def render_accelerator_list(data: dict[str, list[float]], file: TextIO | None = None) -> None:
-    from rich import box
-    from rich.table import Table
+    from skyplan.cli.tables import Col, print_table
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    t.add_column("ACCELERATOR")
-    t.add_column("AVAILABLE QUANTITIES")
-    for name, counts in data.items():
-        t.add_row(name, ", ".join(_num(c) for c in counts))
-    _console(file).print(t)
+    rows = [[name, ", ".join(_num(c) for c in counts)] for name, counts in data.items()]
+    print_table(_console(file), [Col("ACCELERATOR"), Col("AVAILABLE QUANTITIES", wrap=True)], rows)
+
+
+#: show-gpus columns, and the order a narrow terminal drops them in (lowest first).
+GPU_COLUMNS = ("CLOUD", "INSTANCE_TYPE", "ACCELERATOR", "QTY", "DEVICE_MEM", "vCPUs", "HOST_MEM",
+               "HOURLY_PRICE", "HOURLY_SPOT_PRICE", "CHEAPEST_REGION")
+GPU_DROP_ORDER = ("DEVICE_MEM", "HOST_MEM", "vCPUs", "CHEAPEST_REGION", "HOURLY_SPOT_PRICE")
 
 
 def render_gpu_rows(rows, file: TextIO | None = None) -> None:
-    from rich import box
-    from rich.table import Table
+    from skyplan.cli.tables import Col, print_table
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for col in ("CLOUD", "INSTANCE_TYPE", "ACCELERATOR", "QTY", "DEVICE_MEM", "vCPUs", "HOST_MEM",
-                "HOURLY_PRICE", "HOURLY_SPOT_PRICE", "CHEAPEST_REGION"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(cloud_text(r.cloud), r.instance_type, r.accelerator, _num(r.count),
-                  f"{_num(round(r.device_memory_gib, 1))}GB" if r.device_memory_gib else "-",
-                  _num(r.vcpus), f"{_num(round(r.memory_gib, 1))}GB",
-                  f"$ {r.price:.3f}" if r.price is not None else "-",
-                  f"$ {r.spot_price:.3f}" if r.spot_price is not None else "-",
-                  r.cheapest_region or "-")
-    _console(file).print(t)
+    right = {"QTY", "vCPUs", "HOURLY_PRICE", "HOURLY_SPOT_PRICE"}
+    cols = [Col(h, "right" if h in right else "left",
+                drop=GPU_DROP_ORDER.index(h) + 1 if h in GPU_DROP_ORDER else None) for h in GPU_COLUMNS]
+    cells = [[cloud_text(r.cloud), r.instance_type, r.accelerator, _num(r.count),
+              f"{_num(round(r.device_memory_gib, 1))}GB" if r.device_memory_gib else "-",
+              _num(r.vcpus), f"{_num(round(r.memory_gib, 1))}GB",
+              f"$ {r.price:.3f}" if r.price is not None else "-",
+              f"$ {r.spot_price:.3f}" if r.spot_price is not None else "-",
+              r.cheapest_region or "-"] for r in rows]
+    print_table(_console(file), cols, cells)
 
 
 # --- apply ---------------------------------------------------------------------
-
-
-def _where(c: Candidate) -> str:
-    return f"{cloud_text(c.cloud)} {c.region}" + (f" ({c.zone})" if c.zone else "")
-
-
-class ApplyPrinter:
-    """Turns launch events (``skyplan.provision.events``) into lines in the spirit of the seed logs."""
-
-    def __init__(self, file: TextIO | None = None, *, simulated: bool = False) -> None:
-        self.sim = r" \[sim]" if simulated else ""  # escaped: rich would read [sim] as markup and drop it
-        # Log lines: long provider messages stay on one line, as in the seed logs.
-        self.con = _console(file or sys.stderr, soft_wrap=True)
-
-    def __call__(self, e: Any) -> None:
-        from skyplan.provision.events import AttemptDone, Launching, Preflight, Recover
-
-        if isinstance(e, Preflight) and not e.ok:
-            reason = e.reason.removeprefix(f"{cloud_text(e.cloud)}: ")
-            self.con.print(f"[yellow]Skipping {cloud_text(e.cloud)}:[/yellow] {reason}; to enable it: {e.fix}")
-        elif isinstance(e, Recover):
-            self.con.print(f"Cleaning up stack {e.stack} left by an earlier run ({e.status})")
-        elif isinstance(e, Launching):
-            c = e.candidate
-            if _runs_here(c.cloud):
-                self.con.print(f"Launching on this machine ({c.cloud})")
-            else:
-                spot = " [Spot]" if c.use_spot else ""
-                self.con.print(f"Launching on {_where(c)}{self.sim} {c.instance_type}{spot}")
-        elif isinstance(e, AttemptDone) and not e.attempt.ok:
-            a, cls = e.attempt, e.attempt.classification
-            msg = ((cls.message if cls else "") or "").strip()
-            tail = ""
-            if cls is not None and cls.kind.value == "transient":
-                tail = " - retrying" if a.block is None else ""
-            if a.block is not None:
-                tail = f" - blocking {a.block.describe()}" + (f" (widened to {a.widened})" if a.widened else "")
-            code = (cls.code or cls.kind.value) if cls else "failure"
-            from rich.markup import escape  # provider texts may hold [brackets]
-
-            self.con.print(f"[yellow]Got {escape(code)} in {a.candidate.zone or a.candidate.region}[/yellow] "
-                           f"(message: {escape(msg)}){escape(tail)}", markup=True, highlight=False)
-        elif isinstance(e, AttemptDone):
-            c = e.attempt.candidate
-            where = "this machine" if _runs_here(c.cloud) else _where(c) + self.sim
-            self.con.print(f"[green]Provisioned on {where}[/green] (stack {e.attempt.detail.get('stack')})")
 
 
 def render_launched(result, file: TextIO | None = None) -> None:
@@ -253,43 +235,50 @@ def render_launched(result, file: TextIO | None = None) -> None:
         out.write(f"Cluster '{result.cluster}' is already up with this task (stack {result.stack}).\n")
         return
     sim = " (simulated)" if result.simulated else ""
-    out.write(f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {c.zone or c.region}{sim} "
+    where = place_text(c.cloud, c.region, c.zone, outputs=result.outputs)
+    out.write(f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {where}{sim} "
               f"{instance_text(c)} at {money(c.hourly_cost)}/hr.\n")
 
 
 def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
-    """The attempt table of a failed apply, from the attempts' JSON lines (``events.attempt_json``)."""
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
+    """The attempt table, from the attempts' JSON lines (``events.attempt_json``):
+    each failure's code and first sentence (the full text is in the JSON and the log)."""
+    from skyplan.cli.tables import Col, print_table
+    from skyplan.clouds.headline import headline
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Attempts", title_justify="left")
-    for col in ("#", "CLOUD", "REGION/ZONE", "INSTANCE", "OUTCOME", "KIND", "SCOPE", "CAUSE"):
-        t.add_column(col, overflow="fold")
+    cols = [Col("#", "right"), Col("CLOUD"), Col("REGION/ZONE", wrap=True), Col("INSTANCE"),
+            Col("OUTCOME", drop=3), Col("KIND", drop=1), Col("SCOPE", drop=2), Col("CAUSE", wrap=True)]
+    rows = []
     for a in attempts:
-        t.add_row(str(a["number"]), cloud_text(a["cloud"]), a.get("zone") or a["region"],
-                  a["instance_type"] + ("[Spot]" if a["use_spot"] else ""), a["outcome"], a.get("kind") or "-",
-                  a.get("scope") or "-",
-                  escape((a.get("code") or "") + (f": {a['message']}" if a.get("message") else "")
-                         + (f" (widened to {a['widened']})" if a.get("widened") else "")))
-    _console(file or sys.stderr).print(t)
+        code, msg = a.get("code") or "", a.get("message") or ""
+        cause = " ".join(x for x in (f"{code}:" if code and msg else code, headline(msg, code)) if x)
+        rows.append([str(a["number"]), cloud_text(a["cloud"]),
+                     place_text(a["cloud"], a.get("region"), a.get("zone"), text=msg),
+                     a["instance_type"] + ("[Spot]" if a["use_spot"] else ""), a["outcome"], a.get("kind") or "-",
+                     a.get("scope") or "-",
+                     (cause or "-") + (f" (widened to {a['widened']})" if a.get("widened") else "")])
+    print_table(_console(file or sys.stderr), cols, rows, title="Attempts")
+
+
+#: status columns; a narrow terminal drops STACK, then the cost, then the instance type.
+STATUS_DROP_ORDER = ("STACK", "COST ($/hr)", "INSTANCE")
 
 
 def render_status(rows, file: TextIO | None = None, task_phases: dict | None = None) -> None:
-    from rich import box
-    from rich.table import Table
+    from skyplan.cli.tables import Col, print_table
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for col in ("NAME", "STATUS", "TASK", "CLOUD", "REGION/ZONE", "INSTANCE", "COST ($/hr)", "STACK"):
-        t.add_column(col)
-    for r in rows:
-        task = (task_phases or {}).get(r.name) or "-"
-        cloud = cloud_text(r.cloud or "-") + (r" \[sim]" if r.simulate and registry.is_simulatable(r.cloud) else "")
-        t.add_row(r.name, r.status, task, cloud, r.zone or r.region or "-",
-                  (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
-                  f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-")
     con = _console(file)
     if not rows:
         con.print("No clusters.")
-    else:
-        con.print(t)
+        return
+    headers = ("NAME", "STATUS", "TASK", "CLOUD", "REGION/ZONE", "INSTANCE", "COST ($/hr)", "STACK")
+    cols = [Col(h, "right" if h.startswith("COST") else "left", wrap=h == "REGION/ZONE",
+                drop=STATUS_DROP_ORDER.index(h) + 1 if h in STATUS_DROP_ORDER else None) for h in headers]
+    cells = []
+    for r in rows:
+        task = (task_phases or {}).get(r.name) or "-"
+        cloud = cloud_text(r.cloud or "-") + (" [sim]" if r.simulate and registry.is_simulatable(r.cloud) else "")
+        cells.append([r.name, r.status, task, cloud, place_text(r.cloud or "", r.region, r.zone, outputs=r.outputs),
+                      (r.instance_type or "-") + ("[Spot]" if r.use_spot else ""),
+                      f"{r.hourly_cost:.2f}" if r.hourly_cost is not None else "-", r.stack or "-"])
+    print_table(con, cols, cells)
