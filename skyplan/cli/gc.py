@@ -89,6 +89,9 @@ def failpoints_cmd(as_json: bool = typer.Option(False, "--json", help="Print the
     from skyplan.cli import views
 
     if as_json:
+        # Issue 8's fixed contract (tests and checks are written against it): a bare JSON
+        # list of strings, in launch order, not a document. The one exception to the
+        # one-object rule; its schema (schemas/debug-failpoints.schema.json) is an array.
         views.write_json(list(failpoints.NAMES))
         return
     for name in failpoints.NAMES:
