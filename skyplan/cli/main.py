@@ -83,16 +83,20 @@ def _memory(fresh: bool, backend: Optional[str] = None):
     return for_planning(backend)
 
 
-def _load_task(path: str, secrets: Optional[List[str]] = None, catalog=None):  # noqa: ANN001 - a Catalog
+def _load_task(path: str, secrets: Optional[List[str]] = None, catalog=None,  # noqa: ANN001 - a Catalog
+               allow_pipeline: bool = False):
     """The task in ``path``, with the values of ``--secret`` flags over its secrets,
     validated against ``catalog`` (the one the command plans with): names that do
-    not exist there, and missing workdir or file-mount sources, are exit 2."""
+    not exist there, and missing workdir or file-mount sources, are exit 2.
+    A pipeline is returned as it is with ``allow_pipeline``, else refused."""
     from skyplan.errors import InputError
     from skyplan.spec import load
 
     doc = load(path, catalog=catalog)
     from skyplan.spec.models import Pipeline
 
+    if isinstance(doc, Pipeline) and allow_pipeline:
+        return doc
     if isinstance(doc, Pipeline):
         raise InputError(
             f"{path} is a pipeline ({len(doc.tasks)} tasks); plan/apply take a single task",
@@ -170,7 +174,15 @@ def plan(
         raise UsageError(f"{task} is a plan file, not a task",
                          hint=f"use `skyplan show {task}` to see it, or `skyplan apply {task}` to apply it")
     cat = _catalog(catalog)
-    t = _load_task(task, secret, cat)
+    t = _load_task(task, secret, cat, allow_pipeline=True)
+    from skyplan.spec.models import Pipeline
+
+    if isinstance(t, Pipeline):  # one table (or JSON line) per task
+        from skyplan.cli.pipeline_plan import plan_pipeline
+
+        return plan_pipeline(t, cat, as_json=as_json, top=top, explain=explain, memory=_memory(fresh),
+                             refused={"--out": out, "--cluster": cluster, "--detailed-exitcode": detailed_exitcode,
+                                      "--secret": secret})
     if explain:
         expl = explain_fn(t, cat)
     p = make_plan(t, cat, memory=_memory(fresh))
@@ -597,6 +609,15 @@ def doctor(as_json: bool = JSON_OPT) -> None:
 
 @sim_app.command("ledger")
 @handle_errors
+def _register_plugins() -> None:
+    from skyplan.cli.plugins import plugins_app
+
+    app.add_typer(plugins_app, name="plugins")
+
+
+_register_plugins()
+
+
 def sim_ledger(as_json: bool = JSON_OPT) -> None:
     """List the sim cloud's live resources (leaks show up here)."""
     from skyplan.cli import views

@@ -7,8 +7,9 @@ No network, no Pulumi import: the engine looks for plugins in
 from __future__ import annotations
 
 import importlib.metadata
-import os
+import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,13 @@ class PluginStatus:
     def installed(self) -> bool:
         return self.path is not None
 
-    @property
-    def install_hint(self) -> str:
+    def install_hint(self, cloud: str) -> str:
+        """A command that installs what is missing, as printed: the SDK with this
+        interpreter's pip, or the plugin with ``skyplan plugins install`` (skyplan's
+        engine is not on PATH, and the plugin belongs in skyplan's PULUMI_HOME)."""
         if self.version is None:
-            return f"pip install {self.package}"
-        prefix = "" if os.environ.get("PULUMI_HOME") else f"PULUMI_HOME={pulumi_home()} "
-        return f"{prefix}pulumi plugin install resource {self.provider} v{self.version}"
+            return f"{shlex.quote(sys.executable)} -m pip install {self.package}"
+        return f"skyplan plugins install {cloud}"
 
 
 def pulumi_home() -> Path:

@@ -75,7 +75,7 @@ class ProviderCloud(CloudBase):
         cred = self.find_credentials()
         if not plugin.installed:
             # Credentials are still reported, so `skyplan doctor` shows both gaps at once.
-            return PreflightResult(False, f"{self.display}: {plugin.reason}", f"run `{plugin.install_hint}`",
+            return PreflightResult(False, f"{self.display}: {plugin.reason}", f"run `{plugin.install_hint(self.name)}`",
                                    {"plugin": None, "package_version": plugin.version, "credentials": cred})
         details = {"plugin": plugin.path, "package_version": plugin.version}
         if cred is None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,8 @@ PULUMI_VERSION: str = importlib.metadata.version("pulumi")
 """The pulumi SDK version installed with skyplan; the CLI must match it."""
 
 SHIM_NAME = "pulumi-resource-pulumi-python"
-INSTALL_HINT = "run ./setup.sh (or: python -m skyplan.provision.engine install)"
+#: A command that works as printed: this interpreter, whatever is on PATH (./setup.sh does the same).
+INSTALL_HINT = f"run `{shlex.quote(sys.executable)} -m skyplan.provision.engine install`"
 _CACHE_NAME = "version-cache.json"
 
 

@@ -192,8 +192,9 @@ def test_status_and_down_unknown():
     assert invoke("logs", "nope").exit_code == 2
 
 
-def test_pipeline_is_refused_by_plan_with_a_clear_message():
-    r = invoke("plan", EX / "pipeline.yaml")
+def test_pipeline_is_refused_by_apply_with_a_clear_message():
+    # plan plans each task of a pipeline (tests/cli/test_pipeline_plan.py); apply takes one task
+    r = invoke("apply", EX / "pipeline.yaml", "--yes")
     assert r.exit_code == 2 and "pipeline" in r.stderr
 
 

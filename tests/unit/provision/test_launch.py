@@ -42,7 +42,7 @@ def zone_a_is_full(stack: str) -> UpResult:
 
 
 def test_a_task_is_planned_and_launched_into_a_typed_result() -> None:
-    task = load_text("name: Hello World\nresources:\n  cloud: local\n  cpus: 1+\nrun: echo hi\n")
+    task = load_text("name: hello-world\nresources:\n  cloud: local\n  cpus: 1+\nrun: echo hi\n")
     drv = FakeDriver(lambda s: UpResult(True, outputs={"sandbox": "/nowhere"}))
     events: list = []
     res = launch(LaunchRequest(task, options=LaunchOptions(driver=drv, on_event=events.append)))
