@@ -320,8 +320,9 @@ def show_gpus(
 @handle_errors
 def apply(
     target: str = typer.Argument(..., help="Task YAML, or a plan file written by `skyplan plan --out`."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", "-c", help="Cluster name (default: the task name)."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", "-c", autocompletion=_complete_cluster,
+                                          help="Cluster name (default: the task name)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (a replacement included)."),
     as_json: bool = typer.Option(False, "--json", help="Stream JSON lines: one per attempt, then a summary."),
     simulate: Optional[str] = typer.Option(None, "--simulate", envvar="SKYPLAN_SIMULATE",
                                            help="Scenario file: the sim cloud stands in for AWS/GCP/Azure."),
@@ -332,9 +333,16 @@ def apply(
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="SKYPLAN_CATALOG", help="Offer catalog file."),
     fresh: bool = FRESH_OPT,
     secret: Optional[List[str]] = SECRET_OPT,
+    rerun: bool = typer.Option(False, "--rerun", help="On a cluster that is up with this very task, re-run it "
+                               "anyway (a secret's value alone changed: skyplan keeps no trace of values)."),
 ) -> None:
-    """Provision the plan's placements in rank order, failing over on capacity and quota errors."""
-    args = (target, cluster, yes, simulate, backend, timeout, detach, catalog, fresh, secret)
+    """Provision the plan's placements in rank order, failing over on capacity and quota errors.
+
+    A cluster that is already up converges: nothing to do when it runs this task; the
+    task re-run in place when only setup, run, envs, secrets or the workdir changed;
+    otherwise a replacement (the new placement first, then the old one destroyed),
+    shown as a diff and confirmed (or --yes)."""
+    args = (target, cluster, yes, simulate, backend, timeout, detach, catalog, fresh, secret, rerun)
     if not as_json:
         return _apply(None, *args)
     from skyplan.cli.json_streams import JsonApplyStream
@@ -345,10 +353,10 @@ def apply(
 
 def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Optional[str],  # noqa: ANN001
            backend: Optional[str], timeout: float, detach: bool, catalog: Optional[str], fresh: bool,
-           secret: Optional[List[str]]) -> None:
+           secret: Optional[List[str]], rerun: bool = False) -> None:
     """``apply``; ``stream``: the ``apply --json`` sink (``cli/json_streams.py``), or None for people."""
     from skyplan.cli import views
-    from skyplan.errors import EXIT_TASK_FAILED, UsageError
+    from skyplan.errors import EXIT_TASK_FAILED
     from skyplan.planner import bind_secrets, check_fresh, make_plan, read_plan
     from skyplan.provision.launch import LaunchOptions, LaunchRequest, default_cluster_name, launch
 
@@ -370,16 +378,13 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
     name = cluster or default_cluster_name(p)
     if stream is not None:
         stream.cluster = name
-    if not yes:
-        if as_json or not sys.stdin.isatty():
-            raise UsageError("refusing to apply without --yes: no terminal to confirm on",
-                             hint="review the plan with `skyplan plan`, then run `skyplan apply ... --yes`")
-        views.render_plan(p, top=5, file=sys.stderr)
-        if not typer.confirm(f"Launching cluster '{name}'. Proceed?", default=True, err=True):
-            typer.echo("Cancelled; nothing was created.", err=True)
-            raise typer.Exit(0)
+    from skyplan.cli.confirm_apply import confirm_apply
+
+    # What apply would do to the cluster, asked [y/N] on a terminal (cli/confirm_apply.py).
+    replace = confirm_apply(p, name, yes=yes, as_json=as_json, simulate=simulate, backend=backend, rerun=rerun)
     if stream is not None:
-        options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=stream)
+        options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=stream,
+                                replace=replace, rerun=rerun)
         result = launch(LaunchRequest(p, name, options))
     else:
         # One line per attempt as it ends, a status line while it runs (cli/apply_view.py);
@@ -388,11 +393,15 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
 
         view = ApplyView(simulated=bool(simulate), cluster=name)
         options = LaunchOptions(backend=backend, simulate=simulate, timeout_s=timeout, fresh=fresh, on_event=view,
-                                on_progress=view)
+                                on_progress=view, replace=replace, rerun=rerun)
         with view:
             result = launch(LaunchRequest(p, name, options))
     if not as_json:
+        from skyplan.cli.converge_view import done_line
+
         views.render_launched(result)
+        if done_line(result):
+            typer.echo(done_line(result), err=True)
     # The task's outcome decides exit 7 in both modes; under --json its output goes to stderr.
     outcome = _watch_task(name, result, follow=not detach, out=sys.stderr if as_json else sys.stdout)
     code = EXIT_TASK_FAILED if outcome.failed else 0
@@ -470,29 +479,6 @@ def _stream_task(name: str, source, out=None) -> bool:  # noqa: ANN001 - a skypl
 
 @app.command()
 @handle_errors
-def status(as_json: bool = JSON_OPT) -> None:
-    """List clusters."""
-    from skyplan.cli import views
-    from skyplan.state import StateDB
-
-    rows = StateDB().clusters()
-    # For clusters whose task output is readable here, the task's own state (running, done, failed).
-    sources = {r.name: _log_source(r.cloud, r.simulate, r.outputs) for r in rows if r.status == "UP"}
-    states = {name: src.status() or {} for name, src in sources.items() if src is not None}
-    phases = {name: st.get("phase") for name, st in states.items()}
-    if as_json:
-        from skyplan.contract import document
-        from skyplan.provision.outcome import TaskOutcome
-
-        views.write_json(document(clusters=[
-            {**r.to_json(), "task_phase": phases.get(r.name),
-             "task": TaskOutcome.from_status(states.get(r.name)).to_json()} for r in rows]))
-    else:
-        views.render_status(rows, task_phases=phases)
-
-
-@app.command()
-@handle_errors
 def logs(
     name: str = typer.Argument(..., help="Cluster name."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the task ends."),
@@ -526,41 +512,6 @@ def logs(
     for line in lines:
         sys.stdout.write(line)
         sys.stdout.flush()
-
-
-@app.command()
-@handle_errors
-def down(
-    name: str = typer.Argument(..., help="Cluster name."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    as_json: bool = JSON_OPT,
-    backend: Optional[str] = typer.Option(None, "--backend", envvar="SKYPLAN_BACKEND", help="Pulumi backend URL."),
-) -> None:
-    """Destroy every stack of a cluster on the backend, verify nothing is left, and forget it.
-
-    Exits 0 only when the backend holds no stack of the cluster and the clouds
-    that can check from here (local, sim) hold nothing of it either; else 5."""
-    from skyplan.cli import views
-    from skyplan.errors import UsageError
-    from skyplan.provision.apply import valid_cluster_name
-    from skyplan.provision.launch import down as down_cluster
-
-    valid_cluster_name(name)
-    if not yes:
-        if as_json or not sys.stdin.isatty():
-            raise UsageError("refusing to destroy without --yes: no terminal to confirm on",
-                             hint=f"run `skyplan down {name} --yes`")
-        if not typer.confirm(f"Destroy cluster '{name}'?", default=False, err=True):
-            typer.echo("Cancelled; nothing was destroyed.", err=True)
-            raise typer.Exit(0)
-    result = down_cluster(name, backend=backend)
-    if as_json:
-        from skyplan.contract import document
-
-        views.write_json(document(cluster=name, status="DOWN", stacks_removed=list(result.stacks)))
-    else:
-        n = len(result.stacks)
-        typer.echo(f"Cluster '{name}' is down ({n} stack{'s' if n != 1 else ''} destroyed and verified empty).")
 
 
 @app.command()
@@ -668,9 +619,12 @@ _register_housekeeping()
 
 
 def _register_show() -> None:
+    from skyplan.cli.lifecycle import down, status
     from skyplan.cli.show import show
 
     app.command("show")(show)
+    app.command("status")(status)
+    app.command("down")(down)
 
 
 _register_show()

@@ -188,7 +188,7 @@ def test_internal_error_exits_1_and_points_at_log(monkeypatch, tmp_path):
 def test_status_and_down_unknown():
     r = invoke("status", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) == {"schema_version": 1, "clusters": []}
-    assert invoke("down", "nope", "--yes").exit_code == 2
+    assert invoke("down", "nope", "--yes").exit_code == 0  # teardown is idempotent (test_terraform_habits.py)
     assert invoke("logs", "nope").exit_code == 2
 
 

@@ -190,3 +190,43 @@ def test_completion_can_be_shown_and_installed():
     assert "--install-completion" in r.stdout and "--show-completion" in r.stdout
     shown = invoke("--show-completion", "bash")
     assert shown.exit_code == 0 and "_SKYPLAN_COMPLETE=complete_bash" in shown.stdout
+
+
+# --- down and status --------------------------------------------------------------------
+
+
+def test_down_of_an_unknown_cluster_is_a_no_op_with_exit_0(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKYPLAN_BACKEND", f"file://{tmp_path / 'backend'}")
+    (tmp_path / "backend").mkdir()
+    r = invoke("down", "nope", "--yes")
+    assert r.exit_code == 0 and "No cluster named 'nope'" in r.stderr and "nothing to destroy" in r.stderr
+    doc = json.loads(invoke("down", "nope", "--yes", "--json").stdout)
+    assert doc == {"schema_version": 1, "cluster": "nope", "status": "ABSENT", "stacks_removed": []}
+    assert invoke("down", "Not A Name", "--yes").exit_code == 2  # a name that cannot exist is still a mistake
+
+
+def test_down_takes_a_name_or_all_and_all_of_nothing_is_fine():
+    assert invoke("down", "--yes").exit_code == 2
+    assert invoke("down", "x", "--all", "--yes").exit_code == 2
+    r = invoke("down", "--all", "--yes", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"schema_version": 1, "clusters": []}
+    assert "No clusters; nothing to destroy." in invoke("down", "--all", "--yes").stderr
+
+
+def test_down_without_yes_and_without_a_terminal_refuses_naming_the_way_out(tmp_path):
+    up_cluster(local_task(tmp_path))
+    r = invoke("down", "hello")
+    assert r.exit_code == 2 and "refusing to destroy cluster 'hello' without --yes" in r.stderr
+    assert "`skyplan down hello --yes`" in r.stderr
+
+
+def test_status_of_one_cluster(tmp_path):
+    up_cluster(local_task(tmp_path))
+    up_cluster(local_task(tmp_path), "other")
+    doc = json.loads(invoke("status", "hello", "--json").stdout)
+    assert [c["name"] for c in doc["clusters"]] == ["hello"]
+    human = invoke("status", "hello")
+    assert human.exit_code == 0 and "hello" in human.stdout and "other" not in human.stdout
+    assert "Backend: file:///nowhere" in human.stdout
+    missing = invoke("status", "nope")
+    assert missing.exit_code == 2 and "no cluster named 'nope'" in missing.stderr
