@@ -149,12 +149,12 @@ def task_workdir(plan: Plan) -> str | None:
     workdir = plan.task.workdir
     if not workdir:
         return None
-
-
     base = os.path.dirname(plan.source) if plan.source else os.getcwd()
     return os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
 def task_file_mounts(plan: Plan) -> tuple[dict[str, str], list[str]]:
     """The task's ``file_mounts`` with a local source, as destination -> absolute
+
+
     source path (relative to the task file, ``~`` expanded, like the workdir), and
     the destinations of the others (buckets and URLs), which a node on this
     machine cannot reach."""
@@ -194,11 +194,11 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         disk_size=cand.disk_size,
         ports=tuple(cand.ports),
         labels=dict(cand.labels),
-        file_mounts=task_file_mounts(plan)[0],
         envs=dict(task.envs),
         workdir=workdir,
         setup=task.setup,
         run=task.run,
+        file_mounts=task_file_mounts(plan)[0],
         scenario=os.path.abspath(scenario) if scenario else None,
         secrets=SecretValues(revealed(task)),
     )
