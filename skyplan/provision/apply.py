@@ -151,10 +151,10 @@ def task_workdir(plan: Plan) -> str | None:
         return None
     base = os.path.dirname(plan.source) if plan.source else os.getcwd()
     return os.path.abspath(os.path.join(base, os.path.expanduser(workdir)))
+
+
 def task_file_mounts(plan: Plan) -> tuple[dict[str, str], list[str]]:
     """The task's ``file_mounts`` with a local source, as destination -> absolute
-
-
     source path (relative to the task file, ``~`` expanded, like the workdir), and
     the destinations of the others (buckets and URLs), which a node on this
     machine cannot reach."""
@@ -196,9 +196,9 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         labels=dict(cand.labels),
         envs=dict(task.envs),
         workdir=workdir,
+        file_mounts=task_file_mounts(plan)[0],
         setup=task.setup,
         run=task.run,
-        file_mounts=task_file_mounts(plan)[0],
         scenario=os.path.abspath(scenario) if scenario else None,
         secrets=SecretValues(revealed(task)),
     )
