@@ -560,15 +560,6 @@ def doctor(as_json: bool = JSON_OPT) -> None:
 
 @sim_app.command("ledger")
 @handle_errors
-def _register_plugins() -> None:
-    from skyplan.cli.plugins import plugins_app
-
-    app.add_typer(plugins_app, name="plugins")
-
-
-_register_plugins()
-
-
 def sim_ledger(as_json: bool = JSON_OPT) -> None:
     """List the sim cloud's live resources (leaks show up here)."""
     from skyplan.cli import views
@@ -616,6 +607,15 @@ def _register_housekeeping() -> None:
 
 
 _register_housekeeping()
+
+
+def _register_plugins() -> None:
+    from skyplan.cli.plugins import plugins_app
+
+    app.add_typer(plugins_app, name="plugins")
+
+
+_register_plugins()
 
 
 def _register_show() -> None:

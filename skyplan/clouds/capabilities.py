@@ -45,10 +45,6 @@ class Capabilities:
     #: secrets, workdir): the task is stopped, its workdir re-synced, and started again.
     #: Without it, a converging apply replaces the cluster instead.
     reruns_in_place: bool = False
-    #: Its program updates a node in place when only the task changed (setup, run, envs,
-    #: secrets, workdir): the task is stopped, its workdir re-synced, and started again.
-    #: Without it, a converging apply replaces the cluster instead.
-    reruns_in_place: bool = False
 
 
 class CloudBase:
