@@ -50,8 +50,10 @@ def gc(
         return
     if garbage and not yes:
         _render(garbage, file=sys.stderr)
-        if not typer.confirm(f"Destroy {len(garbage)} stack{'s' if len(garbage) != 1 else ''}?", default=False,
-                             err=True):
+        from skyplan.cli.prompts import confirm  # [y/N]; Ctrl-C or Ctrl-D: exit 130
+
+        if not confirm(f"Destroy {len(garbage)} stack{'s' if len(garbage) != 1 else ''}?",
+                       nothing_done="nothing was destroyed."):
             typer.echo("Cancelled; nothing was destroyed.", err=True)
             raise typer.Exit(0)
     done = gc_mod.collect(driver, db, garbage)

@@ -150,3 +150,12 @@ def test_down_all_lists_every_cluster_with_its_cost_and_the_total(tmp_path):
     s.type("n\n")
     code, _, _ = s.end()
     assert code == 0 and len(StateDB().clusters()) == 2
+
+
+def test_every_prompt_goes_through_prompts_confirm():
+    """gc's prompt included: click's confirm turns Ctrl-C into an Abort, which the CLI
+    would report as an internal error (exit 1)."""
+    root = Path(__file__).resolve().parents[2] / "skyplan"
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if any(call in p.read_text() for call in ("typer.confirm(", "typer.prompt(", "click.confirm("))]
+    assert offenders == []

@@ -95,6 +95,7 @@ def test_sim_replacement_keeps_exactly_one_live_resource_and_json_says_what_it_d
     done = cli("apply", str(task), "--yes", "--detach", "--json", "--simulate", str(scenario))
     summary = [json.loads(line) for line in done.stdout.splitlines()][-1]
     assert summary["event"] == "summary" and summary["status"] == "UP" and summary["stack"] != old
+    assert summary["action"] == "replace"
     live = live_resources()
     assert [r["stack"] for r in live] == [summary["stack"]] and live[0]["region"] == "us-west1"
 

@@ -68,6 +68,7 @@ def test_a_changed_run_reruns_on_the_same_stack_and_records_the_new_task():
     assert isinstance(action, InPlace) and [c.path for c in action.changes] == ["run"]
     res = launch(LaunchRequest(changed, options=LaunchOptions(driver=drv)))
     assert (res.action, res.status, res.stack) == ("rerun", "UP", first.stack)
+    assert res.summary()["action"] == "rerun" and first.summary()["action"] == "create"
     assert drv.calls[-1] == ("up", first.stack) and drv.live == {first.stack}
     row = StateDB().get_cluster("hello")
     assert row.status == "UP" and row.task["run"] == "echo bye"
