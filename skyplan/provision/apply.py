@@ -75,11 +75,10 @@ class LaunchResult:
         (``outcome.TaskOutcome.to_json``) and the exit code the CLI ends with."""
         from skyplan.provision.events import summary_json
 
-        doc = summary_json(status="UP" if self.status in ("UP", "ALREADY_UP") else self.status,
-                           cluster=self.cluster, placement=self.placement, stack=self.stack,
-                           attempts=[attempt_json(a) for a in self.attempts], task=task, exit_code=exit_code)
-        doc["action"] = self.action  # what the apply did to the cluster (converging apply)
-        return doc
+        return summary_json(status="UP" if self.status in ("UP", "ALREADY_UP") else self.status,
+                            cluster=self.cluster, placement=self.placement, stack=self.stack,
+                            attempts=[attempt_json(a) for a in self.attempts], task=task, exit_code=exit_code,
+                            action=self.action)
 
     def log_source(self) -> LogSource | None:
         """The task's output, when the cloud that ran it can read it from here."""

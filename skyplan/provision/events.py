@@ -14,7 +14,8 @@ one JSON line each (``apply --json``). The lines follow
              scope: zone | region | family | cloud | all | none; block: what the
              failure blocked, e.g. "us-central1-a for V100:1 [on-demand]"
   summary    {status: UP|FAILED|INTERRUPTED, cluster, placement, stack, attempts,
-              task: {status, exit_code, node}, error, exit_code}
+              task: {status, exit_code, node}, error, exit_code,
+              action: create|none|rerun|replace|null}
              (``summary_json``): always the last line, exactly once
 """
 
@@ -105,11 +106,13 @@ def attempt_json(a: Attempt) -> dict[str, Any]:
 
 def summary_json(*, status: str, cluster: str | None, placement: Candidate | None = None, stack: str | None = None,
                  attempts: list[dict[str, Any]] | None = None, task: dict[str, Any] | None = None,
-                 error: dict[str, Any] | None = None, exit_code: int = 0) -> dict[str, Any]:
+                 error: dict[str, Any] | None = None, exit_code: int = 0,
+                 action: str | None = None) -> dict[str, Any]:
     """The ``summary`` line that ends every ``apply --json`` stream.
 
     ``status``: UP (the cluster is up, also when it already was), FAILED or
-    INTERRUPTED. ``task``: the task outcome (``outcome.TaskOutcome.to_json``;
+    INTERRUPTED. ``action``: what the apply did to the cluster (converging apply:
+    create, none, rerun or replace; None when it failed). ``task``: the task outcome (``outcome.TaskOutcome.to_json``;
     every field null when unknown). ``error``: the error object (``SkyplanError.to_json``)
     or null. ``exit_code``: the process's exit status, which agrees with both."""
     return event(
@@ -122,4 +125,5 @@ def summary_json(*, status: str, cluster: str | None, placement: Candidate | Non
         task=task or {"status": None, "exit_code": None, "node": None},
         error=error,
         exit_code=exit_code,
+        action=action,
     )

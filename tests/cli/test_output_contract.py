@@ -121,7 +121,7 @@ def test_checker_requires_exactly_one_summary_last_and_the_exit_code_it_states()
                "attempts": [], "task": {"status": None, "exit_code": None, "node": None},
                "error": {"code": "LockedError", "message": "m", "hint": None, "exit_code": 6, "file": None,
                          "line": None, "path": None},
-               "exit_code": 6, "schema_version": 1}
+               "exit_code": 6, "action": None, "schema_version": 1}
     pre = {"event": "preflight", "cloud": "aws", "ok": True, "reason": "", "fix": "", "schema_version": 1}
     line = json.dumps
     assert json_contract.check(["apply", "t.yaml", "--json"], f"{line(pre)}\n{line(summary)}\n", 6) == []
@@ -130,7 +130,7 @@ def test_checker_requires_exactly_one_summary_last_and_the_exit_code_it_states()
     assert json_contract.check(["apply", "t.yaml", "--json"], f"{line(summary)}\n{line(pre)}\n", 6)
     assert json_contract.check(["apply", "t.yaml", "--json"], f"{line(summary)}\n", 0)  # says 6, exited 0
     assert json_contract.check(["apply", "t.yaml", "--json"], f"Launching...\n{line(summary)}\n", 6)  # not JSON
-    failed_task = {**summary, "status": "UP", "error": None, "exit_code": 0,
+    failed_task = {**summary, "status": "UP", "error": None, "exit_code": 0, "action": "create",
                    "task": {"status": "failed", "exit_code": 3, "node": 0}}
     problems = json_contract.check(["apply", "t.yaml", "--json"], line(failed_task) + "\n", 0)
     assert problems  # a failed task is exit 7 (and UP needs a placement)
