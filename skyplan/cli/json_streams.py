@@ -7,12 +7,14 @@ is one ``summary`` (``skyplan.provision.events.summary_json``) whose
 ``exit_code`` is the process's exit status. People's text goes to stderr.
 
 ``logs --json`` writes one ``log`` line per line of output, then a ``summary``
-with the task's outcome. Both follow their ``schemas/<command>.schema.json``.
+with the task's outcome; ``apply --json`` writes the same ``log`` lines while it
+follows its task. Both follow their ``schemas/<command>.schema.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import sys
 import threading
@@ -97,19 +99,49 @@ class JsonApplyStream:
         return summary_json(status=status, cluster=self.cluster, attempts=seen, error=error, exit_code=code)
 
 
-def log_events(cluster: str, lines: Iterator[str], source: Any, file: TextIO | None = None) -> None:
-    """``logs --json``: ``{"event": "log", "node", "line"}`` per line (``node``: the
-    rank from a multi-node ``(node-N)`` prefix, else 0), then ``{"event": "summary",
-    "cluster", "task"}``, the task's outcome when the lines ended."""
-    import re
+#: How a multi-node cluster's output names the node a line came from (as SkyPilot does).
+_NODE_PREFIX = re.compile(r"\(node-(\d+)\) ")
 
+
+def log_event(line: str) -> dict[str, Any]:
+    """One line of a task's output as a ``log`` event: ``{"event": "log", "node",
+    "line"}``, ``node`` the rank from a multi-node ``(node-N) `` prefix, else 0."""
+    from skyplan.contract import event
+
+    text = line[:-1] if line.endswith("\n") else line
+    m = _NODE_PREFIX.match(text)
+    node, text = (int(m.group(1)), text[m.end():]) if m else (0, text)
+    return event("log", node=node, line=text)
+
+
+class LogLines:
+    """A file-like ``out`` for the task's output that writes each line as a ``log``
+    event (``apply --json`` following its task): stdout stays JSON, and the task's
+    output stays on stdout, the task's own channel."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+        self._buf = ""
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            write_json_line(log_event(line), self.file)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buf:
+            write_json_line(log_event(self._buf), self.file)
+            self._buf = ""
+
+
+def log_events(cluster: str, lines: Iterator[str], source: Any, file: TextIO | None = None) -> None:
+    """``logs --json``: a ``log`` event per line (``log_event``), then ``{"event":
+    "summary", "cluster", "task"}``, the task's outcome when the lines ended."""
     from skyplan.contract import event
     from skyplan.provision.outcome import task_outcome
 
-    prefix = re.compile(r"\(node-(\d+)\) ")
     for line in lines:
-        text = line[:-1] if line.endswith("\n") else line
-        m = prefix.match(text)
-        node, text = (int(m.group(1)), text[m.end():]) if m else (0, text)
-        write_json_line(event("log", node=node, line=text), file)
+        write_json_line(log_event(line), file)
     write_json_line(event("summary", cluster=cluster, task=task_outcome(source).to_json()), file)

@@ -402,8 +402,14 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
         views.render_launched(result)
         if done_line(result):
             typer.echo(done_line(result), err=True)
-    # The task's outcome decides exit 7 in both modes; under --json its output goes to stderr.
-    outcome = _watch_task(name, result, follow=not detach, out=sys.stderr if as_json else sys.stdout)
+    # The task's outcome decides exit 7 in both modes; under --json its output is `log` events.
+    if stream is not None:
+        from skyplan.cli.json_streams import LogLines
+
+        out = LogLines()
+    else:
+        out = sys.stdout
+    outcome = _watch_task(name, result, follow=not detach, out=out)
     code = EXIT_TASK_FAILED if outcome.failed else 0
     if outcome.failed:
         typer.echo(f"Task on '{name}' ended failed (exit code {outcome.exit_code}) on node {outcome.node}; "

@@ -13,6 +13,8 @@ one JSON line each (``apply --json``). The lines follow
               kind, scope, code, message, stack, retry, block, widened}
              scope: zone | region | family | cloud | all | none; block: what the
              failure blocked, e.g. "us-central1-a for V100:1 [on-demand]"
+  log        {node, line}                         a line of the task's output (the CLI's,
+                                                  while apply follows the task)
   summary    {status: UP|FAILED|INTERRUPTED, cluster, placement, stack, attempts,
               task: {status, exit_code, node}, error, exit_code,
               action: create|none|rerun|replace|null}

@@ -100,6 +100,21 @@ def skyplan_args(argv: Sequence[Any]) -> list[str] | None:
     argv = [str(a) for a in argv]
     if not argv:
         return None
+    if argv[0].rsplit("/", 1)[-1] in ("bash", "sh") and "-c" in argv[:-1]:
+        # ``bash -c "skyplan ..."`` (the README tour's steps): a plain command, whose
+        # stdout is skyplan's, once leading VAR=value assignments are set aside.
+        import shlex
+
+        script = argv[argv.index("-c") + 1]
+        if any(op in script for op in ("|", ">", "<", ";", "&", "$(", "`", "\n")):
+            return None
+        try:
+            words = shlex.split(script, comments=True)
+        except ValueError:
+            return None
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            words = words[1:]
+        return skyplan_args(words) if words else None
     if argv[0].rsplit("/", 1)[-1] == "skyplan":
         return argv[1:]
     if len(argv) >= 3 and argv[1] == "-m" and argv[2] == "skyplan":

@@ -250,3 +250,31 @@ def test_status_times_are_iso_utc_and_rows_carry_the_task_outcome():
     (row,) = json.loads(r.stdout)["clusters"]
     assert UTC.match(row["created_at"]) and UTC.match(row["updated_at"])
     assert row["task"] == {"status": None, "exit_code": None, "node": None}
+
+
+def test_the_checker_recognises_skyplan_runs_however_they_are_started():
+    assert json_contract.skyplan_args(["/venv/bin/skyplan", "status", "--json"]) == ["status", "--json"]
+    assert json_contract.skyplan_args(["python3", "-m", "skyplan", "plan", "t"]) == ["plan", "t"]
+    # The README tour's steps: `bash -c` of one plain command, environment assignments first.
+    assert json_contract.skyplan_args(["bash", "-c", "A=1 skyplan apply t.yaml --json  # note"]) == [
+        "apply", "t.yaml", "--json"]
+    assert json_contract.skyplan_args(["bash", "-c", "skyplan plan t --json > p.json"]) is None  # stdout elsewhere
+    assert json_contract.skyplan_args(["pulumi", "up"]) is None
+    assert json_contract.command_path(["--version"]) == ()
+    assert json_contract.command_path(["sim", "ledger", "--json"]) == ("sim", "ledger")
+
+
+def test_the_task_output_that_apply_json_follows_is_log_events():
+    import io
+
+    from skyplan.cli.json_streams import LogLines
+
+    out = io.StringIO()
+    lines = LogLines(out)
+    lines.write("setting up\n(node-1) hello from node 1\n")
+    lines.write("no newline at the end")
+    lines.flush()
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["event"], e["node"], e["line"]) for e in events] == [
+        ("log", 0, "setting up"), ("log", 1, "hello from node 1"), ("log", 0, "no newline at the end")]
+    assert all(json_contract.validator("apply").is_valid(e) for e in events)

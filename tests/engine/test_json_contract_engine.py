@@ -85,7 +85,9 @@ def test_a_failed_task_exits_7_in_both_modes_and_the_summary_says_so(cli, tmp_pa
     s = _lines(p.stdout)[-1]
     assert s["event"] == "summary" and s["status"] == "UP" and s["exit_code"] == 7
     assert s["task"] == {"status": "failed", "exit_code": 3, "node": 0}
-    assert "about to fail" in p.stderr and "about to fail" not in p.stdout  # stdout is JSON only
+    # The task's output is log events: stdout stays JSON only, and the task's own channel.
+    assert {"event": "log", "node": 0, "line": "about to fail", "schema_version": 1} in _lines(p.stdout)
+    assert "about to fail" not in p.stderr
     (row,) = json.loads(cli("status", "--json").stdout)["clusters"]
     assert row["task"] == s["task"] and row["task_phase"] == "failed"
     logs = _lines(cli("logs", "failing", "--json").stdout)
@@ -102,6 +104,8 @@ def test_a_task_that_succeeds_exits_0_and_detach_does_not_watch(cli):
     s = _lines(p.stdout)[-1]
     assert s["status"] == "UP" and s["exit_code"] == 0
     assert s["task"] == {"status": "succeeded", "exit_code": 0, "node": None}
-    assert [e["event"] for e in _lines(p.stdout)] == ["preflight", "launching", "attempt", "summary"]
+    events = _lines(p.stdout)
+    assert [e["event"] for e in events if e["event"] != "log"] == ["preflight", "launching", "attempt", "summary"]
+    assert "hello from skyplan (3)" in [e["line"] for e in events if e["event"] == "log"]
     again = _lines(cli("apply", str(EX / "hello.yaml"), "--yes", "--json", "--detach", "-c", "hello").stdout)
     assert again[-1]["task"]["status"] is None and again[-1]["exit_code"] == 0
