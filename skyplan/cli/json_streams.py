@@ -76,9 +76,17 @@ class JsonApplyStream:
     def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> bool:
         if exc is None or self.finished or isinstance(exc, (SystemExit, GeneratorExit)):
             return False
-        if isinstance(exc, typer.Exit):  # a command path that ended without a summary
+        if isinstance(exc, typer.Exit):  # a path that ended the command without a summary (a prompt's)
+            from skyplan.cli.errors import error_object
+            from skyplan.errors import EXIT_INTERRUPTED
+
             code = exc.exit_code
-            self.finish(self._failed("FAILED" if code else "UP", None, code, None))
+            if code == EXIT_INTERRUPTED:
+                error = error_object("Interrupted", "interrupted", code)
+            else:
+                error = error_object("Cancelled" if code == 0 else "Exited",
+                                     "nothing was done" if code == 0 else f"apply ended with exit code {code}", code)
+            self.finish(self._failed("INTERRUPTED" if code == EXIT_INTERRUPTED else "FAILED", error, code, None))
             return False
         with _signals_ignored():
             from skyplan.cli.errors import describe

@@ -278,3 +278,23 @@ def test_the_task_output_that_apply_json_follows_is_log_events():
     assert [(e["event"], e["node"], e["line"]) for e in events] == [
         ("log", 0, "setting up"), ("log", 1, "hello from node 1"), ("log", 0, "no newline at the end")]
     assert all(json_contract.validator("apply").is_valid(e) for e in events)
+
+
+@pytest.mark.parametrize("code, status, error", [(0, "FAILED", "Cancelled"), (130, "INTERRUPTED", "Interrupted"),
+                                                 (5, "FAILED", "Exited")])
+def test_a_path_that_exits_without_a_summary_still_gets_one(code, status, error):
+    import io
+
+    import typer
+
+    from skyplan.cli.json_streams import JsonApplyStream
+
+    out = io.StringIO()
+    with pytest.raises(typer.Exit) as ended:
+        with JsonApplyStream(out) as stream:
+            stream.cluster = "c"
+            raise typer.Exit(code)
+    assert ended.value.exit_code == code
+    (s,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (s["status"], s["error"]["code"], s["exit_code"]) == (status, error, code)
+    assert json_contract.check(["apply", "t", "--json"], out.getvalue(), code) == []
