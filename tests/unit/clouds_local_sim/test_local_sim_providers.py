@@ -77,12 +77,15 @@ def test_local_create_runs_the_task_and_delete_removes_it(home: Path, wait_for) 
     assert p.read(res.id, res.outs).id == ""
 
 
-def test_local_diff_replaces_on_any_input_change(home: Path) -> None:
+def test_local_diff_reruns_on_task_changes_and_replaces_on_the_rest(home: Path) -> None:
     req = _request(cloud="local", zone="local-x")
     olds = node_props(req, 0, home / "a")
-    news = {**olds, "run": "echo changed"}
-    d = LocalNodeProvider().diff("id", olds, news)
-    assert d.changes is True and d.replaces == ["run"] and d.delete_before_replace is True
+    # A changed run is an update: the task re-runs in the same sandbox (converging apply).
+    d = LocalNodeProvider().diff("id", olds, {**olds, "run": "echo changed"})
+    assert d.changes is True and d.replaces == []
+    # Anything else about the node (its sandbox, its rank) replaces it, deleting first.
+    d = LocalNodeProvider().diff("id", olds, {**olds, "run": "echo changed", "num_nodes": 3})
+    assert d.changes is True and d.replaces == ["num_nodes"] and d.delete_before_replace is True
     assert LocalNodeProvider().diff("id", olds, dict(olds)).changes is False
 
 
