@@ -21,6 +21,7 @@ ASSERTIONS = frozenset(
     {
         "type", "enum", "properties", "additionalProperties", "required", "items", "minItems",
         "minProperties", "minLength", "minimum", "maximum", "exclusiveMinimum", "pattern", "$ref",
+        "anyOf",
     }
 )
 #: Keywords that assert nothing (annotations and structure).
@@ -77,6 +78,9 @@ def is_valid(schema: dict[str, Any], instance: Any) -> bool:
 def _valid(s: dict[str, Any], v: Any, root: dict[str, Any]) -> bool:
     ref = s.get("$ref")
     if ref is not None and not _valid(_resolve(root, ref), v, root):
+        return False
+    any_of = s.get("anyOf")
+    if any_of is not None and not any(_valid(sub, v, root) for sub in any_of):
         return False
     t = s.get("type")
     if t is not None:

@@ -63,7 +63,7 @@ def test_hello_world_on_local(cli):
     p = cli("apply", str(EX / "hello.yaml"), "--yes", "-c", "hello")
     assert "hello from skyplan (3)" in p.stdout
     assert "setting up: hello" in p.stdout
-    assert "Launching on this machine" in p.stderr
+    assert "#1 this machine (local): up" in p.stderr
     st = json.loads(cli("status", "--json").stdout)["clusters"]
     assert [(c["name"], c["status"], c["cloud"]) for c in st] == [("hello", "UP", "local")]
     logs = cli("logs", "hello").stdout
