@@ -45,8 +45,8 @@ PULUMI_VERSION: str = importlib.metadata.version("pulumi")
 """The pulumi SDK version installed with skyplan; the CLI must match it."""
 
 SHIM_NAME = "pulumi-resource-pulumi-python"
-#: A command that works as printed: this interpreter, whatever is on PATH (./setup.sh does the same).
-INSTALL_HINT = f"run `{shlex.quote(sys.executable)} -m skyplan.provision.engine install`"
+#: A command that works as printed: this interpreter, whatever is on PATH.
+INSTALL_HINT = f"run `{shlex.quote(sys.executable)} -m skyplan.provision.engine install` (as ./setup.sh does)"
 _CACHE_NAME = "version-cache.json"
 
 
