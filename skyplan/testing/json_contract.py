@@ -12,7 +12,8 @@ The contract (``skyplan.contract``):
   (or just the error document, when the stream failed before it started and
   its schema does not say ``error_document: false``);
 * a document that is ``{"schema_version", "error"}`` follows ``error.schema.json``,
-  anything else its command's schema;
+  anything else its command's schema, or ``<command>-<key>.schema.json`` when it
+  holds ``key`` at its top and that schema exists (``plan-pipeline``: ``_variant``);
 * integers are integers in the JSON text, and ``x-count`` numbers that are whole
   are written as integers (``1``, not ``1.0``);
 * an ``exit_code`` in the output (an error object, a summary) is the process's
