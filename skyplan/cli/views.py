@@ -119,15 +119,6 @@ def candidate_columns(cands: Iterable[Candidate], *, chosen_rank: int | None = 1
     return cols, rows
 
 
-def candidates_table(cands: Iterable[Candidate], *, chosen_rank: int | None = 1, title: str | None = None,
-                     now: datetime | None = None, width: int | None = None):
-    """The plan table as a Rich table fitted to ``width`` (default: the console's)."""
-    from skyplan.cli.tables import build, console_width
-
-    cols, rows = candidate_columns(cands, chosen_rank=chosen_rank, now=now)
-    return build(cols, rows, width or console_width(), title=title)[0]
-
-
 def render_plan(plan, *, top: int = 10, file: TextIO | None = None) -> None:
     from skyplan.cli.tables import print_table
 
@@ -200,7 +191,7 @@ def render_accelerator_list(data: dict[str, list[float]], file: TextIO | None = 
     from skyplan.cli.tables import Col, print_table
 
     rows = [[name, ", ".join(_num(c) for c in counts)] for name, counts in data.items()]
-    print_table(_console(file), [Col("ACCELERATOR"), Col("AVAILABLE QUANTITIES", wrap=True)], rows)
+    print_table(_console(file), [Col("ACCELERATOR"), Col("AVAILABLE QUANTITIES", wrap=True, prose=True)], rows)
 
 
 #: show-gpus columns, and the order a narrow terminal drops them in (lowest first).
@@ -238,26 +229,6 @@ def render_launched(result, file: TextIO | None = None) -> None:
     where = place_text(c.cloud, c.region, c.zone, outputs=result.outputs)
     out.write(f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {where}{sim} "
               f"{instance_text(c)} at {money(c.hourly_cost)}/hr.\n")
-
-
-def render_attempts(attempts: list[dict], file: TextIO | None = None) -> None:
-    """The attempt table, from the attempts' JSON lines (``events.attempt_json``):
-    each failure's code and first sentence (the full text is in the JSON and the log)."""
-    from skyplan.cli.tables import Col, print_table
-    from skyplan.clouds.headline import headline
-
-    cols = [Col("#", "right"), Col("CLOUD"), Col("REGION/ZONE", wrap=True), Col("INSTANCE"),
-            Col("OUTCOME", drop=3), Col("KIND", drop=1), Col("SCOPE", drop=2), Col("CAUSE", wrap=True)]
-    rows = []
-    for a in attempts:
-        code, msg = a.get("code") or "", a.get("message") or ""
-        cause = " ".join(x for x in (f"{code}:" if code and msg else code, headline(msg, code)) if x)
-        rows.append([str(a["number"]), cloud_text(a["cloud"]),
-                     place_text(a["cloud"], a.get("region"), a.get("zone"), text=msg),
-                     a["instance_type"] + ("[Spot]" if a["use_spot"] else ""), a["outcome"], a.get("kind") or "-",
-                     a.get("scope") or "-",
-                     (cause or "-") + (f" (widened to {a['widened']})" if a.get("widened") else "")])
-    print_table(_console(file or sys.stderr), cols, rows, title="Attempts")
 
 
 #: status columns; a narrow terminal drops STACK, then the cost, then the instance type.
