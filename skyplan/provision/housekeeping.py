@@ -31,6 +31,7 @@ from skyplan import home
 from skyplan.provision.names import is_attempt_stack
 
 KEEP_RUNS = 20
+ATTRS = ".attrs"  # gocloud fileblob keeps a blob's metadata beside it
 MAX_LOG_BYTES = 64 << 20
 MAX_SKYPLAN_LOG_BYTES = 4 << 20
 _RUNS_FILE = "engine-runs"
@@ -196,6 +197,8 @@ def _stale_locks(directory: Path, wait_s: float) -> list[str]:
     removed = []
     me = socket.gethostname()
     for f in _listdir(directory):
+        if f.name.endswith(ATTRS):
+            continue
         try:
             info = json.loads(f.read_text())
             pid, host = int(info.get("pid") or 0), str(info.get("hostname") or "")
@@ -207,6 +210,12 @@ def _stale_locks(directory: Path, wait_s: float) -> list[str]:
         while pid and forked.pulumi_alive(pid) and time.monotonic() < end:
             time.sleep(0.1)
         if not (pid and forked.pulumi_alive(pid)) and _unlink(str(f)):
+            removed.append(str(f))
+    # A lock's metadata is written before the lock and deleted after it (gocloud's
+    # fileblob): a CLI killed in between leaves a ``.attrs`` with no lock, which
+    # would keep the directory forever.
+    for f in _listdir(directory):
+        if f.name.endswith(ATTRS) and not (directory / f.name[: -len(ATTRS)]).exists() and _unlink(str(f)):
             removed.append(str(f))
     return removed
 

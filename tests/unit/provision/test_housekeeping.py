@@ -98,6 +98,18 @@ def test_tidy_backend_removes_what_removed_stacks_left_and_nothing_else(tmp_path
     assert len(removed) == 6
 
 
+def test_a_lock_metadata_file_left_without_its_lock_does_not_keep_the_directory(tmp_path):
+    # A pulumi CLI killed between deleting its lock and the lock's .attrs (seen in CI).
+    url, base = _backend(tmp_path)
+    gone = base / "locks/organization/skyplan/c.a002.gcp.z.t.od"
+    (gone / "0b1c.json.attrs").write_text('{"md5": "x"}')
+    held = base / "locks/organization/skyplan/c.a003.gcp.z.t.od"
+    (held / "lock.json.attrs").write_text("{}")  # a lock's own metadata stays with it
+    removed = housekeeping.tidy_backend(url, prefix="c.")
+    assert str(gone / "0b1c.json.attrs") in removed and not gone.exists()
+    assert sorted(p.name for p in held.iterdir()) == ["lock.json", "lock.json.attrs"]
+
+
 def test_other_backends_are_not_touched():
     assert housekeeping.tidy_backend("s3://bucket/x") == [] and housekeeping.untidy_stacks("gs://b") == []
 
