@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command setup on a fresh machine that has Python 3.11 and Go 1.24+:
 #   1. a venv in .venv (kept if present)
-#   2. skyplan installed editable with its cloud SDKs and test tools, exactly as uv.lock
+#   2. skyplan installed editable with its cloud SDKs, test and bench tools, exactly as uv.lock
 #      pins them (uv itself is pinned by hash in tools/uv-requirements.txt), then
 #      byte-compiled
 #   3. the pulumi CLI built from Go modules into skyplan's engine dir, with the
@@ -46,7 +46,7 @@ python="$venv/bin/python"
 # when nothing changed.
 stamp="$venv/.skyplan-setup"
 want="$(cat pyproject.toml uv.lock tools/uv-requirements.txt | "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
-sync=(sync --locked --extra clouds --extra test)
+sync=(sync --locked --extra clouds --extra test --extra bench)
 if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] &&
     PYTHON="$python" bash tools/uv.sh "${sync[@]}" --check >/dev/null 2>&1; then
     step "skyplan already installed in .venv, as uv.lock pins it"
