@@ -13,15 +13,27 @@ One node is one directory, ``<SKYPLAN_HOME>/sandboxes/<stack>/node-<rank>``::
     logs/combined.log  both, in order (what ``skyplan logs`` follows)
     logs/supervisor.log  the supervisor's own errors, if any
 
-``start`` launches a small supervisor (this file, run as a script) in a new
+``start`` is ``prepare`` (the sandbox and its copies: workdir, file mounts)
+then ``launch``. ``launch`` starts a small supervisor (this file, run as a script) in a new
 session, so the node's processes are one process group that outlives the
 short-lived dynamic-provider process that started it (the engine kills its
 plugins' process groups when an operation ends). The supervisor runs ``setup``
 then ``run`` through ``bash -c`` and records each phase in ``status.json``; a
 failed setup skips run. ``stop`` signals the whole group.
 
-Stdlib only, and runnable as ``python runner.py supervise ROOT``: the
-supervisor must not depend on how the package happens to be installed.
+Stdlib only, and runnable as a script: the supervisor must not depend on how
+the package happens to be installed, and the SSH transport
+(``skyplan.runtime.ssh``) uploads this very file to a host and drives a
+sandbox there with it (the workdir arrives there as a tar stream instead of
+``prepare``)::
+
+    python3 -I runner.py supervise ROOT
+    python3 -I runner.py start ROOT      node spec (JSON, envs and secrets too) on stdin
+    python3 -I runner.py status ROOT     each prints one JSON object on stdout
+    python3 -I runner.py stop ROOT
+    python3 -I runner.py remove ROOT
+
+ROOT may start with ``~`` (the login's home).
 """
 
 from __future__ import annotations
@@ -74,8 +86,8 @@ def task_env(spec: Mapping[str, Any], base: Mapping[str, str] | None = None) -> 
         SKYPLAN_NODE_RANK=str(int(spec.get("node_rank") or 0)),
         SKYPLAN_NUM_NODES=str(num_nodes),
         SKYPLAN_CLUSTER=str(spec.get("cluster") or ""),
-        # Every node of a local cluster is this machine.
-        SKYPLAN_NODE_IPS="\n".join(["127.0.0.1"] * num_nodes),
+        # Every node of a local cluster is this machine; other transports pass node_ips.
+        SKYPLAN_NODE_IPS="\n".join(spec.get("node_ips") or ["127.0.0.1"] * num_nodes),
     )
     return env
 
@@ -104,23 +116,34 @@ def _make_private(top: Path) -> None:
 
 
 def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, Any]:
-    """Create the sandbox at ``root`` and launch the node's setup + run.
+    """Create the sandbox at ``root`` and launch the node's setup + run:
+    ``prepare`` then ``launch``.
 
     ``spec`` keys: cluster, stack, task_id, node_rank, num_nodes, workdir (the
     source directory, absolute, or None), file_mounts (destination -> absolute
     source, copied in: see ``mount_path``), setup, run, envs, secrets (these two
-    reach the task's environment only: see ``task_env``). Returns the info
-    the provider exports: sandbox, workdir, pid, pgid, logs, status_file.
+    reach the task's environment only: see ``task_env``), node_ips (optional).
+    Returns the info the provider exports: sandbox, workdir, pid, pgid, logs,
+    status_file. Raises SandboxError.
+    """
+    prepare(root, spec.get("workdir"), spec.get("file_mounts") or {})
+    return launch(spec, root)
+
+
+def prepare(
+    root: str | os.PathLike[str], src: str | None, file_mounts: Mapping[str, str]
+) -> None:
+    """Create a fresh sandbox at ``root`` holding a copy of the workdir ``src``
+    (or an empty one) and the file mounts, with nothing running yet.
 
     A leftover directory at ``root`` (an earlier attempt of the same stack that
-    died before its delete) is stopped and replaced. The workdir is copied under
-    ``skyplan.clouds.workdir``'s link policy (links leaving it are refused).
-    Raises SandboxError.
+    died before its delete, or the task this one replaces) is stopped and
+    replaced. The workdir is copied under ``skyplan.clouds.workdir``'s link
+    policy (links leaving it are refused). Raises SandboxError.
     """
     root = Path(root).absolute()
     if root.exists():
         remove(root)
-    src = spec.get("workdir")
     if src and not Path(src).is_dir():
         raise SandboxError(f"LocalWorkdirMissing: workdir '{src}' is not a directory")
     workdir = root / "workdir"
@@ -140,19 +163,45 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
         else:
             workdir.mkdir()
         try:
-            _copy_mounts(spec.get("file_mounts") or {}, root)
+            _copy_mounts(file_mounts, root)
         except SandboxError:
             shutil.rmtree(root, ignore_errors=True)
             raise
+    except OSError as e:
+        shutil.rmtree(root, ignore_errors=True)
+        raise _disk_error(root, e) from e
+
+
+def _disk_error(root: Path, e: OSError) -> SandboxError:
+    code = "LocalDiskFull" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "LocalSandboxFailed"
+    return SandboxError(f"{code}: cannot create sandbox {root}: {e}")
+
+
+def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, Any]:
+    """Launch the node's setup + run in the sandbox at ``root``, which
+    ``prepare`` (or a transport's own sync) has filled: ``workdir/`` is the
+    task's current directory, ``fs/`` its ``SKYPLAN_FS_ROOT``. A task still
+    running there is stopped first (a re-run). ``spec`` as for ``start``; its
+    ``workdir`` is only recorded. Returns what ``start`` returns. Raises
+    SandboxError."""
+    root = Path(root).absolute()
+    workdir = root / "workdir"
+    logs = root / "logs"
+    if (root / "proc.json").exists():
+        stop(root)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (root / "fs").mkdir(exist_ok=True)
+        logs.mkdir(exist_ok=True)
         for name in LOG_NAMES:
-            (logs / f"{name}.log").touch()
+            (logs / f"{name}.log").write_bytes(b"")
         node = {
             "cluster": spec.get("cluster"),
             "stack": spec.get("stack"),
             "task_id": spec.get("task_id") or spec.get("stack"),
             "node_rank": int(spec.get("node_rank") or 0),
             "num_nodes": int(spec.get("num_nodes") or 1),
-            "workdir_source": src,
+            "workdir_source": spec.get("workdir"),
             "setup": spec.get("setup") or None,
             "run": spec.get("run") or None,
             "created_at": time.time(),
@@ -174,8 +223,7 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
             )
     except OSError as e:
         shutil.rmtree(root, ignore_errors=True)
-        code = "LocalDiskFull" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "LocalSandboxFailed"
-        raise SandboxError(f"{code}: cannot create sandbox {root}: {e}") from e
+        raise _disk_error(root, e) from e
     # start_new_session makes the supervisor a session and group leader.
     _write_json(root / "proc.json", {"pid": proc.pid, "pgid": proc.pid, "started_at": time.time()})
     return {
@@ -404,8 +452,33 @@ def supervise(root: str | os.PathLike[str]) -> int:
     return 0
 
 
+def main(argv: list[str]) -> int:
+    """The script's subcommands (see the module docstring). ``start``,
+    ``status``, ``stop`` and ``remove`` print one JSON object; a sandbox error
+    prints ``{"error": "Code: message"}`` and exits 3."""
+    if len(argv) != 2 or argv[0] not in ("supervise", "start", "status", "stop", "remove"):
+        sys.stderr.write("usage: runner.py supervise|start|status|stop|remove ROOT\n")
+        return 2
+    cmd, root = argv[0], os.path.expanduser(argv[1])
+    if cmd == "supervise":
+        return supervise(root)
+    try:
+        if cmd == "start":
+            # The spec (envs and secrets among it) comes on stdin: never on a command line.
+            out: Any = launch(json.loads(sys.stdin.read() or "{}"), root)
+        elif cmd == "status":
+            out = status(root)
+        elif cmd == "stop":
+            out = stop(root)
+        else:
+            remove(root)
+            out = {"removed": True, "sandbox": root}
+    except (SandboxError, OSError, ValueError) as e:
+        sys.stdout.write(json.dumps({"error": str(e)}) + "\n")
+        return 3
+    sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "supervise":
-        sys.exit(supervise(sys.argv[2]))
-    sys.stderr.write("usage: runner.py supervise ROOT\n")
-    sys.exit(2)
+    sys.exit(main(sys.argv[1:]))
