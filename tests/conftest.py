@@ -78,6 +78,13 @@ def _patch() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _patch()
+    # A shell without job control starts background jobs with SIGINT ignored (POSIX),
+    # and Python then leaves it ignored. The tests play a user at a terminal pressing
+    # Ctrl-C: give the suite the handler an interactive Python has.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -99,3 +99,12 @@ class CloudBase:
 
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         return None
+
+    #: It has a section of its own, under its name, in the config file (``check_config``).
+    takes_config: bool = False
+
+    def check_config(self, section: Any, config: Any, path: tuple[Any, ...]) -> list[Any]:
+        """The findings (``Diagnostic``) about this cloud's section of the config
+        file (``config``: a ``skyplan.config.ConfigFile``; ``path``: where the
+        section is). Only called when ``takes_config``."""
+        return []
