@@ -119,6 +119,12 @@ class ProvisionRequest:
     #: Clouds that re-run a task in place make it a node input, so that a new
     #: revision re-runs the task even when no other input changed.
     revision: str | None = None
+    #: The cluster's own SSH public key (an OpenSSH ``ssh-ed25519 ...`` line), for
+    #: clouds whose nodes skyplan reaches over SSH (``Capabilities.nodes_over_ssh``):
+    #: the program authorises it for the login user. Only the public half ever
+    #: reaches a program; the private key stays under the skyplan home
+    #: (``skyplan.runtime.keys``).
+    ssh_public_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request as JSON data, with every secret value redacted."""

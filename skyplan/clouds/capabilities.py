@@ -45,6 +45,13 @@ class Capabilities:
     #: secrets, workdir): the task is stopped, its workdir re-synced, and started again.
     #: Without it, a converging apply replaces the cluster instead.
     reruns_in_place: bool = False
+    #: Its nodes are VMs that skyplan reaches over SSH once they are up: the program
+    #: authorises the cluster's own key (``ProvisionRequest.ssh_public_key``) and
+    #: exports each node's address (``public_ips``, ``ssh_user``, ``ssh_port``);
+    #: after ``up``, the launch syncs and starts the task through the node runtime,
+    #: and the cluster's logs and task state are read through it
+    #: (``skyplan.provision.nodes``, ``skyplan.clouds.vmnodes``).
+    nodes_over_ssh: bool = False
 
 
 class CloudBase:

@@ -1,31 +1,39 @@
 """What the VM programs (``stacks/<cloud>/program.py`` of the provider clouds) share,
 without importing any Pulumi module:
 
-* :func:`startup_script`: the boot script a VM runs (cd workdir, export envs,
-  secrets and ``SKYPLAN_*``, run ``setup`` then ``run``, log to a file), and
-  :func:`startup_input`, the same as a program input: a Pulumi secret when the
-  task has secrets, since their values are in it;
+* :func:`startup_script`: the boot script a VM runs as root, which does only what
+  must be done as root at boot (the file mounts' destinations at absolute paths,
+  made the login user's), then leaves :data:`BOOT_MARKER`. The task itself is
+  synced, started and watched over SSH by the node runtime after ``up``
+  (``skyplan.provision.nodes``), so neither the task nor its envs and secrets
+  are in the instance's metadata any more;
+* :func:`authorized_key`: the cluster's SSH public key, checked to be one;
 * :func:`node_name` / :func:`skyplan_labels` / :func:`all_ports`: names, labels
   and ports every program uses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from skyplan.clouds.base import ProvisionRequest
 
-#: Where a VM keeps the task: its working directory and its log.
-REMOTE_ROOT = "/opt/skyplan"
-REMOTE_WORKDIR = f"{REMOTE_ROOT}/workdir"
-REMOTE_LOG = f"{REMOTE_ROOT}/task.log"
+#: Left by the boot script when its root work is done: the runtime waits for it
+#: before syncing (a file mount's destination must be the login user's first).
+BOOT_MARKER = "/var/lib/skyplan/boot-done"
+
+#: The port the runtime reaches a node's sshd on.
+SSH_PORT = 22
+
+#: How long the boot script waits for the login user to exist (GCP's guest agent
+#: creates the user named in the ``ssh-keys`` metadata while the script runs).
+USER_WAIT_S = 300
 
 #: Ports every VM opens besides the task's own: SSH, so a node can be reached.
-BASE_PORTS = (22,)
+BASE_PORTS = (SSH_PORT,)
 
 #: Root disk when the task asks for none, in GB (fits the GPU images, which are large).
 DEFAULT_DISK_GB = 100
@@ -50,69 +58,73 @@ def all_ports(request: ProvisionRequest) -> list[int]:
     return sorted({*BASE_PORTS, *(int(p) for p in request.ports)})
 
 
-def _heredoc(name: str, body: str) -> str:
-    # A quoted delimiter keeps the body literal; derive it from the body so the body cannot contain it.
-    tag = "SKYPLAN_" + name.upper() + "_" + hashlib.sha256(body.encode()).hexdigest()[:12]
-    return f"cat > {REMOTE_ROOT}/{name}.sh <<'{tag}'\n{body.rstrip(chr(10))}\n{tag}\n"
+_PUBLIC_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( [^\n]*)?")
 
 
-def startup_script(request: ProvisionRequest, rank: int) -> str:
-    """The boot script of node ``rank``: setup, then run (only if setup succeeded), logged.
+def authorized_key(request: ProvisionRequest) -> str:
+    """The cluster's SSH public key, as the program authorises it for the login user.
 
-    The task's envs are exported first, then its secrets; the ``SKYPLAN_*``
-    variables (task id = the stack, cluster, node rank, number of nodes) override
-    them, as on the local cloud. The script holds the secrets' values: pass it to
-    a resource through :func:`startup_input`, never as plain text.
+    A VM that no key reaches is useless to skyplan (the task is started over SSH),
+    so a request without one is a program error; and anything but a single
+    OpenSSH public-key line (a private key pasted by mistake) is refused, so no
+    private key can reach a resource input or the Pulumi state."""
+    key = (request.ssh_public_key or "").strip()
+    if not key:
+        raise ValueError(f"{request.stack}: no SSH public key for the cluster's nodes (ProvisionRequest.ssh_public_key)")
+    if not _PUBLIC_KEY.fullmatch(key):
+        raise ValueError(f"{request.stack}: ssh_public_key is not a single OpenSSH public key line")
+    return key
 
-    The local workdir is not copied to the VM by this script: the task runs in
-    ``REMOTE_WORKDIR``, which a later sync step fills.
+
+def _absolute_mounts(request: ProvisionRequest) -> list[tuple[str, bool]]:
+    """(destination, is a directory) of the file mounts at absolute paths: the ones a
+    non-root login user cannot create. ``~/x`` and relative ones live in the
+    workdir, which the runtime creates itself."""
+    import os
+
+    out = []
+    for dst, src in sorted(request.file_mounts.items()):
+        if dst.startswith("/") and dst.rstrip("/"):
+            out.append((dst.rstrip("/"), os.path.isdir(src)))
+    return out
+
+
+def startup_script(request: ProvisionRequest, rank: int, login_user: str) -> str:
+    """The boot script of node ``rank``: root-at-boot work only, then the marker.
+
+    It makes each file mount's absolute destination exist and belong to
+    ``login_user`` (a directory for a directory source, an empty file for a file
+    source, which the runtime then writes in place), after waiting (bounded) for
+    that user to exist. Idempotent: GCP runs it at every boot. It holds no task,
+    env or secret: those reach the node over SSH, through the runtime's stdin.
     """
-    envs = {str(k): "" if v is None else str(v) for k, v in request.envs.items()}
-    envs.update(request.secrets)
-    envs.update(
-        SKYPLAN_TASK_ID=request.stack,
-        SKYPLAN_CLUSTER=request.cluster,
-        SKYPLAN_NODE_RANK=str(rank),
-        SKYPLAN_NUM_NODES=str(max(1, int(request.num_nodes))),
-    )
+    user = shlex.quote(login_user)
     lines = [
         "#!/bin/bash",
-        f"# skyplan: cluster {request.cluster}, stack {request.stack}, node {rank}",
-        "set -u",
-        f"mkdir -p {REMOTE_WORKDIR}",
-        f"LOG={REMOTE_LOG}",
+        f"# skyplan: cluster {request.cluster}, stack {request.stack}, node {rank}: root work at boot only; the task",
+        "# is synced and started over SSH by skyplan's node runtime once this script has left its marker.",
+        "set -eu",
     ]
-    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(envs.items()) if re.fullmatch(r"[A-Za-z_]\w*", k)]
-    script = "\n".join(lines) + "\n"
-    script += _heredoc("setup", request.setup or "true")
-    script += _heredoc("run", request.run or "true")
-    script += (
-        f"cd {REMOTE_WORKDIR}\n"
-        'echo "== setup $(date -u +%FT%TZ)" >> "$LOG"\n'
-        f'bash {REMOTE_ROOT}/setup.sh >> "$LOG" 2>&1\n'
-        "rc=$?\n"
-        f"echo $rc > {REMOTE_ROOT}/setup.rc\n"
-        'if [ "$rc" -ne 0 ]; then echo "== setup failed ($rc): run skipped" >> "$LOG"; exit "$rc"; fi\n'
-        'echo "== run $(date -u +%FT%TZ)" >> "$LOG"\n'
-        f'bash {REMOTE_ROOT}/run.sh >> "$LOG" 2>&1\n'
-        "rc=$?\n"
-        f"echo $rc > {REMOTE_ROOT}/run.rc\n"
-        'echo "== done ($rc)" >> "$LOG"\n'
-    )
-    return script
+    mounts = _absolute_mounts(request)
+    if mounts:
+        lines += [
+            f"for _ in $(seq {USER_WAIT_S}); do id -u {user} >/dev/null 2>&1 && break; sleep 1; done",
+        ]
+        for dst, is_dir in mounts:
+            q = shlex.quote(dst)
+            if is_dir:
+                lines.append(f"install -d -m 0755 {q} && chown {user}: {q}")
+            else:
+                parent = shlex.quote(dst.rsplit("/", 1)[0] or "/")
+                lines.append(f"install -d -m 0755 {parent} && {{ [ -e {q} ] || install -m 0644 /dev/null {q}; }} "
+                             f"&& chown {user}: {q}")
+    lines += [f"install -d -m 0755 {shlex.quote(BOOT_MARKER.rsplit('/', 1)[0])}", f"touch {BOOT_MARKER}"]
+    return "\n".join(lines) + "\n"
 
 
-def startup_input(request: ProvisionRequest, rank: int, encode: Callable[[str], str] | None = None) -> Any:
-    """The boot script of node ``rank`` (passed through ``encode``, e.g. base64) as
-    a resource input: a Pulumi secret when the task has secrets, so the backend
-    stores it encrypted with the stack's passphrase and the engine shows
-    ``[secret]``. The cloud still holds it in the instance's metadata, readable
-    by whoever may read that instance's user data."""
-    script = startup_script(request, rank)
-    if encode is not None:
-        script = encode(script)
-    if not request.secrets:
-        return script
-    import pulumi
-
-    return pulumi.Output.secret(script)
+def startup_input(request: ProvisionRequest, rank: int, login_user: str,
+                  encode: Callable[[str], str] | None = None) -> str:
+    """The boot script of node ``rank`` as a resource input, passed through
+    ``encode`` (e.g. base64). Plain text: it holds nothing secret."""
+    script = startup_script(request, rank, login_user)
+    return encode(script) if encode is not None else script

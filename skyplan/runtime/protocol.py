@@ -34,6 +34,12 @@ class NodeAddress:
     is checked against, and ``record_host_key`` says whether an unknown key is
     recorded on first contact (a VM skyplan created: the file is skyplan's own,
     per cluster) or refused (a user's machine: checked strictly).
+
+    ``mounts_at_root``: file mounts at absolute destinations (``/data``) are
+    written to those real paths on the node (a VM skyplan created, whose boot
+    script made them the login user's; files written in place, not replaced);
+    False: under the sandbox's ``fs/`` (``SKYPLAN_FS_ROOT``), as on a machine
+    that others share.
     """
 
     transport: Literal["local", "ssh"]
@@ -45,6 +51,7 @@ class NodeAddress:
     identity_file: str | None = None
     known_hosts: str | None = None
     record_host_key: bool = False
+    mounts_at_root: bool = False
 
 
 @dataclass(frozen=True)

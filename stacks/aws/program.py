@@ -2,12 +2,17 @@
 
 Resources (all tagged skyplan-cluster / skyplan-stack):
   aws Provider        pinned to the placement's region
+  <stack>-key         an EC2 key pair holding the cluster's SSH public key
+                      (``request.ssh_public_key``; the private key never leaves skyplan's home)
   <stack>-sg          ingress tcp 22 + the task's ports from anywhere; all egress
   <stack>-<rank>      the instances: Ubuntu 22.04 (or the Deep Learning Base GPU AMI
-                      when the task asks for GPUs), gp3 root volume of the task's size,
-                      spot one-time/terminate when the placement is spot, boot script
-                      from :func:`skyplan.clouds.vm.startup_input` (a Pulumi secret when
-                      the task has secrets)
+                      when the task asks for GPUs), a public IP, the key pair, gp3 root
+                      volume of the task's size, spot one-time/terminate when the
+                      placement is spot, boot script from :func:`skyplan.clouds.vm.startup_input`
+                      (root work at boot only; the task is started over SSH after ``up``)
+
+Login: both AMI families log in as ``ubuntu`` (Canonical's Ubuntu images and the
+Ubuntu-based Deep Learning AMIs), which cloud-init gives the key pair's key.
 
 Zones: plans name AWS zones by AZ id (``use1-az1``), which is the same physical
 zone in every account. An AZ id selects the default subnet of that AZ
@@ -15,7 +20,8 @@ zone in every account. An AZ id selects the default subnet of that AZ
 (``us-east-1a``) is passed as ``availability_zone``.
 
 Exports: cloud, region, zone, zone_name (node 0's AZ name in this account),
-instance_type, instance_ids, public_ips, private_ips.
+instance_type, instance_ids, public_ips, private_ips (per rank), ssh_user, ssh_port,
+cluster, stack.
 """
 
 from __future__ import annotations
@@ -24,10 +30,20 @@ import re
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_input
+from skyplan.clouds.vm import (
+    DEFAULT_DISK_GB,
+    SSH_PORT,
+    all_ports,
+    authorized_key,
+    node_name,
+    skyplan_labels,
+    startup_input,
+)
 
 UBUNTU_OWNER = "099720109477"  # Canonical
 DLAMI_OWNER = "amazon"
+#: The login user of every AMI below (Ubuntu's default cloud-init user).
+SSH_USER = "ubuntu"
 AMI_NAMES = {
     ("cpu", "x86_64"): "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
     ("cpu", "arm64"): "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-arm64-server-*",
@@ -94,6 +110,10 @@ def build(request: ProvisionRequest) -> None:
 
     ami = aws.ec2.get_ami_output(**ami_query(request), opts=invoke)
 
+    # Key pair names are per region and account; the stack's name is unique.
+    key = aws.ec2.KeyPair(f"{request.stack}-key", key_name=f"skyplan-{request.stack}"[:255],
+                          public_key=authorized_key(request), tags=tags, opts=opts)
+
     group = aws.ec2.SecurityGroup(
         f"{request.stack}-sg",
         description=f"skyplan {request.stack}",
@@ -128,11 +148,12 @@ def build(request: ProvisionRequest) -> None:
                 subnet_id=subnet_id,
                 vpc_security_group_ids=[group.id],
                 associate_public_ip_address=True,
+                key_name=key.key_name,
                 instance_market_options=market,
                 root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                     volume_size=request.disk_size or DEFAULT_DISK_GB, volume_type="gp3", delete_on_termination=True
                 ),
-                user_data=startup_input(request, rank),
+                user_data=startup_input(request, rank, SSH_USER),
                 user_data_replace_on_change=True,
                 tags={**tags, "Name": name, "skyplan-node-rank": str(rank)},
                 volume_tags=tags,
@@ -149,3 +170,8 @@ def build(request: ProvisionRequest) -> None:
     pulumi.export("instance_ids", [i.id for i in instances])
     pulumi.export("public_ips", [i.public_ip for i in instances])
     pulumi.export("private_ips", [i.private_ip for i in instances])
+    # How the node runtime reaches each node (skyplan.clouds.vmnodes).
+    pulumi.export("ssh_user", SSH_USER)
+    pulumi.export("ssh_port", SSH_PORT)
+    pulumi.export("cluster", request.cluster)
+    pulumi.export("stack", request.stack)

@@ -8,30 +8,39 @@ Resources (tagged skyplan-cluster / skyplan-stack), all in the placement's regio
   <node>              the VMs: Canonical Ubuntu 22.04, StandardSSD OS disk of the
                       task's size, Spot priority (evicted = deleted, max price -1 =
                       never evicted for price) for spot placements, boot script as
-                      base64 custom data
+                      base64 custom data (root work at boot only; the task is started
+                      over SSH after ``up``)
 
 Zones: our catalog gives Azure no zones, so ``zone`` is normally None and the VM is
 regional. A zone ("2" or "eastus-2") pins the VM and its public IP to that zone.
 
-Login: the VM's admin user ``skyplan`` gets the SSH key in SKYPLAN_SSH_PUBLIC_KEY or
-~/.ssh/id_ed25519.pub / id_rsa.pub; without one it gets a random password (a secret).
+Login: the VM's admin user ``ubuntu`` (the Ubuntu images have none of their own:
+Azure creates the one named here) accepts the cluster's SSH public key
+(``request.ssh_public_key``) and no password.
 
-Exports: cloud, region, zone, instance_type, resource_group, vm_ids, public_ips.
+Exports: cloud, region, zone, instance_type, resource_group, vm_ids, public_ips,
+private_ips (per rank), ssh_user, ssh_port, cluster, stack.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import re
-import secrets
-from pathlib import Path
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_input
+from skyplan.clouds.vm import (
+    DEFAULT_DISK_GB,
+    SSH_PORT,
+    all_ports,
+    authorized_key,
+    node_name,
+    skyplan_labels,
+    startup_input,
+)
 
-ADMIN_USER = "skyplan"
+#: The admin (login) user Azure creates on the VM.
+ADMIN_USER = SSH_USER = "ubuntu"
 IMAGE_PUBLISHER = "Canonical"
 IMAGE_OFFER = "0001-com-ubuntu-server-jammy"
 IMAGE_SKU = "22_04-lts-gen2"
@@ -53,25 +62,9 @@ def zone_number(zone: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def ssh_public_key(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
-    env = dict(os.environ) if env is None else env
-    if env.get("SKYPLAN_SSH_PUBLIC_KEY", "").strip():
-        return env["SKYPLAN_SSH_PUBLIC_KEY"].strip()
-    home = Path.home() if home is None else home
-    for name in ("id_ed25519.pub", "id_rsa.pub"):
-        path = home / ".ssh" / name
-        try:
-            text = path.read_text().strip()
-        except OSError:
-            continue
-        if text:
-            return text
-    return None
-
-
 def custom_data(request: ProvisionRequest, rank: int) -> Any:
-    """The boot script, base64 as Azure wants it; a Pulumi secret when the task has secrets."""
-    return startup_input(request, rank, lambda script: base64.b64encode(script.encode()).decode())
+    """The boot script, base64 as Azure wants it."""
+    return startup_input(request, rank, ADMIN_USER, lambda script: base64.b64encode(script.encode()).decode())
 
 
 def spot_settings(request: ProvisionRequest) -> dict[str, Any]:
@@ -131,21 +124,17 @@ def build(request: ProvisionRequest) -> None:
         network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
     )
 
-    key = ssh_public_key()
-    if key:
-        login: dict[str, Any] = {
-            "linux_configuration": compute.LinuxConfigurationArgs(
-                disable_password_authentication=True,
-                ssh=compute.SshConfigurationArgs(
-                    public_keys=[compute.SshPublicKeyArgs(key_data=key, path=f"/home/{ADMIN_USER}/.ssh/authorized_keys")]
-                ),
-            )
-        }
-    else:
-        login = {"admin_password": pulumi.Output.secret(secrets.token_urlsafe(24) + "Aa1!")}
+    login = compute.LinuxConfigurationArgs(
+        disable_password_authentication=True,
+        ssh=compute.SshConfigurationArgs(
+            public_keys=[compute.SshPublicKeyArgs(key_data=authorized_key(request),
+                                                  path=f"/home/{ADMIN_USER}/.ssh/authorized_keys")]
+        ),
+    )
 
     vms = []
     ips = []
+    nics = []
     for rank in range(max(1, int(request.num_nodes))):
         name = node_name(request, rank)
         ip = network.PublicIPAddress(
@@ -197,18 +186,18 @@ def build(request: ProvisionRequest) -> None:
                     ),
                 ),
                 os_profile=compute.OSProfileArgs(
-                    computer_name=name[:64], admin_username=ADMIN_USER, custom_data=custom_data(request, rank), **login
+                    computer_name=name[:64], admin_username=ADMIN_USER, custom_data=custom_data(request, rank),
+                    linux_configuration=login,
                 ),
                 network_profile=compute.NetworkProfileArgs(
                     network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True, delete_option="Delete")]
                 ),
                 tags={**tags, "skyplan-node-rank": str(rank)},
-                # A random password differs on every run: do not replace the VM for it.
-                opts=pulumi.ResourceOptions(ignore_changes=["osProfile.adminPassword"]),
                 **spot,
             )
         )
         ips.append(ip)
+        nics.append(nic)
 
     pulumi.export("cloud", "azure")
     pulumi.export("region", request.region)
@@ -217,3 +206,10 @@ def build(request: ProvisionRequest) -> None:
     pulumi.export("resource_group", group.name)
     pulumi.export("vm_ids", [v.id for v in vms])
     pulumi.export("public_ips", [ip.ip_address for ip in ips])
+    pulumi.export("private_ips", [nic.ip_configurations.apply(lambda c: c[0].private_ip_address if c else None)
+                                  for nic in nics])
+    # How the node runtime reaches each node (skyplan.clouds.vmnodes).
+    pulumi.export("ssh_user", SSH_USER)
+    pulumi.export("ssh_port", SSH_PORT)
+    pulumi.export("cluster", request.cluster)
+    pulumi.export("stack", request.stack)

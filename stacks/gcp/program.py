@@ -4,17 +4,25 @@ Resources (labelled skyplan-cluster / skyplan-stack):
   <stack>-fw        ingress tcp 22 + the task's ports, on the default network, for the
                     instances' network tag
   <stack>-<rank>    the instances, in the placement's zone: Ubuntu 22.04 (a Deep
-                    Learning VM image when the task asks for GPUs), pd-balanced boot
-                    disk of the task's size, SPOT scheduling for spot placements,
-                    boot script from :func:`skyplan.clouds.vm.startup_input` (a Pulumi
-                    secret when the task has secrets)
+                    Learning VM image when the task asks for GPUs), an ephemeral
+                    external IP, pd-balanced boot disk of the task's size, SPOT
+                    scheduling for spot placements, the cluster's SSH public key in
+                    the ``ssh-keys`` metadata, boot script from
+                    :func:`skyplan.clouds.vm.startup_input` (root work at boot only;
+                    the task is started over SSH after ``up``)
+
+Login: ``ubuntu``, the user named in ``ssh-keys`` (the guest agent creates it, with
+passwordless sudo, if the image lacks it). OS Login would ignore metadata keys, so
+the instance turns it off for itself (``enable-oslogin: FALSE``); an organisation
+policy that enforces OS Login makes the node unreachable (the launch says so).
 
 GPUs: N1 machine types take GPUs as ``guest_accelerators``; the A2, A3 and G2
 families come with theirs, so nothing is attached. Any GPU instance must stop
 on host maintenance (``TERMINATE``). The project is the provider's (``gcp:project``
 or GOOGLE_PROJECT / GOOGLE_CLOUD_PROJECT / gcloud's default).
 
-Exports: cloud, region, zone, instance_type, instance_names, instance_ids, public_ips, private_ips.
+Exports: cloud, region, zone, instance_type, instance_names, instance_ids, public_ips, private_ips
+(per rank), ssh_user, ssh_port, cluster, stack.
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ import re
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
-from skyplan.clouds.vm import DEFAULT_DISK_GB, all_ports, node_name, skyplan_labels, startup_input
+from skyplan.clouds.vm import (
+    DEFAULT_DISK_GB,
+    SSH_PORT,
+    all_ports,
+    authorized_key,
+    node_name,
+    skyplan_labels,
+    startup_input,
+)
 
 #: skyplan accelerator name -> GCP accelerator type.
 ACCELERATOR_TYPES = {
@@ -41,6 +57,9 @@ ACCELERATOR_TYPES = {
 IMAGE_CPU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
 IMAGE_CPU_ARM = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts-arm64"
 IMAGE_GPU = "projects/deeplearning-platform-release/global/images/family/common-cu124-ubuntu-2204-py310"
+
+#: The login user, named in the ``ssh-keys`` metadata (Ubuntu's usual one).
+SSH_USER = "ubuntu"
 
 #: Families that attach GPUs as guest accelerators; the others bundle theirs.
 ATTACHING_FAMILIES = ("n1-",)
@@ -114,6 +133,12 @@ def scheduling(request: ProvisionRequest) -> dict[str, Any]:
     }
 
 
+def metadata(request: ProvisionRequest) -> dict[str, str]:
+    """Instance metadata: the cluster's key for the login user, OS Login off (it
+    would ignore metadata keys)."""
+    return {"ssh-keys": f"{SSH_USER}:{authorized_key(request)}", "enable-oslogin": "FALSE"}
+
+
 def build(request: ProvisionRequest) -> None:
     """Declare the placement's resources in the current Pulumi program."""
     import pulumi
@@ -154,7 +179,8 @@ def build(request: ProvisionRequest) -> None:
                 ],
                 scheduling=gcp.compute.InstanceSchedulingArgs(**scheduling(request)),
                 guest_accelerators=accelerators or None,
-                metadata_startup_script=startup_input(request, rank),
+                metadata=metadata(request),
+                metadata_startup_script=startup_input(request, rank, SSH_USER),
                 labels={**labels(request), "skyplan-node-rank": str(rank)},
                 tags=[tag],
                 allow_stopping_for_update=True,
@@ -174,3 +200,8 @@ def build(request: ProvisionRequest) -> None:
     )
     pulumi.export("private_ips", [i.network_interfaces.apply(lambda nics: nics[0].network_ip if nics else None)
                                   for i in instances])
+    # How the node runtime reaches each node (skyplan.clouds.vmnodes).
+    pulumi.export("ssh_user", SSH_USER)
+    pulumi.export("ssh_port", SSH_PORT)
+    pulumi.export("cluster", request.cluster)
+    pulumi.export("stack", request.stack)

@@ -33,6 +33,8 @@ class Declared:
 class RecordingMocks(pulumi.runtime.Mocks):
     resources: list[Declared] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The program's stack outputs (``pulumi.export``), resolved.
+    exports: dict[str, Any] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Declared(args.typ, args.name, dict(args.inputs), args.provider))
@@ -43,12 +45,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
             wanted = args.typ.rsplit(":", 1)[-1].lower() + "name"
             outputs["name"] = next((v for k, v in args.inputs.items() if k.lower() == wanted), args.name)
         outputs.setdefault("name", args.name)
+        # Addresses differ per node (the rank ends the name: <stack>-<rank>[-ip|-nic]).
+        rank = next((int(p) for p in reversed(args.name.split("-")) if p.isdigit()), 0)
         if args.typ == "aws:ec2/instance:Instance":
-            outputs.update(publicIp="203.0.113.10", privateIp="10.0.0.10")
+            outputs.update(publicIp=f"203.0.113.{10 + rank}", privateIp=f"10.0.0.{10 + rank}")
         if args.typ == "gcp:compute/instance:Instance":
             outputs["instanceId"] = f"id-{args.name}"
+            outputs["networkInterfaces"] = [{**nic, "networkIp": f"10.128.0.{10 + rank}",
+                                             "accessConfigs": [{"natIp": f"34.1.2.{10 + rank}"}]}
+                                            for nic in args.inputs.get("networkInterfaces", [])]
         if args.typ == "azure-native:network:PublicIPAddress":
-            outputs["ipAddress"] = "198.51.100.7"
+            outputs["ipAddress"] = f"198.51.100.{7 + rank}"
+        if args.typ == "azure-native:network:NetworkInterface":
+            outputs["ipConfigurations"] = [{**c, "privateIPAddress": f"10.0.0.{4 + rank}"}
+                                           for c in args.inputs.get("ipConfigurations", [])]
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -93,11 +103,23 @@ def run_program(build: Callable[[ProvisionRequest], None], request: ProvisionReq
     pulumi.runtime.set_mocks(mocks, project="skyplan-test", stack=request.stack, preview=False)
 
     @pulumi.runtime.test
-    def program() -> None:
-        build(request)
+    def program() -> Any:
+        recorded: dict[str, Any] = {}
+        export = pulumi.export
+        pulumi.export = lambda name, value=None: recorded.__setitem__(name, value)  # type: ignore[assignment]
+        try:
+            build(request)
+        finally:
+            pulumi.export = export  # type: ignore[assignment]
+        # The test runner waits for this Output: the exports are resolved when run_program returns.
+        return pulumi.Output.from_input(recorded).apply(mocks.exports.update)
 
     program()
     return mocks
+
+
+#: A cluster's public key as the launch hands it to a program (``skyplan.runtime.keys``).
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsyNa2pRUBRkCvnRqLgvqvtRhzmMHQ3iE3f9zY7ZmXo skyplan-demo"
 
 
 def make_request(cloud: str, **overrides: Any) -> ProvisionRequest:
@@ -113,5 +135,6 @@ def make_request(cloud: str, **overrides: Any) -> ProvisionRequest:
         envs={"GREETING": "hello world"},
         setup="echo setting up",
         run="echo running",
+        ssh_public_key=PUBLIC_KEY,
     )
     return replace(base, **overrides)

@@ -6,6 +6,7 @@ import pytest
 from stackmocks import make_request, run_program
 
 from skyplan.clouds import programs
+from skyplan.clouds.vm import BOOT_MARKER
 
 _program = programs.load("aws")
 architecture = _program.architecture
@@ -102,16 +103,18 @@ def test_multi_node_declares_one_instance_per_rank() -> None:
     instances = m.of_type(INSTANCE)
     assert [i.name for i in instances] == ["demo-a1b2-0", "demo-a1b2-1", "demo-a1b2-2"]
     for rank, inst in enumerate(instances):
-        assert f"export SKYPLAN_NODE_RANK={rank}\n" in inst.inputs["userData"]
-        assert "export SKYPLAN_NUM_NODES=3\n" in inst.inputs["userData"]
+        assert f"stack demo-a1b2, node {rank}:" in inst.inputs["userData"]
     assert len(m.of_type(GROUP)) == 1
+    assert m.exports["public_ips"] == ["203.0.113.10", "203.0.113.11", "203.0.113.12"]  # by rank
+    assert m.exports["private_ips"] == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
 
 
-def test_user_data_runs_setup_then_run() -> None:
+def test_user_data_is_root_work_at_boot_only() -> None:
     m = run_program(build, make_request("aws"))
     script = m.one(INSTANCE).inputs["userData"]
-    assert script.index("echo setting up") < script.index("echo running")
-    assert "export GREETING='hello world'" in script
+    assert script.startswith("#!/bin/bash") and BOOT_MARKER in script
+    assert "echo setting up" not in script and "echo running" not in script  # started over SSH after up
+    assert "GREETING" not in script
 
 
 @pytest.mark.parametrize(("zone", "expected"), [("use1-az1", True), ("usw2-lax1-az1", True), ("us-east-1a", False)])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from stackmocks import is_secret, make_request, plain, run_program
+from stackmocks import PUBLIC_KEY, is_secret, make_request, plain, run_program
 
 from skyplan.clouds import programs
+from skyplan.clouds.vm import BOOT_MARKER
 
 _program = programs.load("azure")
 IMAGE_SKU = _program.IMAGE_SKU
@@ -23,13 +24,6 @@ NIC = "azure-native:network:NetworkInterface"
 RG = "azure-native:resources:ResourceGroup"
 SUBNET = "azure-native:network:Subnet"
 VNET = "azure-native:network:VirtualNetwork"
-
-
-@pytest.fixture(autouse=True)
-def no_ssh_key(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """Programs read the user's SSH key: make every test start without one."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("SKYPLAN_SSH_PUBLIC_KEY", raising=False)
 
 
 def vm_inputs(m) -> dict:
@@ -82,32 +76,32 @@ def test_disk_size_sets_the_os_disk() -> None:
     assert vm_inputs(m)["storageProfile"]["osDisk"]["diskSizeGB"] == 256
 
 
-def test_custom_data_is_the_base64_boot_script() -> None:
+def test_custom_data_is_the_base64_boot_script_of_root_work_only() -> None:
     m = run_program(build, make_request("azure"))
     script = base64.b64decode(vm_inputs(m)["osProfile"]["customData"]).decode()
-    assert script.startswith("#!/bin/bash")
-    assert script.index("echo setting up") < script.index("echo running")
+    assert script.startswith("#!/bin/bash") and BOOT_MARKER in script
+    assert "echo setting up" not in script and "echo running" not in script  # started over SSH after up
 
 
-def test_without_ssh_key_a_secret_password_is_used() -> None:
+def test_the_cluster_key_is_the_only_login() -> None:
     m = run_program(build, make_request("azure"))
     raw = m.one(VM).inputs["osProfile"]
-    assert is_secret(raw)  # the password makes the whole profile secret in the state
+    assert not is_secret(raw)  # nothing secret in it: no password, a public key
     profile = plain(raw)
-    assert profile["adminUsername"] == "skyplan"
-    assert len(profile["adminPassword"]) >= 12
-    assert "linuxConfiguration" not in profile
-
-
-def test_with_ssh_key_password_login_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SKYPLAN_SSH_PUBLIC_KEY", "ssh-ed25519 AAAAC3Nza test@host")
-    m = run_program(build, make_request("azure"))
-    profile = plain(m.one(VM).inputs["osProfile"])
+    assert profile["adminUsername"] == "ubuntu"
     assert "adminPassword" not in profile
     linux = profile["linuxConfiguration"]
     assert linux["disablePasswordAuthentication"] is True
-    assert linux["ssh"]["publicKeys"] == [{"keyData": "ssh-ed25519 AAAAC3Nza test@host",
-                                           "path": "/home/skyplan/.ssh/authorized_keys"}]
+    assert linux["ssh"]["publicKeys"] == [{"keyData": PUBLIC_KEY, "path": "/home/ubuntu/.ssh/authorized_keys"}]
+
+
+def test_a_users_own_key_is_not_read(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3Nzaother me@laptop\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SKYPLAN_SSH_PUBLIC_KEY", "ssh-ed25519 AAAAC3Nzaenv me@laptop")
+    m = run_program(build, make_request("azure"))
+    assert "me@laptop" not in str(plain(m.one(VM).inputs))
 
 
 def test_multi_node_declares_a_vm_nic_and_ip_per_rank() -> None:
@@ -118,7 +112,9 @@ def test_multi_node_declares_a_vm_nic_and_ip_per_rank() -> None:
     for vm in m.of_type(VM):
         assert plain(vm.inputs)["networkProfile"]["networkInterfaces"][0]["id"] == f"{vm.name}-nic-id"
     second = base64.b64decode(plain(m.of_type(VM)[1].inputs)["osProfile"]["customData"]).decode()
-    assert "export SKYPLAN_NODE_RANK=1\n" in second and "export SKYPLAN_NUM_NODES=2\n" in second
+    assert "stack demo-a1b2, node 1:" in second
+    assert m.exports["public_ips"] == ["198.51.100.7", "198.51.100.8"]  # by rank
+    assert m.exports["private_ips"] == ["10.0.0.4", "10.0.0.5"]
 
 
 def test_gpu_size_keeps_its_gpus_and_the_gen2_image() -> None:

@@ -93,8 +93,11 @@ def test_multi_node_declares_one_instance_per_rank() -> None:
     instances = m.of_type(INSTANCE)
     assert [i.inputs["name"] for i in instances] == ["demo-a1b2-0", "demo-a1b2-1"]
     assert [i.inputs["labels"]["skyplan-node-rank"] for i in instances] == ["0", "1"]
-    assert "export SKYPLAN_NODE_RANK=1\n" in instances[1].inputs["metadataStartupScript"]
+    assert "stack demo-a1b2, node 1:" in instances[1].inputs["metadataStartupScript"]
+    assert "echo running" not in instances[1].inputs["metadataStartupScript"]  # started over SSH after up
     assert len(m.of_type(FIREWALL)) == 1
+    assert m.exports["public_ips"] == ["34.1.2.10", "34.1.2.11"]  # by rank
+    assert m.exports["private_ips"] == ["10.128.0.10", "10.128.0.11"]
 
 
 def test_instance_names_start_with_a_letter() -> None:

@@ -1,62 +1,79 @@
-"""The VM boot script, run for real with bash (its /opt/skyplan root moved to a temp dir)."""
+"""The VM boot script, run for real with bash (destinations and marker moved to a temp dir),
+and the check that only a public key reaches a program."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from stackmocks import make_request
+from stackmocks import PUBLIC_KEY, make_request
 
-from skyplan.clouds import plugins
+from skyplan.clouds import plugins, vm
+from skyplan.clouds.base import SecretValues
 from skyplan.clouds.plugins import plugin_status
-from skyplan.clouds.vm import REMOTE_ROOT, all_ports, node_name, skyplan_labels, startup_script
+from skyplan.clouds.vm import BOOT_MARKER, all_ports, authorized_key, node_name, skyplan_labels, startup_script
 
 
-def run_script(request, rank: int, root: Path) -> subprocess.CompletedProcess:
-    script = startup_script(request, rank).replace(REMOTE_ROOT, str(root))
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+def run_script(script: str, root: Path) -> subprocess.CompletedProcess:
+    script = script.replace(BOOT_MARKER, str(root / "boot-done"))
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
 
 
-def test_setup_then_run_in_the_workdir_with_the_env(tmp_path: Path) -> None:
-    r = make_request(
-        "aws", num_nodes=4, envs={"GREETING": "it's a \"test\" $HOME"},
-        setup="echo setup-ran > marker",
-        run='echo "run rank=$SKYPLAN_NODE_RANK of $SKYPLAN_NUM_NODES task=$SKYPLAN_TASK_ID greeting=$GREETING"; cat marker; pwd',
-    )
-    proc = run_script(r, 2, tmp_path)
+def test_absolute_mount_destinations_are_made_the_login_users(tmp_path: Path) -> None:
+    (tmp_path / "src-dir").mkdir()
+    (tmp_path / "src-file").write_text("x")
+    dst = tmp_path / "vm"
+    mounts = {f"{dst}/data": str(tmp_path / "src-dir"), f"{dst}/etc/app.conf": str(tmp_path / "src-file"),
+              "~/rel": str(tmp_path / "src-dir"), "rel2": str(tmp_path / "src-file")}
+    script = startup_script(make_request("aws", file_mounts=mounts), 0, getpass.getuser())
+    proc = run_script(script, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    log = (tmp_path / "task.log").read_text()
-    assert log.index("== setup") < log.index("== run")
-    assert "run rank=2 of 4 task=demo-a1b2 greeting=it's a \"test\" $HOME" in log
-    assert "setup-ran" in log
-    assert str(tmp_path / "workdir") in log
-    assert (tmp_path / "setup.rc").read_text().strip() == "0"
-    assert (tmp_path / "run.rc").read_text().strip() == "0"
+    assert (dst / "data").is_dir() and (dst / "etc" / "app.conf").is_file()
+    assert (dst / "etc" / "app.conf").read_text() == ""  # the runtime writes it in place
+    assert (dst / "data").stat().st_uid == (dst / "etc" / "app.conf").stat().st_uid == os.getuid()
+    assert (tmp_path / "boot-done").exists()
+    assert "rel" not in script  # relative and ~ mounts live in the workdir: the runtime's
+    # Idempotent (GCP runs it at every boot): a second run keeps what the runtime wrote.
+    (dst / "etc" / "app.conf").write_text("synced")
+    assert run_script(script, tmp_path).returncode == 0
+    assert (dst / "etc" / "app.conf").read_text() == "synced"
 
 
-def test_failed_setup_skips_run(tmp_path: Path) -> None:
-    r = make_request("gcp", setup="echo broken; exit 7", run="echo should-not-run")
-    proc = run_script(r, 0, tmp_path)
-    assert proc.returncode == 7
-    log = (tmp_path / "task.log").read_text()
-    assert "broken" in log and "should-not-run" not in log
-    assert not (tmp_path / "run.rc").exists()
+def test_the_script_holds_no_task_env_or_secret() -> None:
+    r = make_request("gcp", envs={"GREETING": "hello-env"}, secrets=SecretValues({"TOKEN": "s3cret-value"}),
+                     setup="echo setting-up", run="echo running-task")
+    script = startup_script(r, 1, "ubuntu")
+    for text in ("hello-env", "s3cret-value", "TOKEN", "setting-up", "running-task", "SKYPLAN_NODE_RANK"):
+        assert text not in script
+    assert script.startswith("#!/bin/bash\n") and script.rstrip().endswith(f"touch {BOOT_MARKER}")
 
 
-def test_script_bodies_are_literal_even_with_heredoc_lookalikes(tmp_path: Path) -> None:
-    tricky = "cat <<'EOF'\nliteral $NOT_EXPANDED `nope`\nEOF\necho done"
-    r = make_request("azure", setup=None, run=tricky)
-    proc = run_script(r, 0, tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    log = (tmp_path / "task.log").read_text()
-    assert "literal $NOT_EXPANDED `nope`" in log and "done" in log
+def test_without_mounts_the_script_only_leaves_the_marker(tmp_path: Path) -> None:
+    script = startup_script(make_request("azure"), 0, "ubuntu")
+    assert "chown" not in script and "id -u" not in script
+    assert run_script(script, tmp_path).returncode == 0
+    assert (tmp_path / "boot-done").exists()
 
 
-def test_a_task_env_cannot_override_the_rank(tmp_path: Path) -> None:
-    r = make_request("aws", envs={"SKYPLAN_NODE_RANK": "99"}, run="echo rank=$SKYPLAN_NODE_RANK")
-    run_script(r, 1, tmp_path)
-    assert "rank=1" in (tmp_path / "task.log").read_text()
+def test_a_login_user_that_never_appears_leaves_no_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vm, "USER_WAIT_S", 1)
+    (tmp_path / "src").mkdir()
+    script = startup_script(make_request("aws", file_mounts={f"{tmp_path}/data": str(tmp_path / "src")}), 0,
+                            "no-such-user-skyplan")
+    assert run_script(script, tmp_path).returncode != 0
+    assert not (tmp_path / "boot-done").exists()  # so the runtime never syncs into a root-owned path
+
+
+@pytest.mark.parametrize("key", [None, "", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+                                 "-----END OPENSSH PRIVATE KEY-----", PUBLIC_KEY + "\n" + PUBLIC_KEY])
+def test_only_a_single_public_key_line_is_authorised(key) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError):
+        authorized_key(make_request("aws", ssh_public_key=key))
+    assert authorized_key(make_request("aws")) == PUBLIC_KEY
 
 
 def test_names_labels_and_ports() -> None:
@@ -75,13 +92,3 @@ def test_plugin_status_reports_version_and_location(tmp_path: Path, monkeypatch:
     plugin_dir.mkdir(parents=True)
     (plugin_dir / "pulumi-resource-aws").write_text("")
     assert plugins.plugin_status("aws", "pulumi-aws").path == str(plugin_dir)
-
-
-def test_secrets_are_exported_after_envs_and_before_skyplan_variables(tmp_path: Path) -> None:
-    from skyplan.clouds.base import SecretValues
-
-    r = make_request("aws", envs={"A": "env"}, secrets=SecretValues({"TOKEN": "it's $ecret", "SKYPLAN_NODE_RANK": "x"}),
-                     run='echo "token=$TOKEN rank=$SKYPLAN_NODE_RANK"')
-    proc = run_script(r, 1, tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "token=it's $ecret rank=1" in (tmp_path / "task.log").read_text()
