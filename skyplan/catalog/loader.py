@@ -65,11 +65,14 @@ def clear_cache() -> None:
 
 
 def _read(path: Path, embedded: bool) -> Catalog:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
+    from skyplan.errors import SpecError
+    from skyplan.spec import bounded
+
+    try:  # a regular file of bounded size: a FIFO or /dev/zero must not block or fill memory
+        data = bounded.read_bytes(path, bounded.CATALOG)
+    except SpecError as exc:
         raise InputError(
-            f"cannot read catalog {path}: {exc.strerror or exc}",
+            f"cannot read catalog {path}: {exc.diagnostics[0].message}",
             hint=f"unset {ENV_VAR} to use the embedded catalog, or build one with python -m skyplan.catalog.build",
         ) from None
     try:

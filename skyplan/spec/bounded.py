@@ -73,6 +73,8 @@ SCENARIO = Limits("sim scenario", 1 * MiB, 32, 100_000)
 # while parsing the largest accepted file stays near 100 MB of memory.
 PLAN = Limits("plan", 8 * MiB, 32, 500_000)
 CONFIG = Limits("config", 256 * KiB, 32, 10_000)
+# Catalogs are machine-written JSON; the embedded one is about 0.4 MiB.
+CATALOG = Limits("catalog", 64 * MiB, 16, 0)
 
 
 # --- files ------------------------------------------------------------------------
