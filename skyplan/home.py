@@ -8,7 +8,7 @@ Layout under the home:
   sandboxes/           local/sim instances
   sim/ledger.db        sim cloud's ledger of live resources
   logs/                skyplan.log (internal errors) and per-cluster logs
-  config.yaml          optional settings, read by skyplan.config.load_config (none yet)
+  config.yaml          optional settings (backend, catalog, engine_dir, ssh pools): skyplan.config
 engine (not under SKYPLAN_HOME): <user data dir>/skyplan/engine, or SKYPLAN_ENGINE_DIR
 
 Everything under the home is private: directories 0700, files 0600. The CLI
@@ -105,8 +105,11 @@ def sub(*parts: str) -> Path:
 
 def engine_dir() -> Path:
     """The engine is a machine-wide build cache, not per-home state: it stays in
-    the default user data dir even when SKYPLAN_HOME points elsewhere."""
-    env = os.environ.get("SKYPLAN_ENGINE_DIR")
+    the default user data dir even when SKYPLAN_HOME points elsewhere.
+    ``$SKYPLAN_ENGINE_DIR``, else the config file's ``engine_dir``, overrides it."""
+    from skyplan.config import setting
+
+    env = setting("engine_dir")
     if env:
         return Path(env).expanduser()
     import platformdirs

@@ -42,12 +42,15 @@ _cache: dict[str, Catalog] = {}
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     """Load a catalog file, cached per process and path.
 
-    ``path=None`` uses ``$SKYPLAN_CATALOG`` when set, else the embedded catalog.
+    ``path=None`` uses ``$SKYPLAN_CATALOG`` when set, else the config file's
+    ``catalog``, else the embedded catalog.
     Raises InputError when the file is missing or not a skyplan catalog.
     """
     embedded = False
     if path is None:
-        env = os.environ.get(ENV_VAR)
+        from skyplan.config import setting
+
+        env = setting("catalog")
         if env:
             path = env
         else:

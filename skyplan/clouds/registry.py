@@ -24,6 +24,7 @@ CLOUDS: dict[str, str] = {
     "azure": "skyplan.clouds.azure.cloud:Azure",
     "local": "skyplan.clouds.local.cloud:Local",
     "sim": "skyplan.clouds.sim.cloud:Sim",
+    "ssh": "skyplan.clouds.ssh.cloud:Ssh",
 }
 
 

@@ -24,7 +24,6 @@ Nothing here prints; every function runs under the cluster's lock (the caller's)
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from skyplan import failpoints
@@ -288,7 +287,9 @@ def observe(cluster: str, *, backend: str | None = None, db: StateDB | None = No
 def adopted_backend(backend: str | None, db: StateDB | None, cluster: str) -> str | None:
     """The backend a launch of ``cluster`` works on: the one asked for, else the one
     its row says it was launched on (a cluster is converged where it lives)."""
-    if backend or os.environ.get("SKYPLAN_BACKEND"):
+    from skyplan.config import setting
+
+    if backend or setting("backend"):
         return backend
     from skyplan.state import StateDB
 

@@ -344,9 +344,11 @@ def cloud_families(c: Candidate) -> frozenset[str]:
 def for_planning(backend_url: str | None = None) -> Memory:
     """The memory ``plan`` (and ``apply TASK``) ranks with: read from a small local
     file, never through the engine. The backend URL is resolved as the stack
-    driver resolves it (argument, ``$SKYPLAN_BACKEND``, else the default file://
-    backend under the skyplan home)."""
-    url = backend_url or os.environ.get("SKYPLAN_BACKEND") or ""
+    driver resolves it (argument, ``$SKYPLAN_BACKEND`` or the config file's
+    ``backend``, else the default file:// backend under the skyplan home)."""
+    from skyplan.config import setting
+
+    url = backend_url or setting("backend") or ""
     if not url:
         from skyplan import home
 

@@ -3,7 +3,8 @@
 Below both the stack driver (``driver.py``) and the engine finder (``engine.py``),
 so neither imports the other for them. Nothing here starts pulumi.
 
-* Backend URL: the ``backend_url`` argument, else ``$SKYPLAN_BACKEND``, else
+* Backend URL: the ``backend_url`` argument, else ``$SKYPLAN_BACKEND``, else the
+  config file's ``backend`` (``skyplan.config.setting``), else
   ``file://<skyplan home>/pulumi`` (created). Any Pulumi backend URL passes
   through unchanged (``s3://``, ``gs://``, ``azblob://``, ``https://api.pulumi.com``);
   it reaches the CLI as ``PULUMI_BACKEND_URL``, so no ``pulumi login`` state is written.
@@ -46,10 +47,17 @@ if TYPE_CHECKING:
 PROJECT = "skyplan"
 
 
+def _configured_backend() -> str | None:
+    """``$SKYPLAN_BACKEND``, else the config file's ``backend``."""
+    from skyplan.config import setting
+
+    return setting("backend")
+
+
 def resolve_backend_url(backend_url: str | None = None, *, create: bool = True) -> str:
     """The backend URL to use (see the module docstring). With ``create``, make
     the directory of the default ``file://`` backend."""
-    url = backend_url or os.environ.get("SKYPLAN_BACKEND") or ""
+    url = backend_url or _configured_backend() or ""
     if not url:
         path = home.home() / "pulumi"
         if create:

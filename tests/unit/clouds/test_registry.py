@@ -40,20 +40,20 @@ def test_capability_queries() -> None:
     assert registry.simulatable() == ("aws", "gcp", "azure")
     assert registry.simulator().name == "sim"
     assert registry.with_capability(runs_here=True) == ("local", "sim")
-    assert registry.with_capability(proves_interrupted=True) == ("local", "sim")
-    assert registry.with_capability(has_log_source=True) == ("local", "sim")
+    assert registry.with_capability(proves_interrupted=True) == ("local", "sim", "ssh")
+    assert registry.with_capability(has_log_source=True) == ("local", "sim", "ssh")
     assert registry.with_capability(has_zones=False) == ("azure", "local")
-    assert registry.with_capability(offers_spot=False) == ("local",)
+    assert registry.with_capability(offers_spot=False) == ("local", "ssh")
     assert registry.with_capability(runs_here=False, simulatable=True) == ("aws", "gcp", "azure")
     with pytest.raises(TypeError):
         registry.with_capability(flies=True)
 
 
 def test_display_and_lookup() -> None:
-    assert [registry.display(n) for n in registry.names()] == ["AWS", "GCP", "Azure", "Local", "Sim"]
+    assert [registry.display(n) for n in registry.names()] == ["AWS", "GCP", "Azure", "Local", "Sim", "SSH"]
     assert registry.display("oci") == "oci"  # a custom catalog may name a cloud we do not know
     assert registry.find("oci") is None and registry.find(None) is None
-    with pytest.raises(InputError, match="known: aws, gcp, azure, local, sim"):
+    with pytest.raises(InputError, match="known: aws, gcp, azure, local, sim, ssh"):
         registry.get("oci")
 
 

@@ -1,0 +1,145 @@
+"""The ssh cloud: machines you already have, in pools of the config file.
+
+``resources: {cloud: ssh, region: POOL}`` places a task on ``num_nodes`` hosts
+of the pool (``pools.py``): each host is a zone, so an unreachable or busy
+host is a capacity failure of that zone and failover moves on to the next
+host. Offers come from the pools, not the catalog (``hardware.py``); a host is
+taken in a ledger while a cluster runs on it (``ledger.py``) and the task runs
+in a sandbox under ``~/.skyplan/sandboxes/`` on the host, through the node
+runtime over SSH (``provider.py``, ``stacks/ssh/program.py``). Like ``local``,
+it is a candidate only when a task names it.
+
+Its error texts start with a stable code, from the provider or the runtime.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from skyplan.clouds.capabilities import Capabilities, CloudBase
+from skyplan.errors import Classification, Kind, Scope
+
+if TYPE_CHECKING:
+    from skyplan.catalog.model import Offer
+    from skyplan.clouds.base import LogSource, PreflightResult, ProvisionRequest
+
+# (pattern, code, kind, scope); first match wins.
+_RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
+    # A machine that is off, gone or firewalled: that host's capacity; the next host is tried.
+    (r"SshUnreachable", "SshUnreachable", Kind.CAPACITY, Scope.ZONE),
+    (r"SshHostBusy", "SshHostBusy", Kind.CAPACITY, Scope.ZONE),
+    # Too few free hosts of the pool's hardware for num_nodes: every host of the pool would say so.
+    (r"SshPoolFull", "SshPoolFull", Kind.CAPACITY, Scope.REGION),
+    # A host key is one host's: that host is skipped (never retried), the others are checked on their own.
+    (r"SshHostKey\w*", "SshHostKey", Kind.AUTH, Scope.ZONE),
+    # A refused login: the pool when its hosts share the user and key (each would refuse alike), else the host.
+    (r"SshAuthFailed.*every host of pool", "SshAuthFailed", Kind.AUTH, Scope.REGION),
+    (r"SshAuthFailed", "SshAuthFailed", Kind.AUTH, Scope.ZONE),
+    (r"SshPoolUnknown|SshHostUnknown", "SshPoolUnknown", Kind.INVALID, Scope.CLOUD),
+    (r"LocalWorkdirSymlink|NodeSyncFailed.*(symbolic link|outside)", "NodeSyncFailed", Kind.INVALID, Scope.ALL),
+    (r"LocalFileMount(Missing|Invalid)|LocalWorkdirMissing", "NodeSyncFailed", Kind.INVALID, Scope.ALL),
+    (r"No space left on device|Disk quota exceeded", "SshDiskFull", Kind.CAPACITY, Scope.ZONE),
+    (r"NodeSyncFailed|NodeStartFailed|python3: (command )?not found", "NodeStartFailed", Kind.CAPACITY, Scope.ZONE),
+    (r"RuntimeTimeout|SshTimeout", "SshTimeout", Kind.CAPACITY, Scope.ZONE),
+)
+
+
+class Ssh(CloudBase):
+    name = "ssh"
+    display = "SSH"
+    capabilities = Capabilities(
+        has_zones=True,
+        offers_spot=False,
+        from_catalog=False,
+        default_candidate=False,
+        has_log_source=True,
+        # The ledger is here: an interrupted allocation is found and released, and the
+        # hosts it names are reached to remove what a node's create may have started.
+        proves_interrupted=True,
+    )
+    takes_config = True
+
+    # --- config and offers -----------------------------------------------------------------
+
+    def check_config(self, section: Any, config: Any, path: tuple[Any, ...]) -> list[Any]:
+        from skyplan.clouds.ssh.pools import check
+
+        return check(section, config, path)
+
+    def own_offers(self) -> tuple[Offer, ...]:
+        """One offer per pool host whose hardware is known (configured, or probed and cached)."""
+        from skyplan.clouds.ssh.hardware import pool_offers
+        from skyplan.clouds.ssh.pools import pools
+
+        return pool_offers(h for p in pools().values() for h in p.hosts)
+
+    # --- errors ------------------------------------------------------------------------------
+
+    def classify(self, message: str) -> Classification:
+        text = message or ""
+        for pattern, code, kind, scope in _RULES:
+            if re.search(pattern, text):
+                return Classification(kind, scope, code, text)
+        return Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", text)
+
+    def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
+        # Not simulated; its own texts, for completeness.
+        if outcome == "capacity":
+            return (f"SshUnreachable: {request.zone} (pool {request.region}): connection refused "
+                    f"[Errno 111] Connect call failed")
+        if outcome == "auth":
+            return f"SshAuthFailed: {request.zone} (pool {request.region}) refused the login"
+        return f"ssh cloud: simulated {outcome} failure for {request.stack}"
+
+    # --- the program and its checks -----------------------------------------------------------
+
+    def program(self, request: ProvisionRequest) -> Callable[[], None]:
+        def run() -> None:
+            from skyplan.clouds import programs
+
+            programs.load(self.name).build(request)
+
+        return run
+
+    def preflight(self) -> PreflightResult:
+        """Pools exist in the config file (which parses), and ssh's client is here for `skyplan ssh`."""
+        from skyplan.clouds.base import PreflightResult
+        from skyplan.clouds.ssh.pools import pools
+
+        found = pools()
+        if not found:
+            from skyplan.config import config_path
+
+            return PreflightResult(False, reason=f"no ssh pools in {config_path()}",
+                                   fix="add `ssh: {pools: {NAME: {hosts: [{host, user, identity_file}]}}}` "
+                                       "to the config file (README: The ssh cloud)")
+        hosts = sum(len(p.hosts) for p in found.values())
+        return PreflightResult(True, details={"credentials": f"{len(found)} pool(s), {hosts} host(s)"})
+
+    # --- what it holds ---------------------------------------------------------------------------
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        from skyplan.clouds.ssh.nodes import log_source
+
+        return log_source(outputs)
+
+    def resolve_interrupted(self, op: Any) -> bool:
+        """An allocation or node whose create the engine never saw finish: release
+        the hosts its stack holds, or remove the node's remote sandbox."""
+        from skyplan.clouds.ssh import provider
+
+        return provider.resolve_interrupted(str(getattr(op, "type", "")), getattr(op, "inputs", None) or {})
+
+    def leftovers(self, stack_prefix: str) -> tuple[tuple[str, str], ...]:
+        """Hosts the ledger says the matching stacks still hold."""
+        from skyplan.clouds.ssh import ledger
+
+        return tuple((e["stack"], f"host {e.get('zone')} of pool '{e.get('pool')}' (held in {ledger.ledger_path()})")
+                     for e in ledger.held(stack_prefix))
+
+    def remove_leftovers(self, stacks: Iterable[str]) -> None:
+        from skyplan.clouds.ssh import provider
+
+        provider.remove_stacks(set(stacks))

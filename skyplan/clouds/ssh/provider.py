@@ -1,0 +1,293 @@
+"""The ssh cloud's dynamic providers: a host allocation, and one node per host.
+
+``SshHostAllocation`` takes ``num_nodes`` hosts of a pool in the ledger
+(``ledger.py``) and reaches each over SSH: the candidate's own host (its zone)
+is node 0; the others are free hosts of the same pool with the same hardware
+(``peers``), in config order, skipping any that is taken or cannot be reached.
+Node 0's host taken or unreachable fails the create with ``SshHostBusy`` or
+``SshUnreachable`` (capacity, that zone: failover moves on to the next host);
+too few peers with ``SshPoolFull`` (capacity, the pool). What it took is
+released before a failed create returns, and by its delete.
+
+``SshNode`` syncs the workdir and plain-path file mounts into the node's
+sandbox on its host and starts the task there, through the node runtime; its
+delete stops the task and removes the sandbox. An update (only the task
+changed) syncs and starts again in the same sandbox.
+
+As with the local provider, the classes live in an importable module (Pulumi
+pickles providers by reference) and everything they need, the ledger's
+absolute path and each host's address included, comes from their inputs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from skyplan import failpoints
+from skyplan.clouds.ssh import ledger
+from skyplan.clouds.ssh.nodes import record_address, sandbox_path
+
+if TYPE_CHECKING:
+    from skyplan.clouds.base import ProvisionRequest
+
+#: How long reaching a host may take before it counts as unreachable (seconds).
+REACH_TIMEOUT_S = 20.0
+#: A node's inputs whose change re-runs the task in the same sandbox; any other replaces it.
+RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts")
+ALLOCATION_REPLACE_KEYS = ("ledger", "stack", "cluster", "pool", "head", "num_nodes")
+
+
+def _failure_text(exc: BaseException) -> str:
+    from skyplan.runtime.protocol import RuntimeFailure
+
+    return str(exc) if isinstance(exc, RuntimeFailure) else f"{type(exc).__name__}: {exc}"
+
+
+def reach(record: dict[str, Any], *, shared_login: bool = False) -> None:
+    """Log in to the host and run ``true``; raises Exception(<RuntimeFailure text>)."""
+    from skyplan.runtime.sync_api import open_node, run
+
+    node = open_node(record_address(record, rank=0, sandbox=""), fresh=True)
+    try:
+        result = run(node.exec("true", timeout_s=REACH_TIMEOUT_S), timeout=REACH_TIMEOUT_S + 10)
+        if result.exit_code != 0:
+            raise Exception(f"SshUnreachable: {record['zone']} (pool {record['pool']}): `true` exited "
+                            f"{result.exit_code}: {result.output[-200:]!r}")
+    except Exception as exc:
+        text = _failure_text(exc)
+        if text.startswith("SshAuthFailed") and shared_login:
+            text += f"; every host of pool '{record['pool']}' logs in as {record.get('user')} with this key"
+        raise Exception(text) from None
+    finally:
+        try:
+            run(node.close(), timeout=10)
+        except Exception:  # noqa: BLE001 - closing a connection that failed to open
+            pass
+
+
+class SshHostAllocationProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        path = _path(props)
+        stack, cluster = str(props["stack"]), str(props["cluster"])
+        head = dict(props["head"])
+        want = max(1, int(props.get("num_nodes") or 1))
+        taken: list[dict[str, Any]] = []
+        try:
+            ledger.take(head["key"], stack=stack, cluster=cluster, info={**head, "rank": 0}, path=path)
+            taken.append(head)
+            reach(head, shared_login=bool(props.get("shared_login")))
+            skipped: list[str] = []
+            for peer in props.get("peers") or []:
+                if len(taken) == want:
+                    break
+                peer = dict(peer)
+                try:
+                    ledger.take(peer["key"], stack=stack, cluster=cluster, info={**peer, "rank": len(taken)},
+                                path=path)
+                except ledger.HostBusy as exc:
+                    skipped.append(str(exc))
+                    continue
+                try:
+                    reach(peer, shared_login=bool(props.get("shared_login")))
+                except Exception as exc:  # noqa: BLE001 - an unreachable peer is skipped
+                    ledger.release(peer["key"], stack=stack, path=path)
+                    skipped.append(str(exc))
+                    continue
+                taken.append(peer)
+            if len(taken) < want:
+                raise Exception(f"SshPoolFull: pool '{head['pool']}' has {len(taken)} free reachable host(s) "
+                                f"like {head['zone']} ({props.get('instance_type')}), {want} needed"
+                                + (": " + "; ".join(skipped) if skipped else ""))
+        except ledger.HostBusy as exc:
+            _release_all(taken, stack, path)
+            raise Exception(str(exc)) from None
+        except BaseException:
+            _release_all(taken, stack, path)
+            raise
+        failpoints.hit("provider.created")
+        outs = {**_inputs(props), "hosts": taken}
+        return CreateResult(id_=f"{stack}/hosts", outs=outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # The peer list follows the config file; the hosts taken do not move because it changed.
+        replaces = [k for k in ALLOCATION_REPLACE_KEYS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=True)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        held = [e for e in ledger.held(str(props.get("stack") or ""), path=_path(props))
+                if e.get("stack") == props.get("stack")]
+        return ReadResult(id_=id_, outs=props) if held else ReadResult(id_="", outs={})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        _release_all(list(props.get("hosts") or []) + [props.get("head") or {}], str(props.get("stack")),
+                     _path(props))
+
+
+def _path(props: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    return Path(props["ledger"])
+
+
+def _release_all(records: list[dict[str, Any]], stack: str, path: Any) -> None:
+    for r in records:
+        if r.get("key"):
+            ledger.release(r["key"], stack=stack, path=path)
+
+
+def _inputs(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if k != "hosts"}
+
+
+class SshHostAllocation(Resource, module="skyplan", name="SshHostAllocation"):
+    """The hosts of one ssh cluster, taken in the ledger: ``hosts[rank]``."""
+
+    hosts: pulumi.Output[list]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(SshHostAllocationProvider(), name, {**props, "hosts": None}, opts)
+
+
+# --- nodes --------------------------------------------------------------------------------------
+
+
+def _task(props: dict[str, Any]) -> Any:
+    from skyplan.runtime.protocol import TaskSpec
+
+    return TaskSpec(cluster=str(props.get("cluster") or ""), stack=str(props.get("stack") or ""),
+                    num_nodes=int(props.get("num_nodes") or 1), setup=props.get("setup") or None,
+                    run=props.get("run") or None, envs=dict(props.get("envs") or {}),
+                    secrets=dict(props.get("secrets") or {}), node_ips=tuple(props.get("node_ips") or ()))
+
+
+def _node(props: dict[str, Any]) -> Any:
+    from skyplan.runtime.sync_api import open_node
+
+    return open_node(record_address(props["host"], rank=int(props.get("node_rank") or 0),
+                                    sandbox=str(props["sandbox"])))
+
+
+def run_task(props: dict[str, Any]) -> None:
+    """Sync the workdir and mounts into the node's sandbox, then start the task."""
+    from skyplan.runtime.sync_api import run
+
+    node = _node(props)
+    try:
+        run(node.sync(props.get("workdir") or None, dict(props.get("file_mounts") or {})))
+        run(node.start(_task(props)))
+    except Exception as exc:
+        raise Exception(_failure_text(exc)) from None
+
+
+class SshNodeProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        try:
+            run_task(props)
+        except BaseException:
+            _remove(props, quiet=True)  # create is all or nothing: no half-made sandbox is left
+            raise
+        failpoints.hit("provider.created")
+        return CreateResult(id_=f"{props['stack']}/node-{props.get('node_rank') or 0}", outs=dict(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in set(olds) | set(news) if olds.get(k) != news.get(k)]
+        replaces = [k for k in changed if k not in RERUN_KEYS]
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        run_task(news)  # a fresh sync stops what runs in the sandbox and replaces it: the task re-runs
+        return UpdateResult(outs=dict(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        _remove(props)
+
+
+def _remove(props: dict[str, Any], quiet: bool = False) -> None:
+    from skyplan.runtime.sync_api import run
+
+    try:
+        run(_node(props).remove())
+    except Exception as exc:
+        if quiet:
+            return
+        raise Exception(_failure_text(exc) + f"; the sandbox {props.get('sandbox')} on "
+                        f"{(props.get('host') or {}).get('zone')} is still there: run `skyplan down` again "
+                        "once the host is reachable") from None
+
+
+class SshNode(Resource, module="skyplan", name="SshNode"):
+    """One node of an ssh cluster: a sandbox on a pool host, running the task."""
+
+    host: pulumi.Output[dict]
+    sandbox: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(SshNodeProvider(), name, props, opts)
+
+
+# --- building (called from stacks/ssh/program.py) ------------------------------------------------
+
+
+def node_props(request: ProvisionRequest, rank: int, host: Any, node_ips: Any) -> dict[str, Any]:
+    import os
+
+    return {
+        "cluster": request.cluster,
+        "stack": request.stack,
+        "node_rank": rank,
+        "num_nodes": max(1, int(request.num_nodes)),
+        "host": host,
+        "node_ips": node_ips,
+        "sandbox": sandbox_path(request.stack, rank),
+        "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,
+        "file_mounts": dict(request.file_mounts),
+        "setup": request.setup,
+        "run": request.run,
+        "envs": dict(request.envs),
+        "revision": request.revision,
+        "secrets": pulumi.Output.secret(dict(request.secrets)) if request.secrets else {},
+    }
+
+
+# --- recovery (the cloud's resolve_interrupted / remove_leftovers) -------------------------------
+
+
+def resolve_interrupted(type_: str, inputs: dict[str, Any]) -> bool:
+    """Make sure an interrupted create left nothing: release an allocation's hosts,
+    remove a node's sandbox. False for another cloud's resource, or when the host
+    cannot be reached (then the stack stays, and ``down`` says so)."""
+    if type_.endswith(":SshHostAllocation") and inputs.get("ledger") and inputs.get("stack"):
+        ledger.release_stack(str(inputs["stack"]), path=_path(inputs))
+        return True
+    if type_.endswith(":SshNode") and isinstance(inputs.get("host"), dict) and inputs.get("sandbox"):
+        try:
+            _remove(inputs)
+        except Exception:  # noqa: BLE001 - unreachable: not proven gone
+            return False
+        return True
+    return False
+
+
+def remove_stacks(stacks: set[str], path: Any = None) -> None:
+    """For each ledger entry of these stacks: remove the node's sandbox on its host,
+    then release the host. An unreachable host keeps its entry (``down`` reports it)."""
+    for e in ledger.held("", path=path):
+        stack = e.get("stack")
+        if stack not in stacks:
+            continue
+        rank = int(e.get("rank") or 0)
+        try:
+            _remove({"host": e, "node_rank": rank, "sandbox": sandbox_path(stack, rank)})
+        except Exception:  # noqa: BLE001 - left in the ledger, so leftovers() still names it
+            continue
+        ledger.release(e["key"], stack=stack, path=path)
