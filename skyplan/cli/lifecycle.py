@@ -63,11 +63,12 @@ def status(
     phases = {n: st.get("phase") for n, st in states.items()}
     if as_json:
         from skyplan.contract import document
-        from skyplan.provision.outcome import TaskOutcome
+        from skyplan.provision.outcome import TaskOutcome, node_states
 
         views.write_json(document(clusters=[
             {**r.to_json(), "task_phase": phases.get(r.name),
-             "task": TaskOutcome.from_status(states.get(r.name)).to_json()} for r in rows]))
+             "task": TaskOutcome.from_status(states.get(r.name)).to_json(),
+             "nodes": node_states(states.get(r.name))} for r in rows]))
         return
     views.render_status(rows, task_phases=phases)
     if name is not None:

@@ -55,6 +55,30 @@ class TaskOutcome:
         return cls()  # absent, or a phase this version does not know
 
 
+#: A node's state as ``status --json`` lists it: the protocol's states (``state``, from the
+#: node runtime) or the sandbox runner's phases, folded into the four of the contract.
+_NODE_STATUS = {"starting": "running", "setup": "running", "run": "running", "running": "running",
+                "done": "succeeded", "succeeded": "succeeded", "failed": "failed", "stopped": "failed",
+                "lost": "failed", "unreachable": "unreachable"}
+
+
+def node_states(status: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """``status --json``'s ``nodes``: ``[{rank, status, exit_code}]`` from a LogSource's
+    ``status()`` (``[]`` when the task cannot be read from here). ``status`` is
+    running, succeeded, failed or unreachable; a node without a sandbox (absent)
+    is left out."""
+    out = []
+    for i, n in enumerate((status or {}).get("nodes") or ()):
+        if not isinstance(n, Mapping):
+            continue
+        state = _NODE_STATUS.get(str(n.get("state") or n.get("phase") or ""))
+        if state is None:
+            continue
+        rank = _int(n.get("node_rank", n.get("rank")))
+        out.append({"rank": i if rank is None else rank, "status": state, "exit_code": _int(n.get("returncode"))})
+    return sorted(out, key=lambda n: n["rank"])
+
+
 def _int(x: Any) -> int | None:
     try:
         return None if x is None else int(x)

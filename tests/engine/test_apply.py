@@ -225,3 +225,4 @@ def test_failing_task_exits_7_and_keeps_the_cluster(cli, tmp_path):
     assert "ended failed (exit code 7)" in p.stderr
     (row,) = json.loads(cli("status", "--json").stdout)["clusters"]
     assert row["status"] == "UP" and row["task_phase"] == "failed"
+    assert row["nodes"] == [{"rank": 0, "status": "failed", "exit_code": 7}]
