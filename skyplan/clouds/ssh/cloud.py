@@ -58,6 +58,8 @@ class Ssh(CloudBase):
         # The ledger is here: an interrupted allocation is found and released, and the
         # hosts it names are reached to remove what a node's create may have started.
         proves_interrupted=True,
+        # A fresh sync stops the task and replaces the sandbox; start runs it again.
+        reruns_in_place=True,
     )
     takes_config = True
 

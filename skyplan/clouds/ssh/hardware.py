@@ -138,9 +138,9 @@ async def runtime_probe(host: Host, timeout_s: float) -> str:
     """Run ``PROBE`` on ``host`` through the node runtime (strict host-key checking)."""
     from skyplan.runtime.sync_api import open_node
 
-    from skyplan.clouds.ssh.nodes import host_address
+    from skyplan.clouds.ssh.nodes import NO_SANDBOX, host_address
 
-    node = open_node(host_address(host, rank=0, sandbox=""), fresh=True)  # closed below: not the shared one
+    node = open_node(host_address(host, rank=0, sandbox=NO_SANDBOX), fresh=True)  # closed below: not the shared one
     try:
         result = await node.exec(PROBE, timeout_s=timeout_s)
     finally:

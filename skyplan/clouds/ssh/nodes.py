@@ -22,6 +22,11 @@ def sandbox_path(stack: str, rank: int) -> str:
     return f"~/.skyplan/sandboxes/{stack}/node-{rank}"
 
 
+#: The "sandbox" of a command run on a host outside any node (a probe, a login check):
+#: never created, so the runtime's ``exec`` runs it in the login's home.
+NO_SANDBOX = "~/.skyplan/no-sandbox"
+
+
 def host_record(host: Host) -> dict[str, Any]:
     return {"pool": host.pool, "zone": host.zone, "key": host.key, "host": host.host, "port": host.port,
             "user": host.user, "identity_file": host.identity_file, "known_hosts": host.known_hosts}

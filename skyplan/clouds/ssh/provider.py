@@ -28,7 +28,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from skyplan import failpoints
 from skyplan.clouds.ssh import ledger
-from skyplan.clouds.ssh.nodes import record_address, sandbox_path
+from skyplan.clouds.ssh.nodes import NO_SANDBOX, record_address, sandbox_path
 
 if TYPE_CHECKING:
     from skyplan.clouds.base import ProvisionRequest
@@ -50,7 +50,7 @@ def reach(record: dict[str, Any], *, shared_login: bool = False) -> None:
     """Log in to the host and run ``true``; raises Exception(<RuntimeFailure text>)."""
     from skyplan.runtime.sync_api import open_node, run
 
-    node = open_node(record_address(record, rank=0, sandbox=""), fresh=True)
+    node = open_node(record_address(record, rank=0, sandbox=NO_SANDBOX), fresh=True)
     try:
         result = run(node.exec("true", timeout_s=REACH_TIMEOUT_S), timeout=REACH_TIMEOUT_S + 10)
         if result.exit_code != 0:
