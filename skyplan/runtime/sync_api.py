@@ -29,6 +29,9 @@ from skyplan.runtime.protocol import NodeAddress, NodeRuntime, RuntimeFailure
 
 T = TypeVar("T")
 
+#: Threads of the loop's default executor (blocking file and name-lookup work).
+IO_THREADS = 4
+
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
@@ -41,6 +44,9 @@ def loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
             new = asyncio.new_event_loop()
+            # Blocking work (file copies, name lookups) runs on a few shared threads, never one per node.
+            new.set_default_executor(
+                concurrent.futures.ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="skyplan-runtime-io"))
             started = threading.Event()
 
             def _serve() -> None:
