@@ -412,7 +412,8 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
     outcome = _watch_task(name, result, follow=not detach, out=out)
     code = EXIT_TASK_FAILED if outcome.failed else 0
     if outcome.failed:
-        typer.echo(f"Task on '{name}' ended failed (exit code {outcome.exit_code}) on node {outcome.node}; "
+        setup = "; its setup failed, so its run never started" if outcome.failed_phase == "setup" else ""
+        typer.echo(f"Task on '{name}' ended failed (exit code {outcome.exit_code}) on node {outcome.node}{setup}; "
                    f"the cluster is still up: `skyplan logs {name}`, then `skyplan down {name} --yes`.", err=True)
     if stream is not None:
         stream.finish(result.summary(task=outcome.to_json(), exit_code=code))
@@ -634,6 +635,16 @@ def _register_show() -> None:
 
 
 _register_show()
+
+
+def _register_nodes() -> None:
+    from skyplan.cli.nodes import exec_command, ssh_command
+
+    app.command("exec")(exec_command)
+    app.command("ssh")(ssh_command)
+
+
+_register_nodes()
 
 
 def _terminated(signum, frame):  # noqa: ANN001

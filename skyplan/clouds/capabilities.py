@@ -107,6 +107,16 @@ class CloudBase:
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         return None
 
+    def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
+        """How the node runtime reaches each node of a stack that exported
+        ``outputs`` (``skyplan.runtime.protocol.NodeAddress``, by rank): what
+        ``skyplan exec`` and ``skyplan ssh`` use. [] when unknown."""
+        if self.capabilities.nodes_over_ssh:
+            from skyplan.clouds.vmnodes import addresses
+
+            return addresses(outputs)
+        return []
+
     #: It has a section of its own, under its name, in the config file (``check_config``).
     takes_config: bool = False
 

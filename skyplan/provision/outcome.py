@@ -21,11 +21,13 @@ class TaskOutcome:
     """``status``: succeeded | failed | running, or None when skyplan does not know
     (the cloud's task cannot be read from here, or apply did not watch it: --detach).
     ``exit_code``: the task's exit code once it ended (None if it never reported one).
-    ``node``: the rank of the node that failed (None unless failed)."""
+    ``node``: the rank of the node that failed (None unless failed).
+    ``failed_phase``: ``setup`` or ``run``, where that node's task failed (when known)."""
 
     status: str | None = None
     exit_code: int | None = None
     node: int | None = None
+    failed_phase: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -50,7 +52,7 @@ class TaskOutcome:
                 if isinstance(n, Mapping) and n.get("phase") == phase:
                     rank = n.get("node_rank")
                     return cls("failed", _int(n.get("returncode", status.get("returncode"))),
-                               _int(rank) if rank is not None else i)
+                               _int(rank) if rank is not None else i, n.get("failed_phase") or None)
             return cls("failed", _int(status.get("returncode")))
         return cls()  # absent, or a phase this version does not know
 

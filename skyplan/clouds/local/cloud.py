@@ -53,6 +53,11 @@ class Local(CloudBase):
 
         return sandbox_logs(outputs)
 
+    def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
+        from skyplan.clouds.local.logs import sandbox_addresses
+
+        return sandbox_addresses(outputs)
+
     def classify(self, message: str) -> Classification:
         text = message or ""
         for pattern, code, kind, scope in _RULES:

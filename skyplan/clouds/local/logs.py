@@ -213,6 +213,16 @@ class SandboxLogs:
         return job_status(self.sandbox).to_json()
 
 
+def sandbox_addresses(outputs: Mapping[str, Any]) -> list[Any]:
+    """Each node's ``NodeAddress`` on this machine (its sandbox), by rank."""
+    from skyplan.runtime.protocol import NodeAddress
+
+    sandbox = outputs.get("sandbox")
+    if not sandbox:
+        return []
+    return [NodeAddress("local", rank=rank, sandbox=str(d)) for rank, d in _node_dirs(sandbox)]
+
+
 def sandbox_logs(outputs: Mapping[str, Any]) -> SandboxLogs | None:
     """The log source for a stack's outputs, if they name a sandbox."""
     sandbox = outputs.get("sandbox")

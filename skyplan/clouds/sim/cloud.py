@@ -127,6 +127,11 @@ class Sim(CloudBase):
 
         return sandbox_logs(outputs)
 
+    def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
+        from skyplan.clouds.local.logs import sandbox_addresses
+
+        return sandbox_addresses(outputs)
+
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         from skyplan.clouds.sim.texts import error_text
 

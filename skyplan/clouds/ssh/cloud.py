@@ -127,6 +127,11 @@ class Ssh(CloudBase):
 
         return log_source(outputs)
 
+    def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
+        from skyplan.clouds.ssh.nodes import addresses
+
+        return addresses(outputs)
+
     def resolve_interrupted(self, op: Any) -> bool:
         """An allocation or node whose create the engine never saw finish: release
         the hosts its stack holds, or remove the node's remote sandbox."""

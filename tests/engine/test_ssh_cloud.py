@@ -1,0 +1,112 @@
+"""The ssh cloud through the real engine and the console script, against a real sshd
+on a loopback port (the ``sshd`` fixture): a pool in the config file, a task with a
+workdir and a plain-path file mount, its output in ``logs``, its exit code in
+``status --json``, ``exec``, ``ssh``, a failing setup, failover past a host that
+refuses connections, and ``down`` removing the remote sandbox and the allocation."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SKYPLAN = str(Path(sys.executable).with_name("skyplan"))
+
+
+def skyplan(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess:
+    p = subprocess.run([SKYPLAN, *args], cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    if check is not None:
+        assert p.returncode == check, f"`skyplan {' '.join(args)}` exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_pool(home: Path, sshd, hosts: list[str], hardware: str = "") -> None:  # noqa: ANN001
+    lines = ["ssh:", "  pools:", "    lab:", f"      known_hosts: {sshd.known_hosts}", *hardware.splitlines(),
+             "      hosts:"]
+    lines += [f"        - {h}" for h in hosts]
+    (home / "config.yaml").write_text("\n".join(lines) + "\n")
+
+
+def host_line(sshd, port: int | None = None, extra: str = "") -> str:  # noqa: ANN001
+    return (f"{{host: {sshd.host}, port: {port or sshd.port}, user: {sshd.user}, "
+            f"identity_file: {sshd.identity_file}{extra}}}")
+
+
+def remote_sandboxes(stack: str) -> Path:
+    """The stack's sandbox directory on the host, which is this machine as the fixture's user."""
+    return Path.home() / ".skyplan" / "sandboxes" / stack
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    p = tmp_path / "project"
+    (p / "code").mkdir(parents=True)
+    (p / "code" / "main.sh").write_text("echo \"main.sh says $1\"\n")
+    (p / "data.txt").write_text("mounted-payload\n")
+    return p
+
+
+def test_a_task_lands_past_a_refusing_host_and_is_read_exec_and_removed(engine, skyplan_home: Path, sshd,
+                                                                         project: Path):
+    # The first host refuses connections: a capacity failure of that host; the second takes it.
+    # Hardware is stated, so the refusing host is a candidate (a probe would leave it out);
+    # it is the cheaper one, so it is tried first.
+    write_pool(skyplan_home, sshd, [host_line(sshd, closed_port()), host_line(sshd, extra=", price: 0.01")],
+               "      cpus: 2\n      memory_gib: 2\n      accelerators: none")
+    (project / "task.yaml").write_text(
+        "name: sshtask\nresources: {cloud: ssh, region: lab, cpus: 1+}\nworkdir: ./code\n"
+        "file_mounts:\n  /data/x.txt: ./data.txt\n"
+        "setup: echo setting-up\n"
+        "run: |\n  bash main.sh hi\n  cat \"$SKYPLAN_FS_ROOT/data/x.txt\"\n  echo rank=$SKYPLAN_NODE_RANK\n")
+    r = skyplan("apply", "task.yaml", "--yes", cwd=project)
+    assert "main.sh says hi" in r.stdout and "mounted-payload" in r.stdout, r.stdout
+    assert "SshUnreachable" in r.stderr and f"127.0.0.1:{sshd.port}" in r.stderr, r.stderr
+
+    (row,) = json.loads(skyplan("status", "--json", cwd=project).stdout)["clusters"]
+    assert row["zone"] == f"127.0.0.1:{sshd.port}"
+    assert row["nodes"] == [{"rank": 0, "status": "succeeded", "exit_code": 0}]
+    stack = row["stack"]
+    assert (remote_sandboxes(stack) / "node-0" / "workdir" / "main.sh").is_file()
+
+    logs = skyplan("logs", "sshtask", cwd=project).stdout
+    assert logs.splitlines() == ["setting-up", "main.sh says hi", "mounted-payload", "rank=0"], logs
+
+    ex = skyplan("exec", "sshtask", "--", "cat main.sh; exit 5", cwd=project, check=5)
+    assert "main.sh says" in ex.stdout
+    events = [json.loads(line) for line in skyplan("exec", "sshtask", "--json", "--", "pwd", cwd=project).stdout
+              .splitlines()]
+    assert events[0]["line"].endswith(f"{stack}/node-0/workdir") and events[-1]["exit_code"] == 0
+    sh = skyplan("ssh", "sshtask", "--", "ls", "../fs/data", cwd=project)  # the system ssh, with skyplan's options
+    assert sh.stdout.split() == ["x.txt"], sh.stderr
+
+    skyplan("down", "sshtask", "--yes", cwd=project)
+    assert not remote_sandboxes(stack).exists()
+    assert json.loads((skyplan_home / "ssh" / "allocations.json").read_text()) == {}
+
+
+def test_a_failing_setup_is_reported_as_such(engine, skyplan_home: Path, sshd, project: Path):
+    write_pool(skyplan_home, sshd, [host_line(sshd)])
+    (project / "task.yaml").write_text(
+        "name: badsetup\nresources: {cloud: ssh, region: lab, cpus: 1+}\n"
+        "setup: |\n  echo installing\n  exit 3\nrun: echo never\n")
+    r = skyplan("apply", "task.yaml", "--yes", cwd=project, check=7)
+    assert "installing" in r.stdout and "never" not in r.stdout
+    assert "ended failed (exit code 3) on node 0; its setup failed" in r.stderr, r.stderr
+    (row,) = json.loads(skyplan("status", "--json", cwd=project).stdout)["clusters"]
+    assert row["nodes"] == [{"rank": 0, "status": "failed", "exit_code": 3}]
+    assert row["task"] == {"status": "failed", "exit_code": 3, "node": 0}
+    stack = row["stack"]
+    skyplan("down", "badsetup", "--yes", cwd=project)
+    assert not remote_sandboxes(stack).exists()
