@@ -15,6 +15,8 @@ same on every cloud whose nodes skyplan can reach.
   (or ``--node N``) with skyplan's key, port and known_hosts options, in the
   task's workdir; with a command after ``--`` it runs that instead of a shell.
   On a node of this machine (local, sim) it opens a shell in the sandbox.
+  ``--json`` prints that command line (``argv``, and ``cwd`` for a sandbox
+  here) instead of running it: for scripts and editors' remote settings.
 """
 
 from __future__ import annotations
@@ -184,6 +186,7 @@ def ssh_command(
     cluster: str = typer.Argument(..., help="Cluster name.", autocompletion=_complete_cluster),
     command: Optional[List[str]] = typer.Argument(None, help="A command to run instead of a shell (after --)."),
     node: int = typer.Option(0, "--node", min=0, help="The node (rank) to log in to."),
+    as_json: bool = typer.Option(False, "--json", help="Print the command line instead of running it."),
 ) -> None:
     """Open a shell on node 0 of a cluster (or --node N), in the task's workdir."""
     import os
@@ -192,15 +195,24 @@ def ssh_command(
     from skyplan.errors import InputError
 
     (address,) = cluster_nodes(cluster, node)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    cwd = None
     if address.transport == "local":  # a sandbox on this machine: a shell in its workdir
         workdir = os.path.join(address.sandbox, "workdir")
-        os.chdir(workdir if os.path.isdir(workdir) else address.sandbox)
-        shell = os.environ.get("SHELL") or "bash"
-        argv = ["bash", "-c", " ".join(command)] if command else [shell, "-l"]
-        os.execvp(argv[0], argv)
-    exe = shutil.which("ssh")
+        cwd = workdir if os.path.isdir(workdir) else address.sandbox
+        argv = ["bash", "-c", " ".join(command)] if command else [os.environ.get("SHELL") or "bash", "-l"]
+    else:
+        argv = ssh_argv(address, list(command or []))
+    if as_json:
+        from skyplan.cli.views import write_json
+        from skyplan.contract import document
+
+        write_json(document(cluster=cluster, node=address.rank, argv=argv, cwd=cwd))
+        return
+    exe = shutil.which(argv[0])
     if exe is None:
-        raise InputError("the ssh client is not installed", hint="install openssh-client")
-    os.execv(exe, ssh_argv(address, list(command or [])))
+        raise InputError(f"{argv[0]} is not installed", hint="install openssh-client")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if cwd is not None:
+        os.chdir(cwd)
+    os.execv(exe, argv)

@@ -90,6 +90,8 @@ def test_a_task_lands_past_a_refusing_host_and_is_read_exec_and_removed(engine, 
     assert events[0]["line"].endswith(f"{stack}/node-0/workdir") and events[-1]["exit_code"] == 0
     sh = skyplan("ssh", "sshtask", "--", "ls", "../fs/data", cwd=project)  # the system ssh, with skyplan's options
     assert sh.stdout.split() == ["x.txt"], sh.stderr
+    argv = json.loads(skyplan("ssh", "sshtask", "--json", cwd=project).stdout)["argv"]
+    assert argv[:3] == ["ssh", "-p", str(sshd.port)] and f"UserKnownHostsFile={sshd.known_hosts}" in argv
 
     skyplan("down", "sshtask", "--yes", cwd=project)
     assert not remote_sandboxes(stack).exists()
