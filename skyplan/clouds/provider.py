@@ -17,18 +17,20 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skyplan.clouds.capabilities import Capabilities, CloudBase
 from skyplan.errors import Classification
 
 if TYPE_CHECKING:
     from skyplan.catalog.model import Offer
-    from skyplan.clouds.base import PreflightResult, ProvisionRequest
+    from skyplan.clouds.base import LogSource, PreflightResult, ProvisionRequest
 
 
 class ProviderCloud(CloudBase):
-    capabilities = Capabilities(simulatable=True)
+    # Their VMs are reached over SSH once up: the task's output and state are read
+    # through the node runtime (``skyplan.clouds.vmnodes``).
+    capabilities = Capabilities(simulatable=True, nodes_over_ssh=True, has_log_source=True)
     plugin: str  # resource plugin name, e.g. "azure-native"
     package: str  # Python SDK distribution, e.g. "pulumi-azure-native"
     credentials_where: str  # where credentials are looked for, for the message
@@ -66,6 +68,13 @@ class ProviderCloud(CloudBase):
             programs.load(name).build(request)
 
         return run
+
+    def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
+        if not self.capabilities.nodes_over_ssh:
+            return None
+        from skyplan.clouds.vmnodes import log_source
+
+        return log_source(outputs)
 
     def preflight(self) -> PreflightResult:
         from skyplan.clouds.base import PreflightResult

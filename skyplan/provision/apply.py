@@ -263,6 +263,11 @@ class Applier:
         self.replace = replace
         #: Re-run the task even if nothing changed (``--rerun``).
         self.rerun = rerun
+        #: How long an attempt on a cloud whose nodes are reached over SSH waits for
+        #: them to answer and boot (``nodes.DEFAULT_WAIT_S``).
+        from skyplan.provision.nodes import DEFAULT_WAIT_S
+
+        self.node_wait_s = DEFAULT_WAIT_S
         self._offset = 0  # attempt numbers already used by the cluster's live stack (a replacement)
         self._workdir_sha: str | None = None
         self._revision: str | None = None
@@ -322,6 +327,11 @@ class Applier:
         req = dataclasses.replace(request_for(plan, cand, cluster, stack, self.simulate), revision=self._revision)
         cloud = registry.get(cand.cloud)
         runner = registry.runner(cand.cloud, bool(self.simulate))
+        over_ssh = runner.capabilities.nodes_over_ssh
+        if over_ssh:  # its nodes accept the cluster's own key (made on first use)
+            from skyplan.provision import nodes
+
+            req = nodes.with_key(req)
         # The stack also records what the cluster runs, for a machine that shares the backend.
         program = converging.with_record(runner.program(req), converging.record_for(
             plan, cluster, cand, self.simulate, self._workdir_sha))
@@ -341,11 +351,17 @@ class Applier:
             self._cleanup(aid, stack, stopping=cand)
             raise
         failpoints.hit("attempt.after-up")
-        if res.ok:
+        cls: Classification | None = None
+        if res.ok and over_ssh:
+            # Up only once its task runs: wait for the nodes over SSH, sync, start.
+            cls = self._start_nodes(req, dict(res.outputs), phases)
+        if res.ok and cls is None:
             self.db.end_attempt(aid, "up")
             failpoints.hit("attempt.after-record-up")
             return AttemptResult(True, None, {"stack": stack, "outputs": dict(res.outputs)})
-        if res.program_error:
+        if cls is not None:
+            pass
+        elif res.program_error:
             # The program itself raised: every other placement runs the same program.
             cls = Classification(Kind.INVALID, Scope.ALL, "ProgramError", res.error or "the Pulumi program failed")
         elif res.timed_out:
@@ -359,6 +375,18 @@ class Applier:
         phases.cleaning_up()
         self._cleanup(aid, stack, point="cleanup.after-destroy", on_event=phases)
         return AttemptResult(False, cls, {"stack": stack})
+
+    def _start_nodes(self, req: ProvisionRequest, outputs: dict, phases: progress.AttemptPhases) -> Classification | None:
+        """``nodes.start_task`` for an attempt that is up; None when the task was
+        started, else how failover reads the failure (the caller cleans up)."""
+        from skyplan.provision import nodes
+        from skyplan.runtime.protocol import RuntimeFailure
+
+        try:
+            nodes.start_task(req, outputs, on_phase=phases.enter, wait_s=self.node_wait_s, sleep=self.sleep)
+        except RuntimeFailure as exc:
+            return nodes.classify(exc)
+        return None
 
     def _cleanup(self, aid: int, stack: str, point: str | None = None, on_event: Any = None,
                   stopping: Candidate | bool | None = None) -> None:

@@ -128,6 +128,7 @@ def collect(driver: Driver, db: StateDB, garbage: list[Garbage]) -> Collected:
                 if row is None or row.status == "DOWN":
                     if not driver.list_stacks(prefix) and not reap.leftovers(prefix):
                         if row is not None:
+                            reap.forget_node_access(name)
                             db.delete_cluster(name)
                             done.forgotten.append(name)
                         lock.forget()

@@ -25,7 +25,10 @@ Inside one ``launch``, in order:
   5. failover: candidates in rank order, one Pulumi stack per attempt
      (``Launching``, then ``AttemptDone`` events). Each attempt is journalled in
      the state database before its stack exists; a failed attempt's stack is
-     destroyed, checked empty and removed before the next starts;
+     destroyed, checked empty and removed before the next starts. On a cloud whose
+     VMs skyplan reaches over SSH (``nodes_over_ssh``) an attempt is up only once
+     every node answered and its task was synced and started through the node
+     runtime (``nodes.py``); a node that never answers fails the attempt;
   6. the cluster row: UP with its placement and outputs, or FAILED.
 
 Nothing here prints: events go to ``LaunchOptions.on_event`` (typed, see
@@ -95,6 +98,9 @@ class LaunchOptions:
     #: Re-run the task on a cluster that is up even if nothing changed (a secret's
     #: value alone changed: skyplan keeps no trace of values to compare).
     rerun: bool = False
+    #: Seconds an attempt on a cloud whose nodes are reached over SSH waits, in all, for
+    #: them to answer and finish booting before it fails (``skyplan.provision.nodes``).
+    node_wait_s: float = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +210,7 @@ def launch(request: LaunchRequest) -> LaunchResult:
                       rerun=opts.rerun, **({"emit": opts.on_event} if opts.on_event is not None else {}))
     if opts.on_progress is not None:
         applier.progress = opts.on_progress
+    applier.node_wait_s = opts.node_wait_s
     return applier.apply(plan, cluster)
 
 

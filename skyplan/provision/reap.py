@@ -114,6 +114,7 @@ def down(driver: Driver, db: StateDB, cluster: str) -> list[str] | None:
     row = db.get_cluster(cluster)
     stacks = [s for s in driver.list_stacks(prefix) if is_attempt_stack(s)]
     if row is None and not stacks and not leftovers(prefix):
+        forget_node_access(cluster)  # keys a cut-short down left behind
         return None
     if row is not None:
         db.upsert_cluster(cluster, status="DOWN")  # status shows a down that did not finish
@@ -140,8 +141,17 @@ def down(driver: Driver, db: StateDB, cluster: str) -> list[str] | None:
 
     tidy_backend(driver.backend_url, prefix=prefix)
     failpoints.hit("down.before-forget")
+    forget_node_access(cluster)
     db.delete_cluster(cluster)
     return list(dict.fromkeys(destroyed))
+
+
+def forget_node_access(cluster: str) -> None:
+    """Delete the cluster's SSH key pair and the host keys recorded for its nodes
+    (``skyplan.runtime.keys``): its machines are gone. Idempotent."""
+    from skyplan.runtime import keys
+
+    keys.remove(cluster)
 
 
 def _down_events(ev: Any) -> None:

@@ -41,7 +41,9 @@ def test_capability_queries() -> None:
     assert registry.simulator().name == "sim"
     assert registry.with_capability(runs_here=True) == ("local", "sim")
     assert registry.with_capability(proves_interrupted=True) == ("local", "sim", "ssh")
-    assert registry.with_capability(has_log_source=True) == ("local", "sim", "ssh")
+    # Every cloud's task output is readable here: VMs' through the node runtime over SSH.
+    assert registry.with_capability(has_log_source=True) == ("aws", "gcp", "azure", "local", "sim", "ssh")
+    assert registry.with_capability(nodes_over_ssh=True) == ("aws", "gcp", "azure")
     assert registry.with_capability(has_zones=False) == ("azure", "local")
     assert registry.with_capability(offers_spot=False) == ("local", "ssh")
     assert registry.with_capability(runs_here=False, simulatable=True) == ("aws", "gcp", "azure")
