@@ -38,10 +38,12 @@ _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
     (r"SshAuthFailed.*every host of pool", "SshAuthFailed", Kind.AUTH, Scope.REGION),
     (r"SshAuthFailed", "SshAuthFailed", Kind.AUTH, Scope.ZONE),
     (r"SshPoolUnknown|SshHostUnknown", "SshPoolUnknown", Kind.INVALID, Scope.CLOUD),
-    (r"LocalWorkdirSymlink|NodeSyncFailed.*(symbolic link|outside)", "NodeSyncFailed", Kind.INVALID, Scope.ALL),
-    (r"LocalFileMount(Missing|Invalid)|LocalWorkdirMissing", "NodeSyncFailed", Kind.INVALID, Scope.ALL),
+    # The task's own sources (a missing workdir or mount source, a link leaving it): the same on every host.
+    (r"NodeSyncFailed: .*(is not a directory|does not exist|link)|NodeAddressInvalid", "NodeSyncFailed",
+     Kind.INVALID, Scope.ALL),
     (r"No space left on device|Disk quota exceeded", "SshDiskFull", Kind.CAPACITY, Scope.ZONE),
-    (r"NodeSyncFailed|NodeStartFailed|python3: (command )?not found", "NodeStartFailed", Kind.CAPACITY, Scope.ZONE),
+    # That host cannot take the sandbox or run the runner (no python3, a failed tar, ...): the next host may.
+    (r"NodeSyncFailed|NodeStartFailed|NodeRuntimeFailed", "NodeStartFailed", Kind.CAPACITY, Scope.ZONE),
     (r"RuntimeTimeout|SshTimeout", "SshTimeout", Kind.CAPACITY, Scope.ZONE),
 )
 
