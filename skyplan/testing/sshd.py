@@ -10,6 +10,8 @@ asyncssh, so only the server binary is needed.
 From the command line (the README's try-out of the ``ssh`` cloud)::
 
     python -m skyplan.testing.sshd start --dir D    # prints the config.yaml snippet
+    python -m skyplan.testing.sshd start --dir D --config   # ... and writes it as the pool `try` of
+                                                            # $SKYPLAN_HOME/config.yaml (other settings kept)
     python -m skyplan.testing.sshd stop --dir D
 
 ``SSHD`` (default ``/usr/sbin/sshd``) names the binary; ``available()`` says
@@ -195,17 +197,34 @@ class Sshd:
         except ChildProcessError:
             pass
 
+    def host_entry(self) -> dict[str, object]:
+        """This server as one host of a pool. Its known_hosts is the host's own, so
+        replacing this one line with a machine of yours checks that machine against
+        ``~/.ssh/known_hosts`` (the default)."""
+        return {"host": self.host, "port": self.port, "user": self.user, "identity_file": self.identity_file,
+                "known_hosts": self.known_hosts}
+
     def config_snippet(self, pool: str = "try") -> str:
         """The ``ssh:`` section of ``$SKYPLAN_HOME/config.yaml`` for this server."""
-        return (
-            "ssh:\n"
-            "  pools:\n"
-            f"    {pool}:\n"
-            f"      known_hosts: {self.known_hosts}\n"
-            "      hosts:\n"
-            f"        - {{host: {self.host}, port: {self.port}, user: {self.user}, "
-            f"identity_file: {self.identity_file}}}\n"
-        )
+        entry = ", ".join(f"{k}: {v}" for k, v in self.host_entry().items())
+        return f"ssh:\n  pools:\n    {pool}:\n      hosts:\n        - {{{entry}}}\n"
+
+    def write_config(self, path: str | os.PathLike[str] | None = None, pool: str = "try") -> Path:
+        """Make this server the pool ``pool`` of the config file (default
+        ``$SKYPLAN_HOME/config.yaml``), keeping its other settings and pools."""
+        import yaml
+
+        from skyplan.config import config_path, load_config
+
+        p = Path(path) if path is not None else config_path()
+        data = load_config(p)
+        pools = data.setdefault("ssh", {}).setdefault("pools", {})
+        pools[pool] = {"hosts": [self.host_entry()]}
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # Wide lines: each host stays on one line, the one to change for a machine of yours.
+        p.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=1000))
+        os.chmod(p, 0o600)
+        return p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,12 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", choices=["start", "stop"])
     ap.add_argument("--dir", required=True, help="where its keys, config and log go")
     ap.add_argument("--port", type=int, default=None)
+    ap.add_argument("--config", nargs="?", const="", default=None, metavar="PATH",
+                    help="write it as the pool `try` of the config file (default: $SKYPLAN_HOME/config.yaml)")
     args = ap.parse_args(argv)
     if args.action == "start":
         if not available():
             sys.stderr.write(f"{binary()} not found: install openssh-server (apt-get install openssh-server)\n")
             return 1
         sshd = Sshd.start(args.dir, args.port)
+        if args.config is not None:
+            written = sshd.write_config(args.config or None)
+            sys.stdout.write(f"sshd pid {sshd.pid} on {sshd.host}:{sshd.port} is the pool `try` in {written}\n")
+            return 0
         sys.stdout.write(f"# sshd pid {sshd.pid} on {sshd.host}:{sshd.port}; add to $SKYPLAN_HOME/config.yaml:\n")
         sys.stdout.write(sshd.config_snippet())
         return 0
