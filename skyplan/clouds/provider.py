@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 
 class ProviderCloud(CloudBase):
-    # Their VMs are reached over SSH once up: the task's output and state are read
-    # through the node runtime (``skyplan.clouds.vmnodes``).
-    capabilities = Capabilities(simulatable=True, nodes_over_ssh=True, has_log_source=True)
+    # Their VMs are reached over SSH once up: the task is started, re-run in place,
+    # and its output and state read through the node runtime (``skyplan.clouds.vmnodes``).
+    capabilities = Capabilities(simulatable=True, nodes_over_ssh=True, has_log_source=True, reruns_in_place=True)
     plugin: str  # resource plugin name, e.g. "azure-native"
     package: str  # Python SDK distribution, e.g. "pulumi-azure-native"
     credentials_where: str  # where credentials are looked for, for the message

@@ -35,8 +35,8 @@ RERUN_FIELDS = frozenset({"setup", "run", "envs", "secrets", "workdir", "workdir
 #: The pseudo-field a workdir whose contents changed (same path) shows as.
 WORKDIR_CONTENTS = "workdir_contents"
 #: Why a cloud without a node runtime replaces instead of re-running.
-NO_RERUN_REASON = ("re-running a task in place needs skyplan's node runtime over SSH, which VM clouds do not "
-                   "have yet (issue 9): the cluster is replaced instead")
+NO_RERUN_REASON = ("re-running a task in place needs a node runtime that can stop, re-sync and restart it, which "
+                   "this cloud does not have: the cluster is replaced instead")
 #: The name of the stack output that records what a cluster runs (see ``stack_record``).
 RECORD_OUTPUT = "skyplan_cluster"
 RECORD_VERSION = 1

@@ -8,7 +8,9 @@ cloud can do) and carries out the two actions that are not a plain launch:
 * **re-run in place** (``rerun``): ``pulumi up`` on the cluster's own stack with
   the new task. Clouds whose nodes are sandboxes here (capability
   ``reruns_in_place``) update a node in place: the runner stops the task,
-  re-syncs the workdir and starts setup and run again. The cluster is marked
+  re-syncs the workdir and starts setup and run again. On VMs reached over SSH
+  (``nodes_over_ssh``) the same is done through the node runtime after the ``up``
+  (``nodes.start_task``). The cluster is marked
   PROVISIONING first (journal before acting): a crash mid-update leaves a
   cluster that is not UP, which the next apply recovers and launches afresh.
 * **replace**: ``Applier.apply`` launches the new placement while the old one
@@ -140,7 +142,13 @@ def rerun(applier: Applier, plan: Plan, cluster: str, row: ClusterRow, action: I
     simulate = row.simulate  # the scenario the cluster was launched with, whatever this run passes
     req = dataclasses.replace(request_for(plan, cand, cluster, row.stack, simulate),
                               revision=revision(plan, workdir_sha256))
-    program = registry.runner(cand.cloud, bool(simulate)).program(req)
+    runner = registry.runner(cand.cloud, bool(simulate))
+    over_ssh = runner.capabilities.nodes_over_ssh
+    if over_ssh:  # the same key as the nodes were given
+        from skyplan.provision import nodes
+
+        req = nodes.with_key(req)
+    program = runner.program(req)
     record = record_for(plan, cluster, cand, simulate, workdir_sha256)
     applier.db.upsert_cluster(cluster, status="PROVISIONING")  # journal first: see the module docstring
     failpoints.hit("rerun.after-journal")
@@ -154,6 +162,18 @@ def rerun(applier: Applier, plan: Plan, cluster: str, row: ClusterRow, action: I
         raise ProvisionFailed(
             f"re-running the task on cluster '{cluster}' failed: {res.error}", [],
             hint=f"fix the task and apply again (the cluster is launched afresh), or `skyplan down {cluster}`")
+    if over_ssh:
+        # VMs reached over SSH: the runtime's sync stops the old task and replaces its
+        # sandbox, then the new task starts on the same nodes.
+        from skyplan.runtime.protocol import RuntimeFailure
+
+        try:
+            nodes.start_task(req, dict(res.outputs), wait_s=applier.node_wait_s, sleep=applier.sleep)
+        except RuntimeFailure as exc:
+            applier.db.upsert_cluster(cluster, status="FAILED")
+            raise ProvisionFailed(
+                f"re-running the task on cluster '{cluster}' failed: {exc}", [],
+                hint=f"apply again (the cluster is launched afresh), or `skyplan down {cluster}`") from None
     applier.db.upsert_cluster(cluster, status="UP", task_sha256=plan.task_sha256, task=plan.to_json()["task"],
                               workdir_sha256=workdir_sha256, outputs=dict(res.outputs))
     simulated = bool(simulate) and registry.is_simulatable(cand.cloud)

@@ -70,7 +70,7 @@ def test_resources_or_node_count_changed_is_a_replacement_showing_both_placement
 def test_a_cloud_without_a_node_runtime_replaces_instead_and_says_why():
     new = task(BASE.replace("python train.py", "python eval.py"))
     action = classify(task(), new, OLD, new_placement=NEW, rerun_in_place=False)
-    assert isinstance(action, Replace) and action.reason == NO_RERUN_REASON and "issue 9" in action.reason
+    assert isinstance(action, Replace) and action.reason == NO_RERUN_REASON and "replaced instead" in action.reason
     assert classify(task(), task(), OLD, rerun_in_place=False) == NoChange()  # nothing to re-run
 
 

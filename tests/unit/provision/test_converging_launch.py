@@ -12,7 +12,7 @@ from skyplan import failpoints
 from skyplan.errors import ProvisionFailed, UsageError
 from skyplan.planner import make_plan
 from skyplan.provision import converging
-from skyplan.provision.converge import NO_RERUN_REASON, Create, InPlace, NoChange, Replace
+from skyplan.provision.converge import Create, InPlace, NoChange, Replace
 from skyplan.provision.launch import LaunchOptions, LaunchRequest, launch, preview
 from skyplan.provision.protocol import UpResult
 from skyplan.spec import load_text
@@ -147,12 +147,12 @@ def test_rerun_cut_short_after_its_journal_is_launched_afresh():
     assert drv.calls[-2:] == [("destroy", first.stack), ("up", res.stack)]  # recovered, then launched afresh
 
 
-def test_a_vm_cloud_replaces_instead_of_rerunning_and_a_missing_cluster_is_created():
+def test_a_vm_cloud_reruns_in_place_through_its_node_runtime_and_a_missing_cluster_is_created():
     drv = FakeDriver(ok)
     launch(LaunchRequest(gpu(1), "gpu", sim(drv)))
     db = StateDB()
     db.upsert_cluster("gpu", simulate=None)  # as if launched on the real cloud
     changed = make_plan(load_text(GPU.format(n=1).replace("echo hi", "echo bye")), CAT)
     action = converging.assess(changed, db.get_cluster("gpu"), simulate=None)
-    assert isinstance(action, Replace) and action.reason == NO_RERUN_REASON
+    assert isinstance(action, InPlace)  # its nodes are reached over SSH: stop, re-sync, restart
     assert isinstance(converging.assess(changed, None, simulate=None), Create)

@@ -322,3 +322,20 @@ def requests_for(tmp_path: Path) -> Any:
 def test_the_fake_is_a_node_runtime(world: World) -> None:
     node = sync_api.open_node(NodeAddress("ssh", host="h"))
     assert isinstance(node, NodeRuntime)
+
+
+def test_a_changed_task_reruns_in_place_on_the_same_nodes(world: World, requests: list, tmp_path: Path) -> None:
+    drv = FakeDriver(lambda stack: UpResult(True, outputs=vm_outputs(stack)))
+    plan = task_plan(tmp_path)
+    first = launch(LaunchRequest(plan, "train", LaunchOptions(driver=drv, sleep=fast_sleep)))
+    task_file = tmp_path / "task.yaml"
+    task_file.write_text(task_file.read_text().replace("python train.py", "python eval.py"))
+    changed = make_plan(load_text(task_file.read_text(), str(task_file)), CAT)
+    world.calls.clear()
+    res = launch(LaunchRequest(changed, "train", LaunchOptions(driver=drv, sleep=fast_sleep)))
+    assert (res.action, res.stack) == ("rerun", first.stack)  # same stack, nothing replaced
+    assert ("destroy", first.stack) not in drv.calls and drv.live == {first.stack}
+    assert requests[-1].ssh_public_key == requests[0].ssh_public_key
+    for rank in (0, 1):  # synced again (the runtime's sync stops the old task first), then started anew
+        assert [c for r, c in world.calls if r == rank][-2:] == ["sync", "start"]
+    assert {n.task.run for n in world.nodes.values()} == {"python eval.py"}
