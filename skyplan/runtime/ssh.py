@@ -4,8 +4,10 @@ The remote sandbox has the local layout (``skyplan.clouds.local.runner``) at
 ``~/.skyplan/sandboxes/<stack>/node-<rank>`` (``remote_sandbox``), and the same
 supervisor runs it: the runner file, stdlib-only, is uploaded once per content
 hash to ``~/.skyplan/runtime/runner-<sha12>.py`` and driven with
-``python3 -I -S runner.py start|status|stop|remove ROOT`` (JSON on stdout; the
-node spec, envs and secrets included, goes on stdin, never on a command line).
+``python3 -I -S runner.py serve``: one long-lived process per connection that
+answers JSON requests (start, status, stop, remove, read) line by line, so a
+``status`` is one round trip on an open channel. The node spec, envs and
+secrets included, travels inside a request, never on a command line.
 The host needs ``python3``, ``bash`` and ``tar``.
 
 - **sync** streams one tar (Python's ``tarfile``, under
@@ -36,6 +38,7 @@ The host needs ``python3``, ``bash`` and ``tar``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import hashlib
 import io
@@ -74,6 +77,8 @@ RUNNER_SHA = hashlib.sha256(_RUNNER_SRC).hexdigest()[:12]
 RUNNER_REMOTE = f".skyplan/runtime/runner-{RUNNER_SHA}.py"
 #: The exit status of a runner call when the runner is not on the host yet.
 _NO_RUNNER = 97
+#: The runner's request loop, one per connection.
+_SERVE = f'R="$HOME/{RUNNER_REMOTE}"; [ -f "$R" ] || exit {_NO_RUNNER}; exec python3 -I -S "$R" serve'
 #: Closed tar streams are written in pieces of this size.
 _TAR_PIECE = 256 * 1024
 
@@ -135,8 +140,9 @@ class SshNode:
         self.connect_timeout_s = connect_timeout_s
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock: asyncio.Lock | None = None
+        self._call_lock: asyncio.Lock | None = None
+        self._serve: asyncssh.SSHClientProcess | None = None
         self._host_key_problem: str | None = None
-        self._runner_uploaded = False
 
     # --- the connection -------------------------------------------------------------
 
@@ -252,10 +258,15 @@ class SshNode:
             return self._conn
 
     def _drop(self) -> None:
+        self._drop_serve()
         if self._conn is not None:
             self._conn.abort()
         self._conn = None
-        self._runner_uploaded = False
+
+    def _drop_serve(self) -> None:
+        if self._serve is not None:
+            self._serve.close()
+        self._serve = None
 
     async def _run(self, command: str, stdin: bytes | None = None, *, retry: bool = True,
                    timeout_s: float | None = None) -> asyncssh.SSHCompletedProcess:
@@ -292,30 +303,62 @@ class SshNode:
         if res.exit_status != 0:
             raise RuntimeFailure("NodeStartFailed", f"cannot install skyplan's runner on {self.where}: "
                                  f"{_text(res.stderr)}")
-        self._runner_uploaded = True
 
-    async def _runner(self, sub: str, root: str, stdin: bytes | None = None, *,
-                      retry: bool = True, prefix: str = "") -> dict[str, Any]:
-        """Run the runner's ``sub`` on ``root`` (uploading the runner first if the
-        host lacks this version) and return its JSON."""
-        cmd = (f'R="$HOME/{RUNNER_REMOTE}"; [ -f "$R" ] || exit {_NO_RUNNER}; {prefix}'
-               f'exec python3 -I -S "$R" {sub} {_sh_path(root)}')
-        for attempt in (0, 1):
-            res = await self._run(cmd, stdin, retry=retry)
-            if res.exit_status == _NO_RUNNER and not attempt:
-                await self._upload_runner()
-                continue
-            break
-        if res.exit_status == 127:
-            raise RuntimeFailure("NodeStartFailed", f"python3 is not installed on {self.where}: "
-                                 "skyplan's runner needs it (install python3 there)")
+    async def _runner(self, op: str, root: str, *, retry: bool = True, **fields: Any) -> dict[str, Any]:
+        """One request to the runner's ``serve`` process on the host (started on
+        this connection at first use, the runner uploaded first if the host lacks
+        this version) and its JSON answer. ``retry``: the request is idempotent,
+        so a channel found dead is re-opened once."""
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
+        request = (json.dumps({"op": op, "root": root, **fields}) + "\n").encode()
+        uploaded = retried = False
+        async with self._call_lock:
+            while True:
+                try:
+                    if self._serve is None:
+                        conn = await self._connection()
+                        self._serve = await conn.create_process(_SERVE, encoding=None)
+                    proc = self._serve
+                    proc.stdin.write(request)
+                    line = await proc.stdout.readline()
+                except asyncio.CancelledError:
+                    self._drop_serve()  # an answer may still come: this channel is out of step
+                    raise
+                except (asyncssh.Error, OSError) as e:
+                    self._drop_serve()
+                    if retry and not retried:
+                        retried = True
+                        continue
+                    raise self._failure(e) from None
+                if line:
+                    break
+                # The channel ended without an answer: no runner yet, no python3, or a drop.
+                try:
+                    await asyncio.wait_for(proc.wait(), 5)
+                except (asyncio.TimeoutError, asyncssh.Error, OSError):
+                    pass
+                rc = proc.exit_status
+                self._drop_serve()
+                if rc == _NO_RUNNER and not uploaded:  # the request never ran: safe to send again
+                    uploaded = True
+                    await self._upload_runner()
+                    continue
+                if rc == 127:
+                    raise RuntimeFailure("NodeStartFailed", f"python3 is not installed on {self.where}: "
+                                         "skyplan's runner needs it (install python3 there)")
+                if retry and not retried:
+                    retried = True
+                    continue
+                raise RuntimeFailure("SshUnreachable", f"{self.where}: the connection ended during {op} "
+                                     f"(exit {rc})")
         try:
-            out = json.loads(_text(res.stdout).strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise RuntimeFailure("NodeRuntimeFailed", f"runner {sub} on {self.where} exited {res.exit_status}: "
-                                 f"{_text(res.stderr) or _text(res.stdout)}") from None
+            out = json.loads(line)
+        except ValueError:
+            raise RuntimeFailure("NodeRuntimeFailed", f"runner {op} on {self.where} answered "
+                                 f"{_text(line)[:200]!r}") from None
         if "error" in out:
-            raise RuntimeFailure("NodeStartFailed" if sub == "start" else "NodeRuntimeFailed",
+            raise RuntimeFailure("NodeStartFailed" if op == "start" else "NodeRuntimeFailed",
                                  f"{self.where}: {out['error']}")
         return out
 
@@ -376,9 +419,9 @@ class SshNode:
 
     async def start(self, task: TaskSpec) -> None:
         root = self._root(task)
-        spec = json.dumps(spec_json(self.address, task)).encode()
-        # Not retried: a start whose reply was lost may have started the task.
-        await self._runner("start", root, spec, retry=False)
+        # The spec (envs, secrets) travels inside the request, on the channel: never a command line.
+        # Not retried: a start whose answer was lost may have started the task.
+        await self._runner("start", root, spec=spec_json(self.address, task), retry=False)
 
     async def status(self, timeout_s: float = DEFAULT_STATUS_TIMEOUT_S) -> NodeStatus:
         rank = self.address.rank
@@ -393,10 +436,8 @@ class SshNode:
         return node_status(rank, st)
 
     async def read_log(self, offset: int = 0) -> tuple[bytes, int]:
-        log = _sh_path(f"{self._root()}/logs/combined.log")
-        res = await self._run(f"[ -f {log} ] && tail -c +{int(offset) + 1} {log} | head -c {READ_CHUNK}")
-        data = res.stdout if isinstance(res.stdout, bytes) else b""
-        return data, offset + len(data)
+        out = await self._runner("read", self._root(), offset=int(offset), limit=READ_CHUNK)
+        return base64.b64decode(out["data"]), int(out["offset"])
 
     async def follow(self, offset: int = 0, poll_s: float = 0.5) -> AsyncIterator[bytes]:
         while True:

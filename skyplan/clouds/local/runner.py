@@ -32,6 +32,7 @@ sandbox there with it (the workdir arrives there as a tar stream instead of
     python3 -I runner.py status ROOT     each prints one JSON object on stdout
     python3 -I runner.py stop ROOT
     python3 -I runner.py remove ROOT
+    python3 -I runner.py serve           the same requests as JSON lines (``serve``)
 
 ROOT may start with ``~`` (the login's home).
 """
@@ -452,27 +453,81 @@ def supervise(root: str | os.PathLike[str]) -> int:
     return 0
 
 
+def handle(op: str, root: str, request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One request of the script's protocol: ``start`` (``request["spec"]``),
+    ``status``, ``stop``, ``remove`` or ``read`` (``request["offset"]``, at most
+    ``request["limit"]`` bytes of the combined log, base64). Raises
+    SandboxError, OSError or ValueError."""
+    request = request or {}
+    if op == "start":
+        return launch(request.get("spec") or {}, root)
+    if op == "status":
+        return status(root)
+    if op == "stop":
+        return stop(root)
+    if op == "remove":
+        remove(root)
+        return {"removed": True, "sandbox": root}
+    if op == "read":
+        import base64
+
+        offset, limit = int(request.get("offset") or 0), int(request.get("limit") or 1 << 20)
+        try:
+            with open(Path(root) / "logs" / "combined.log", "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(limit)
+        except FileNotFoundError:
+            data = b""
+        return {"data": base64.b64encode(data).decode(), "offset": offset + len(data)}
+    raise ValueError(f"unknown request {op!r}")
+
+
+def serve() -> int:
+    """Answer requests, one JSON object per line on stdin (``{"op", "root", ...}``),
+    each with one JSON line on stdout, until stdin ends. The SSH transport keeps
+    one such process per connection, so a ``status`` costs a round trip on an
+    open channel instead of a new channel, shell and interpreter. Supervisors
+    this process launched are reaped as it goes (they outlive it)."""
+    while True:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            return 0
+        try:
+            req = json.loads(line)
+            out: dict[str, Any] = handle(str(req.get("op")), os.path.expanduser(str(req.get("root"))), req)
+        except (SandboxError, OSError, ValueError) as e:
+            out = {"error": str(e)}
+        _reap_children()
+        sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+
+
 def main(argv: list[str]) -> int:
     """The script's subcommands (see the module docstring). ``start``,
     ``status``, ``stop`` and ``remove`` print one JSON object; a sandbox error
     prints ``{"error": "Code: message"}`` and exits 3."""
+    if argv == ["serve"]:
+        return serve()
     if len(argv) != 2 or argv[0] not in ("supervise", "start", "status", "stop", "remove"):
-        sys.stderr.write("usage: runner.py supervise|start|status|stop|remove ROOT\n")
+        sys.stderr.write("usage: runner.py supervise|start|status|stop|remove ROOT | runner.py serve\n")
         return 2
     cmd, root = argv[0], os.path.expanduser(argv[1])
     if cmd == "supervise":
         return supervise(root)
     try:
-        if cmd == "start":
-            # The spec (envs and secrets among it) comes on stdin: never on a command line.
-            out: Any = launch(json.loads(sys.stdin.read() or "{}"), root)
-        elif cmd == "status":
-            out = status(root)
-        elif cmd == "stop":
-            out = stop(root)
-        else:
-            remove(root)
-            out = {"removed": True, "sandbox": root}
+        # start's spec (envs and secrets among it) comes on stdin: never on a command line.
+        req = {"spec": json.loads(sys.stdin.read() or "{}")} if cmd == "start" else None
+        out = handle(cmd, root, req)
     except (SandboxError, OSError, ValueError) as e:
         sys.stdout.write(json.dumps({"error": str(e)}) + "\n")
         return 3
