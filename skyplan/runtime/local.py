@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 from skyplan.clouds.local import runner
 from skyplan.runtime.protocol import (
@@ -67,6 +67,8 @@ def spec_json(address: NodeAddress, task: TaskSpec) -> dict[str, Any]:
     }
     if task.node_ips:
         spec["node_ips"] = list(task.node_ips)
+    if address.mounts_at_root:
+        spec["mounts_at_root"] = True
     return spec
 
 
@@ -124,7 +126,10 @@ class LocalNode:
                 return
             await asyncio.sleep(poll_s)
 
-    async def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
+    async def exec(self, command: str, timeout_s: float | None = None,
+                   on_output: Callable[[bytes], None] | None = None) -> ExecResult:
+        """``on_output``, if given, gets each chunk of output as it arrives (on
+        the loop's thread) and the result's ``output`` is empty."""
         workdir = self.root / "workdir"
         if not workdir.is_dir():
             raise RuntimeFailure("NodeExecFailed", f"node {self.address.rank} has no sandbox at {self.root}")
@@ -136,8 +141,18 @@ class LocalNode:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        chunks: list[bytes] = []
+
+        async def pump() -> None:
+            assert proc.stdout is not None
+            while chunk := await proc.stdout.read(65536):
+                if on_output is not None:
+                    on_output(chunk)
+                else:
+                    chunks.append(chunk)
+
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout_s)
         except asyncio.TimeoutError:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -145,7 +160,7 @@ class LocalNode:
                 pass
             await proc.wait()
             raise RuntimeFailure("NodeExecTimeout", f"`{command}` did not finish within {timeout_s:g} s") from None
-        return ExecResult(proc.returncode if proc.returncode is not None else -1, out)
+        return ExecResult(proc.returncode if proc.returncode is not None else -1, b"".join(chunks))
 
     async def stop(self) -> NodeStatus:
         st = await asyncio.to_thread(runner.stop, self.root)

@@ -17,7 +17,7 @@ module docstring): ``<base>/sandboxes/<stack>/node-<rank>``, with ``workdir/``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal, Mapping, Protocol, runtime_checkable
+from typing import AsyncIterator, Callable, Literal, Mapping, Protocol, runtime_checkable
 
 #: How long ``status`` may take before a node counts as unreachable (seconds).
 DEFAULT_STATUS_TIMEOUT_S = 20.0
@@ -137,8 +137,11 @@ class NodeRuntime(Protocol):
     def follow(self, offset: int = 0, poll_s: float = 0.5) -> AsyncIterator[bytes]:
         """Chunks of output from ``offset`` as they are written, until the task ends."""
 
-    async def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
-        """Run ``command`` through bash in the node's workdir."""
+    async def exec(self, command: str, timeout_s: float | None = None,
+                   on_output: Callable[[bytes], None] | None = None) -> ExecResult:
+        """Run ``command`` through bash in the node's workdir (stdout and stderr
+        together). With ``on_output``, each chunk goes to it as it arrives (on
+        the runtime loop's thread) and the result's ``output`` is empty."""
 
     async def stop(self) -> NodeStatus:
         """Stop the task (TERM, then KILL). Idempotent."""

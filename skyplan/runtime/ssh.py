@@ -44,12 +44,13 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import shlex
 import socket
 import tarfile
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 import asyncssh
 
@@ -366,20 +367,43 @@ class SshNode:
 
     async def sync(self, workdir: str | None, file_mounts: Mapping[str, str]) -> None:
         root = self._root()
-        entries = _sync_entries(workdir, file_mounts)  # refuses bad links and missing sources up front
+        at_root = {d: src for d, src in file_mounts.items() if self.address.mounts_at_root and d.startswith("/")}
+        in_box = {d: src for d, src in file_mounts.items() if d not in at_root}
+        # Refuses bad links, missing sources and mounts leaving the sandbox before anything is sent.
+        entries = _sync_entries(workdir, in_box)
+        placed = [_root_mount(dst, src) for dst, src in sorted(at_root.items())]
         await self._runner("remove", root)  # a fresh sandbox: stops and deletes an earlier one
-        conn = await self._connection()
-        cmd = f"umask 077 && mkdir -p {_sh_path(root)} && exec tar -x --no-same-owner -f - -C {_sh_path(root)}"
+        r = _sh_path(root)
         try:
-            proc = await conn.create_process(cmd, encoding=None)
+            await self._stream(f"umask 077 && mkdir -p {r} && exec tar -x --no-same-owner -f - -C {r}",
+                               lambda out: _write_tar(entries, out))
+            for dst, src, tree in placed:
+                # Written in place: the boot script made these paths the login user's, not their parents.
+                d = shlex.quote(dst)
+                if tree is None:
+                    await self._stream(f"cat > {d}", lambda out, src=src: _copy_file(src, out))
+                else:
+                    await self._stream(f"mkdir -p {d} 2>/dev/null; exec tar -x --no-same-owner -f - -C {d}",
+                                       lambda out, tree=tree: _write_tar(tree, out))
+        except RuntimeFailure:
+            await self._runner("remove", root)
+            raise
+
+    async def _stream(self, command: str, produce: Any) -> None:
+        """Run ``command`` on the host with stdin fed by ``produce(file)`` (run in
+        a thread: tarfile and file reads block), streamed with back-pressure.
+        Raises RuntimeFailure("NodeSyncFailed")."""
+        conn = await self._connection()
+        try:
+            proc = await conn.create_process(command, encoding=None)
         except (asyncssh.Error, OSError) as e:
             self._drop()
             raise self._failure(e) from None
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
         cancel = threading.Event()
-        producer = threading.Thread(target=_write_tar, args=(entries, loop, queue, cancel), daemon=True,
-                                    name="skyplan-sync-tar")
+        producer = threading.Thread(target=_produce, args=(produce, loop, queue, cancel), daemon=True,
+                                    name="skyplan-sync")
         producer.start()
         failure: BaseException | None = None
         res: asyncssh.SSHCompletedProcess | None = None
@@ -398,8 +422,7 @@ class SshNode:
                 res = await proc.wait()
         except (asyncssh.Error, OSError) as e:
             self._drop()
-            raise RuntimeFailure("NodeSyncFailed", f"{self.where}: {self._reason(e)} while sending the workdir") \
-                from None
+            raise RuntimeFailure("NodeSyncFailed", f"{self.where}: {self._reason(e)} while sending files") from None
         finally:
             if res is None:  # stopped early: the producer may be waiting on a full queue
                 cancel.set()
@@ -410,12 +433,11 @@ class SshNode:
                     except asyncio.QueueEmpty:
                         await asyncio.sleep(0.01)
         if failure is not None:
-            await self._runner("remove", root)
             raise RuntimeFailure("NodeSyncFailed", str(failure)) from None
         assert res is not None
         if res.exit_status != 0:
-            raise RuntimeFailure("NodeSyncFailed", f"tar -x on {self.where} exited {res.exit_status}: "
-                                 f"{_text(res.stderr)}")
+            raise RuntimeFailure("NodeSyncFailed", f"`{command.split(' && ')[-1][:80]}` on {self.where} exited "
+                                 f"{res.exit_status}: {_text(res.stderr)}")
 
     async def start(self, task: TaskSpec) -> None:
         root = self._root(task)
@@ -446,21 +468,49 @@ class SshNode:
             while data:
                 yield data
                 data, offset = await self.read_log(offset)
-            if st.finished or st.state == "unreachable":
+            if st.state == "unreachable":
+                raise RuntimeFailure(st.detail.split(":", 1)[0] or "SshUnreachable",
+                                     st.detail.split(": ", 1)[-1])
+            if st.finished:
                 return
             await asyncio.sleep(poll_s)
 
-    async def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
+    async def exec(self, command: str, timeout_s: float | None = None,
+                   on_output: Callable[[bytes], None] | None = None) -> ExecResult:
+        """``on_output``, if given, gets each chunk of output as it arrives (on
+        the loop's thread) and the result's ``output`` is empty."""
         root = self._root()
-        cmd = (f"cd {_sh_path(root + '/workdir')} 2>/dev/null || cd; "
-               f"SKYPLAN_FS_ROOT={_sh_path(root + '/fs')} exec bash -c {shlex.quote(command)} 2>&1")
+        fs = "" if self.address.mounts_at_root else f"SKYPLAN_FS_ROOT={_sh_path(root + '/fs')} "
+        cmd = f"cd {_sh_path(root + '/workdir')} 2>/dev/null || cd; {fs}exec bash -c {shlex.quote(command)} 2>&1"
+        conn = await self._connection()
         try:
-            res = await self._run(cmd, retry=False, timeout_s=timeout_s)
-        except asyncssh.TimeoutError:
+            proc = await conn.create_process(cmd, encoding=None, stdin=asyncssh.DEVNULL)
+        except (asyncssh.Error, OSError) as e:
+            self._drop()
+            raise self._failure(e) from None
+        chunks: list[bytes] = []
+
+        async def pump() -> None:
+            while True:
+                chunk = await proc.stdout.read(65536)
+                if not chunk:
+                    return
+                if on_output is not None:
+                    on_output(chunk)
+                else:
+                    chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout_s)
+        except asyncio.TimeoutError:
+            proc.close()
             raise RuntimeFailure("NodeExecTimeout", f"`{command}` did not finish on {self.where} within "
                                  f"{timeout_s:g} s") from None
-        code = res.exit_status if res.exit_status is not None else 255
-        return ExecResult(code, res.stdout if isinstance(res.stdout, bytes) else b"")
+        except (asyncssh.Error, OSError) as e:
+            self._drop()
+            raise self._failure(e) from None
+        code = proc.exit_status if proc.exit_status is not None else 255
+        return ExecResult(code, b"".join(chunks))
 
     async def stop(self) -> NodeStatus:
         return node_status(self.address.rank, await self._runner("stop", self._root()))
@@ -539,6 +589,23 @@ def _sync_entries(workdir: str | None, file_mounts: Mapping[str, str]) -> list[t
     return entries
 
 
+def _root_mount(dst: str, src: str) -> tuple[str, str, list[tuple[str, str, str | None]] | None]:
+    """A mount written at its real path (``mounts_at_root``): (destination,
+    source, its tar entries for a directory or None for a file)."""
+    path = posixpath.normpath(dst)
+    if not path.startswith("/") or path == "/":
+        raise RuntimeFailure("NodeSyncFailed", f"file mount '{dst}' is not a path below /")
+    if not os.path.exists(src):
+        raise RuntimeFailure("NodeSyncFailed", f"file mount '{dst}': source '{src}' does not exist")
+    if not os.path.isdir(src):
+        return path, src, None
+    try:
+        tree = [e for e in _tree(src, ".") if e[0] != "."]  # the directory itself is the boot script's
+    except workdir_policy.WorkdirLinkError as e:
+        raise RuntimeFailure("NodeSyncFailed", f"file mount '{dst}': {e}; {workdir_policy.ADVICE}") from None
+    return path, src, tree
+
+
 class _QueueWriter(io.RawIOBase):
     """A file whose writes go to an asyncio queue on ``loop`` (blocking while it is full)."""
 
@@ -556,11 +623,10 @@ class _QueueWriter(io.RawIOBase):
         return len(data)
 
 
-def _write_tar(entries: list[tuple[str, str, str | None]], loop: asyncio.AbstractEventLoop,
-               queue: asyncio.Queue[Any], cancel: threading.Event) -> None:
-    """Producer thread: ``entries`` as a tar stream into ``queue``, then None
-    (or the exception that stopped it). Modes keep the owner's bits only, as
-    the local runner's copies do."""
+def _produce(produce: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any],
+             cancel: threading.Event) -> None:
+    """Producer thread: ``produce(file)`` writes into ``queue`` through a
+    buffered file, then None (or the exception that stopped it) ends it."""
     def put(item: Any) -> None:
         if cancel.is_set():
             return
@@ -569,31 +635,38 @@ def _write_tar(entries: list[tuple[str, str, str | None]], loop: asyncio.Abstrac
         except Exception:  # noqa: BLE001 - the consumer is gone
             pass
 
-    def private(ti: tarfile.TarInfo) -> tarfile.TarInfo:
-        ti.uid = ti.gid = 0
-        ti.uname = ti.gname = ""
-        if not ti.issym():
-            ti.mode &= 0o700
-        return ti
-
     try:
         out = io.BufferedWriter(_QueueWriter(loop, queue, cancel), buffer_size=_TAR_PIECE)
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for arc, path, link in entries:
-                ti = tar.gettarinfo(path, arcname=arc)
-                if ti.issym():
-                    if link is None:
-                        continue
-                    ti.linkname = link
-                ti = private(ti)
-                if ti.isreg():
-                    with open(path, "rb") as fh:
-                        tar.addfile(ti, fh)
-                else:
-                    tar.addfile(ti)
+        produce(out)
         out.flush()
     except BaseException as e:  # noqa: BLE001 - handed to the consumer
         put(e if isinstance(e, Exception) else RuntimeError(str(e)))
         return
     put(None)
 
+
+def _copy_file(src: str, out: Any) -> None:
+    with open(src, "rb") as fh:
+        while chunk := fh.read(_TAR_PIECE):
+            out.write(chunk)
+
+
+def _write_tar(entries: list[tuple[str, str, str | None]], out: Any) -> None:
+    """``entries`` as a tar stream into ``out``. Modes keep the owner's bits
+    only, as the local runner's copies do; owners are not carried."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for arc, path, link in entries:
+            ti = tar.gettarinfo(path, arcname=arc)
+            if ti.issym():
+                if link is None:
+                    continue
+                ti.linkname = link
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = ""
+            if not ti.issym():
+                ti.mode &= 0o700
+            if ti.isreg():
+                with open(path, "rb") as fh:
+                    tar.addfile(ti, fh)
+            else:
+                tar.addfile(ti)

@@ -320,3 +320,50 @@ def test_many_nodes_share_one_loop_thread(sshd, tmp_path):
     assert [s.rank for s in states] == list(range(24))
     # No thread per node: at most the loop's few shared I/O threads were added.
     assert during - before <= sync_api.IO_THREADS
+
+
+@pytest.mark.parametrize("transport", ["ssh", "local"])
+def test_exec_streams_output_as_it_arrives(sshd, tmp_path, transport):
+    gate = tmp_path / "gate"
+    if transport == "ssh":
+        node = _node(sshd, tmp_path / "sb" / "node-0")
+    else:
+        node = sync_api.open_node(NodeAddress("local", sandbox=str(tmp_path / "sb" / "node-0")), fresh=True)
+    sync_api.run(node.sync(None, {}))
+    seen: list[bytes] = []
+
+    def on_output(chunk: bytes) -> None:
+        seen.append(chunk)
+        if b"first" in chunk:
+            gate.touch()  # the command only goes on once its first line has been seen here
+
+    res = sync_api.run(node.exec(f"echo first; until [ -e {gate} ]; do sleep 0.05; done; echo second",
+                                 timeout_s=DEADLINE_S, on_output=on_output))
+    sync_api.run(node.close())
+    assert res.exit_code == 0 and res.output == b""
+    assert b"".join(seen) == b"first\nsecond\n"
+
+
+def test_mounts_at_root_are_written_in_place_on_a_vm(sshd, tmp_path):
+    # What a VM's boot script prepared: the destinations exist and belong to the login user.
+    target_dir, target_file = tmp_path / "vm" / "data", tmp_path / "vm" / "etc" / "app.ini"
+    target_dir.mkdir(parents=True)
+    target_file.parent.mkdir(parents=True)
+    target_file.write_text("")
+    src_dir = tmp_path / "dataset"
+    (src_dir / "part").mkdir(parents=True)
+    (src_dir / "part" / "x.csv").write_text("1,2\n")
+    src_file = tmp_path / "app.ini"
+    src_file.write_text("k=v\n")
+    node = _node(sshd, tmp_path / "sb" / "node-0", mounts_at_root=True)
+    sync_api.run(node.sync(None, {str(target_dir): str(src_dir), str(target_file): str(src_file),
+                                  "rel.txt": str(src_file)}))
+    sync_api.run(node.start(TaskSpec("c1", "c1-ssh", run='echo "[${SKYPLAN_FS_ROOT-unset}]"; cat rel.txt')))
+    st = _wait_finished(node)
+    log, _ = sync_api.run(node.read_log(0))
+    sync_api.run(node.close())
+    assert st.state == "succeeded"
+    assert (target_dir / "part" / "x.csv").read_text() == "1,2\n"
+    assert target_file.read_text() == "k=v\n"
+    assert log == b"[unset]\nk=v\n"
+    assert not (tmp_path / "sb" / "node-0" / "fs" / str(target_dir).lstrip("/")).exists()

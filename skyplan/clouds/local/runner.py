@@ -215,7 +215,7 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
                 # and the script's directory off its own import path.
                 [sys.executable, "-I", os.path.abspath(__file__), "supervise", str(root)],
                 cwd=str(workdir),
-                env={**task_env(spec), "SKYPLAN_FS_ROOT": str(root / "fs")},
+                env=_launch_env(spec, root),
                 stdin=subprocess.DEVNULL,
                 stdout=sup_log,
                 stderr=subprocess.STDOUT,
@@ -235,6 +235,15 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
         "logs": log_paths(root),
         "status_file": str(root / "status.json"),
     }
+
+
+def _launch_env(spec: Mapping[str, Any], root: Path) -> dict[str, str]:
+    env = task_env(spec)
+    # A node whose file mounts are at their real paths (a VM: ``mounts_at_root``) has no
+    # SKYPLAN_FS_ROOT, so ``${SKYPLAN_FS_ROOT}/data`` is ``/data`` there.
+    if not spec.get("mounts_at_root"):
+        env["SKYPLAN_FS_ROOT"] = str(root / "fs")
+    return env
 
 
 def mount_path(root: str | os.PathLike[str], dst: str) -> Path:
