@@ -112,3 +112,24 @@ def test_a_failing_setup_is_reported_as_such(engine, skyplan_home: Path, sshd, p
     stack = row["stack"]
     skyplan("down", "badsetup", "--yes", cwd=project)
     assert not remote_sandboxes(stack).exists()
+
+
+def test_kill_9_inside_up_is_recovered_by_the_next_apply_and_down_leaves_nothing(engine, skyplan_home: Path, sshd,
+                                                                                 project: Path):
+    write_pool(skyplan_home, sshd, [host_line(sshd)], "      cpus: 2\n      memory_gib: 2\n      accelerators: none")
+    (project / "task.yaml").write_text("name: killed\nresources: {cloud: ssh, region: lab, cpus: 1+}\n"
+                                       "run: echo ran-$SKYPLAN_TASK_ID\n")
+    # skyplan is killed once the engine reports the allocation created: the host is held by a stack
+    # no run will finish; the next apply must destroy that stack (and release the host) before its own.
+    env = {**os.environ, "SKYPLAN_FAILPOINTS": "attempt.up.created:kill"}
+    killed = subprocess.run([SKYPLAN, "apply", "task.yaml", "--yes"], cwd=project, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    again = skyplan("apply", "task.yaml", "--yes", cwd=project)
+    assert "ran-killed." in again.stdout and "left by an earlier run" in again.stderr, again.stdout + again.stderr
+    (row,) = json.loads(skyplan("status", "--json", cwd=project).stdout)["clusters"]
+    held = json.loads((skyplan_home / "ssh" / "allocations.json").read_text())
+    assert [e["stack"] for e in held.values()] == [row["stack"]]  # one host, one stack: never double-booked
+    skyplan("down", "killed", "--yes", cwd=project)
+    assert json.loads((skyplan_home / "ssh" / "allocations.json").read_text()) == {}
+    assert not list((Path.home() / ".skyplan" / "sandboxes").glob(f"killed.*-{sshd.port}.*"))
