@@ -492,7 +492,8 @@ def logs(
     as_json: bool = typer.Option(False, "--json", help="One JSON line per output line, then a summary with the "
                                  "task's outcome."),
 ) -> None:
-    """Print a cluster's task output (local and sim clusters)."""
+    """Print a cluster's task output (every node's, prefixed (node-N) when several) and
+    return; --follow streams it until the task ends."""
     from skyplan.errors import InputError, NotFoundError
     from skyplan.provision.apply import valid_cluster_name
     from skyplan.state import StateDB
