@@ -28,7 +28,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from skyplan import failpoints
 from skyplan.clouds.ssh import ledger
-from skyplan.clouds.ssh.nodes import NO_SANDBOX, record_address, sandbox_path
+from skyplan.clouds.ssh.nodes import record_address, sandbox_path
 
 if TYPE_CHECKING:
     from skyplan.clouds.base import ProvisionRequest
@@ -46,26 +46,29 @@ def _failure_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RuntimeFailure) else f"{type(exc).__name__}: {exc}"
 
 
-def reach(record: dict[str, Any], *, shared_login: bool = False) -> None:
-    """Log in to the host and run ``true``; raises Exception(<RuntimeFailure text>)."""
+def reach(record: dict[str, Any], *, stack: str, rank: int, shared_login: bool = False) -> None:
+    """Log in to the host and run ``true``; raises Exception(<RuntimeFailure text>).
+
+    The address is the one node ``rank``'s resource will use, so its create, in the
+    same provider process, reuses this connection (``open_node`` caches by address)
+    instead of paying for a second key exchange."""
     from skyplan.runtime.sync_api import open_node, run
 
-    node = open_node(record_address(record, rank=0, sandbox=NO_SANDBOX), fresh=True)
+    node = open_node(record_address(record, rank=rank, sandbox=sandbox_path(stack, rank)))
     try:
         result = run(node.exec("true", timeout_s=REACH_TIMEOUT_S), timeout=REACH_TIMEOUT_S + 10)
         if result.exit_code != 0:
             raise Exception(f"SshUnreachable: {record['zone']} (pool {record['pool']}): `true` exited "
                             f"{result.exit_code}: {result.output[-200:]!r}")
     except Exception as exc:
-        text = _failure_text(exc)
-        if text.startswith("SshAuthFailed") and shared_login:
-            text += f"; every host of pool '{record['pool']}' logs in as {record.get('user')} with this key"
-        raise Exception(text) from None
-    finally:
         try:
             run(node.close(), timeout=10)
         except Exception:  # noqa: BLE001 - closing a connection that failed to open
             pass
+        text = _failure_text(exc)
+        if text.startswith("SshAuthFailed") and shared_login:
+            text += f"; every host of pool '{record['pool']}' logs in as {record.get('user')} with this key"
+        raise Exception(text) from None
 
 
 class SshHostAllocationProvider(ResourceProvider):
@@ -80,7 +83,7 @@ class SshHostAllocationProvider(ResourceProvider):
         try:
             ledger.take(head["key"], stack=stack, cluster=cluster, info={**head, "rank": 0}, path=path)
             taken.append(head)
-            reach(head, shared_login=bool(props.get("shared_login")))
+            reach(head, stack=stack, rank=0, shared_login=bool(props.get("shared_login")))
             skipped: list[str] = []
             for peer in props.get("peers") or []:
                 if len(taken) == want:
@@ -93,7 +96,7 @@ class SshHostAllocationProvider(ResourceProvider):
                     skipped.append(str(exc))
                     continue
                 try:
-                    reach(peer, shared_login=bool(props.get("shared_login")))
+                    reach(peer, stack=stack, rank=len(taken), shared_login=bool(props.get("shared_login")))
                 except Exception as exc:  # noqa: BLE001 - an unreachable peer is skipped
                     ledger.release(peer["key"], stack=stack, path=path)
                     skipped.append(str(exc))
