@@ -314,9 +314,26 @@ def _group_members(pgid: int) -> list[int] | None:
     return out
 
 
+def _leads_group(pgid: int) -> bool | None:
+    """Whether process ``pgid`` is alive (not a zombie) and still leads group ``pgid``;
+    None without /proc."""
+    try:
+        stat = Path(f"/proc/{pgid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return len(fields) >= 3 and fields[0] not in ("Z", "X") and int(fields[2]) == pgid
+
+
 def group_alive(pgid: int | None) -> bool:
     if not pgid:
         return False
+    # The supervisor leads its group and lives as long as the task: one read answers the
+    # common case (status is polled often); only without it are all processes scanned.
+    if _leads_group(pgid):
+        return True
     members = _group_members(pgid)
     if members is not None:
         return bool(members)
