@@ -52,7 +52,7 @@ def test_a_task_is_brought_up_on_a_real_sshd(private_sshd: Any, tmp_path: Path,
         assert [p for p, _ in phases][-2:] == [nodes.SYNCING, nodes.STARTING]
         source = vmnodes.log_source(outputs)
         assert source is not None
-        text = "".join(source.follow(poll_s=0.2))
+        text = "".join(source.follow())
         assert "setup-ran" in text and "hi synced rank=0 ips=10.9.8.7 token=3" in text
         assert "t0k" not in text
         assert source.status()["phase"] == "done"
