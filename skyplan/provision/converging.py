@@ -63,6 +63,22 @@ def reruns_in_place(row: ClusterRow) -> bool:
     return cloud is not None and registry.runner(row.cloud, bool(row.simulate)).capabilities.reruns_in_place
 
 
+#: Why a cluster of VMs reached over SSH is replaced rather than re-run from this machine.
+NO_KEY_REASON = ("its nodes accept only the SSH key made on the machine that launched it, which is not on this "
+                 "one: the cluster is replaced instead")
+
+
+def reachable_from_here(row: ClusterRow) -> bool:
+    """False for a cluster of VMs reached over SSH whose key pair is not on this machine
+    (adopted from a shared backend, a CI runner's fresh home): re-running in place would
+    need its nodes, and authorising a new key would rebuild them anyway."""
+    if not registry.runner(row.cloud, bool(row.simulate)).capabilities.nodes_over_ssh:
+        return True
+    from skyplan.runtime import keys
+
+    return keys.public_key(row.name) is not None
+
+
 def matching_candidate(plan: Plan, row: ClusterRow) -> Candidate | None:
     """The plan's candidate for the placement the cluster is on (disk, ports and
     labels come from it), if the plan still has it."""
@@ -90,6 +106,8 @@ def assess(plan: Plan, row: ClusterRow | None, *, simulate: str | None, rerun: b
     if row.status != "UP":
         return Create(new, f"the cluster is {row.status}")
     can_rerun = reruns_in_place(row)
+    keyless = can_rerun and not reachable_from_here(row)
+    can_rerun = can_rerun and not keyless
     action = converge.classify(row.task or {}, task_to_dict(plan.task), row_placement(row), new_placement=new,
                                old_workdir=row.workdir_sha256, new_workdir=workdir_sha256,
                                rerun_in_place=can_rerun)
@@ -97,6 +115,8 @@ def assess(plan: Plan, row: ClusterRow | None, *, simulate: str | None, rerun: b
         action = InPlace((converge.Change("rerun", None, "requested (--rerun)"),)) if can_rerun else \
             Replace((converge.Change("rerun", None, "requested (--rerun)"),), row_placement(row), new,
                     converge.NO_RERUN_REASON)
+    if keyless and isinstance(action, Replace) and action.reason == converge.NO_RERUN_REASON:
+        action = dataclasses.replace(action, reason=NO_KEY_REASON)
     if isinstance(action, InPlace) and matching_candidate(plan, row) is None:
         action = Replace(action.changes, row_placement(row), new,
                          "the cluster's placement is no longer among the plan's candidates")

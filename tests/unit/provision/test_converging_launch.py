@@ -153,6 +153,11 @@ def test_a_vm_cloud_reruns_in_place_through_its_node_runtime_and_a_missing_clust
     db = StateDB()
     db.upsert_cluster("gpu", simulate=None)  # as if launched on the real cloud
     changed = make_plan(load_text(GPU.format(n=1).replace("echo hi", "echo bye")), CAT)
+    keyless = converging.assess(changed, db.get_cluster("gpu"), simulate=None)
+    assert isinstance(keyless, Replace) and keyless.reason == converging.NO_KEY_REASON  # launched elsewhere
+    from skyplan.runtime import keys
+
+    keys.ensure_key("gpu")  # launched from here: this machine holds the cluster's key
     action = converging.assess(changed, db.get_cluster("gpu"), simulate=None)
     assert isinstance(action, InPlace)  # its nodes are reached over SSH: stop, re-sync, restart
     assert isinstance(converging.assess(changed, None, simulate=None), Create)

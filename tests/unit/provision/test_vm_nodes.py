@@ -340,3 +340,23 @@ def test_a_changed_task_reruns_in_place_on_the_same_nodes(world: World, requests
     for rank in (0, 1):  # synced again (the runtime's sync stops the old task first), then started anew
         assert [c for r, c in world.calls if r == rank][-2:] == ["sync", "start"]
     assert {n.task.run for n in world.nodes.values()} == {"python eval.py"}
+
+
+def test_a_machine_without_the_clusters_key_replaces_instead_of_rerunning(world: World, requests: list,
+                                                                          tmp_path: Path) -> None:
+    from skyplan.provision import converging
+    from skyplan.provision.converge import InPlace, Replace
+    from skyplan.state import StateDB
+
+    drv = FakeDriver(lambda stack: UpResult(True, outputs=vm_outputs(stack)))
+    launch(LaunchRequest(task_plan(tmp_path), "train", LaunchOptions(driver=drv, sleep=fast_sleep)))
+    task_file = tmp_path / "task.yaml"
+    task_file.write_text(task_file.read_text().replace("python train.py", "python eval.py"))
+    changed = make_plan(load_text(task_file.read_text(), str(task_file)), CAT)
+    row = StateDB().get_cluster("train")
+    assert isinstance(converging.assess(changed, row, simulate=None), InPlace)
+    keys.remove("train")  # as on a CI runner that adopted the cluster from the shared backend
+    action = converging.assess(changed, row, simulate=None)
+    assert isinstance(action, Replace) and action.reason == converging.NO_KEY_REASON
+    again = converging.assess(changed, row, simulate=None, rerun=True)
+    assert isinstance(again, Replace)
