@@ -32,6 +32,10 @@ SSH_PORT = 22
 #: creates the user named in the ``ssh-keys`` metadata while the script runs).
 USER_WAIT_S = 300
 
+#: How long the boot script waits for a GPU driver that the image installs at first
+#: boot (``gpu_driver_wait``), seconds: the marker then tells the runtime the GPUs work.
+GPU_DRIVER_WAIT_S = 300
+
 #: Ports every VM opens besides the task's own: SSH, so a node can be reached.
 BASE_PORTS = (SSH_PORT,)
 
@@ -89,13 +93,17 @@ def _absolute_mounts(request: ProvisionRequest) -> list[tuple[str, bool]]:
     return out
 
 
-def startup_script(request: ProvisionRequest, rank: int, login_user: str) -> str:
+def startup_script(request: ProvisionRequest, rank: int, login_user: str, *, gpu_driver_wait: bool = False) -> str:
     """The boot script of node ``rank``: root-at-boot work only, then the marker.
 
     It makes each file mount's absolute destination exist and belong to
     ``login_user`` (a directory for a directory source, an empty file for a file
     source, which the runtime then writes in place), after waiting (bounded) for
-    that user to exist. Idempotent: GCP runs it at every boot. It holds no task,
+    that user to exist. ``gpu_driver_wait`` (an image that installs its GPU driver
+    at first boot, for a task with GPUs): the marker waits, at most
+    ``GPU_DRIVER_WAIT_S``, for ``nvidia-smi`` to answer, so the task does not start
+    before its GPUs can be used (past the bound it starts anyway, and says why
+    if it needs them). Idempotent: GCP runs it at every boot. It holds no task,
     env or secret: those reach the node over SSH, through the runtime's stdin.
     """
     user = shlex.quote(login_user)
@@ -118,13 +126,15 @@ def startup_script(request: ProvisionRequest, rank: int, login_user: str) -> str
                 parent = shlex.quote(dst.rsplit("/", 1)[0] or "/")
                 lines.append(f"install -d -m 0755 {parent} && {{ [ -e {q} ] || install -m 0644 /dev/null {q}; }} "
                              f"&& chown {user}: {q}")
+    if gpu_driver_wait and request.accelerators:
+        lines.append(f"for _ in $(seq {GPU_DRIVER_WAIT_S // 5}); do nvidia-smi >/dev/null 2>&1 && break; sleep 5; done")
     lines += [f"install -d -m 0755 {shlex.quote(BOOT_MARKER.rsplit('/', 1)[0])}", f"touch {BOOT_MARKER}"]
     return "\n".join(lines) + "\n"
 
 
 def startup_input(request: ProvisionRequest, rank: int, login_user: str,
-                  encode: Callable[[str], str] | None = None) -> str:
+                  encode: Callable[[str], str] | None = None, *, gpu_driver_wait: bool = False) -> str:
     """The boot script of node ``rank`` as a resource input, passed through
     ``encode`` (e.g. base64). Plain text: it holds nothing secret."""
-    script = startup_script(request, rank, login_user)
+    script = startup_script(request, rank, login_user, gpu_driver_wait=gpu_driver_wait)
     return encode(script) if encode is not None else script

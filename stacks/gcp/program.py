@@ -135,8 +135,13 @@ def scheduling(request: ProvisionRequest) -> dict[str, Any]:
 
 def metadata(request: ProvisionRequest) -> dict[str, str]:
     """Instance metadata: the cluster's key for the login user, OS Login off (it
-    would ignore metadata keys)."""
-    return {"ssh-keys": f"{SSH_USER}:{authorized_key(request)}", "enable-oslogin": "FALSE"}
+    would ignore metadata keys), and for GPUs the Deep Learning image's own driver
+    install at first boot (without it the image only offers to install it at the
+    first interactive login)."""
+    meta = {"ssh-keys": f"{SSH_USER}:{authorized_key(request)}", "enable-oslogin": "FALSE"}
+    if request.accelerators:
+        meta["install-nvidia-driver"] = "True"
+    return meta
 
 
 def build(request: ProvisionRequest) -> None:
@@ -180,7 +185,8 @@ def build(request: ProvisionRequest) -> None:
                 scheduling=gcp.compute.InstanceSchedulingArgs(**scheduling(request)),
                 guest_accelerators=accelerators or None,
                 metadata=metadata(request),
-                metadata_startup_script=startup_input(request, rank, SSH_USER),
+                # The boot marker waits for that driver: the task starts once its GPUs work.
+                metadata_startup_script=startup_input(request, rank, SSH_USER, gpu_driver_wait=True),
                 labels={**labels(request), "skyplan-node-rank": str(rank)},
                 tags=[tag],
                 allow_stopping_for_update=True,

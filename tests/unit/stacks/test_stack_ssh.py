@@ -101,3 +101,16 @@ def _is_b64(text: str) -> bool:
     except ValueError:
         return False
     return len(text) > 16
+
+
+def test_gcp_gpu_images_install_their_driver_and_the_marker_waits_for_it() -> None:
+    m = run_program(build("gcp"), make_request("gcp", instance_type="n1-standard-8", accelerators={"V100": 1.0}))
+    inst = m.one("gcp:compute/instance:Instance").inputs
+    assert inst["metadata"]["install-nvidia-driver"] == "True"
+    script = inst["metadataStartupScript"]
+    assert script.index("nvidia-smi") < script.index("touch /var/lib/skyplan/boot-done")
+    cpu = run_program(build("gcp"), make_request("gcp")).one("gcp:compute/instance:Instance").inputs
+    assert "install-nvidia-driver" not in cpu["metadata"] and "nvidia-smi" not in cpu["metadataStartupScript"]
+    # AWS's GPU image comes with its driver: nothing to wait for.
+    aws = run_program(build("aws"), make_request("aws", instance_type="p3.2xlarge", accelerators={"V100": 1.0}))
+    assert "nvidia-smi" not in aws.one("aws:ec2/instance:Instance").inputs["userData"]

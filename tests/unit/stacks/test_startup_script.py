@@ -92,3 +92,12 @@ def test_plugin_status_reports_version_and_location(tmp_path: Path, monkeypatch:
     plugin_dir.mkdir(parents=True)
     (plugin_dir / "pulumi-resource-aws").write_text("")
     assert plugins.plugin_status("aws", "pulumi-aws").path == str(plugin_dir)
+
+
+def test_the_gpu_driver_wait_is_bounded_and_never_fails_the_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vm, "GPU_DRIVER_WAIT_S", 5)  # one try: no nvidia-smi here
+    script = startup_script(make_request("gcp", accelerators={"V100": 1.0}), 0, "ubuntu", gpu_driver_wait=True)
+    assert "nvidia-smi" in script
+    proc = run_script(script.replace("sleep 5", "sleep 0"), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "boot-done").exists()  # past the bound the task starts anyway
