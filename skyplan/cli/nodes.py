@@ -67,10 +67,8 @@ def cluster_nodes(name: str, node: Optional[int]) -> list[Any]:
 
 def run_everywhere(addresses: list[Any], command: str, timeout_s: float | None) -> Iterator[tuple[int, Any]]:
     """Run ``command`` on every node at once. Yields ``(rank, bytes)`` chunks of output
-    as they arrive (at the end, for a runtime that cannot stream), then
-    ``(rank, (exit_code, error))`` once per node when it is done."""
+    as they arrive, then ``(rank, (exit_code, error))`` once per node when it is done."""
     import asyncio
-    import inspect
     import queue
 
     from skyplan.runtime.sync_api import loop, open_node
@@ -80,12 +78,9 @@ def run_everywhere(addresses: list[Any], command: str, timeout_s: float | None) 
     async def one(a: Any) -> None:
         node = open_node(a)
         try:
-            streams = "on_output" in inspect.signature(node.exec).parameters
-            if streams:
-                res = await node.exec(command, timeout_s=timeout_s, on_output=lambda b, r=a.rank: q.put((r, b)))
-            else:
-                res = await node.exec(command, timeout_s=timeout_s)
-            if res.output and not streams:
+            # Chunks arrive on the runtime's loop thread; the queue hands them to this one.
+            res = await node.exec(command, timeout_s=timeout_s, on_output=lambda b, r=a.rank: q.put((r, b)))
+            if res.output:  # (a transport returns what it did not stream)
                 q.put((a.rank, bytes(res.output)))
             q.put((a.rank, (res.exit_code, None)))
         except Exception as exc:  # noqa: BLE001 - a node that failed is reported, the others go on

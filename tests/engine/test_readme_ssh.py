@@ -1,7 +1,9 @@
 """The README's try-out of the ssh cloud runs as written: the two blocks of "## The ssh
 cloud" (start a throwaway sshd as the pool `try`, apply examples/ssh/hello.yaml; then
 exec, status, down and stop), in a fresh skyplan home, from a directory like a fresh
-clone's root, each command ending with the exit code and the text its line says."""
+clone's root, each command ending with the exit code and the text its line says. The
+one change: the sshd's directory (`/tmp/skyplan-lab` in the README) is a directory of the
+test's own, so a try-out of yours running there is left alone."""
 
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ def test_the_ssh_cloud_try_out_runs_as_the_readme_says(tour_dir: Path, tmp_path:
     from skyplan.testing.sshd import Sshd
 
     steps = ssh_steps()
-    lab = Path(steps[0].command.split("--dir ")[1].split()[0])
+    written = steps[0].command.split("--dir ")[1].split()[0]
+    lab = tmp_path / "lab"
+    for step in steps:
+        step.command = step.command.replace(written, str(lab))
     try:
         failures = _run(steps, tour_dir, _env(tmp_path))
     finally:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from skyplan.catalog.model import Offer
     from skyplan.clouds.base import LogSource, PreflightResult, ProvisionRequest
 
-# (pattern, code, kind, scope); first match wins.
+# (pattern, code, kind, scope); first match wins; code "*" is the matched text itself.
 _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
     # A machine that is off, gone or firewalled: that host's capacity; the next host is tried.
     (r"SshUnreachable", "SshUnreachable", Kind.CAPACITY, Scope.ZONE),
@@ -33,7 +33,7 @@ _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
     # Too few free hosts of the pool's hardware for num_nodes: every host of the pool would say so.
     (r"SshPoolFull", "SshPoolFull", Kind.CAPACITY, Scope.REGION),
     # A host key is one host's: that host is skipped (never retried), the others are checked on their own.
-    (r"SshHostKey\w*", "SshHostKey", Kind.AUTH, Scope.ZONE),
+    (r"SshHostKey\w*", "*", Kind.AUTH, Scope.ZONE),
     # A refused login: the pool when its hosts share the user and key (each would refuse alike), else the host.
     (r"SshAuthFailed.*every host of pool", "SshAuthFailed", Kind.AUTH, Scope.REGION),
     (r"SshAuthFailed", "SshAuthFailed", Kind.AUTH, Scope.ZONE),
@@ -84,8 +84,9 @@ class Ssh(CloudBase):
     def classify(self, message: str) -> Classification:
         text = message or ""
         for pattern, code, kind, scope in _RULES:
-            if re.search(pattern, text):
-                return Classification(kind, scope, code, text)
+            m = re.search(pattern, text)
+            if m:
+                return Classification(kind, scope, m.group(0) if code == "*" else code, text)
         return Classification(Kind.UNKNOWN, Scope.ZONE, "unknown", text)
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:

@@ -136,6 +136,7 @@ def test_a_task_on_a_pool_plans_one_candidate_per_fitting_host(home: Path, tmp_p
 def test_the_classifier_scopes_each_failure_to_what_it_says_about(text: str, kind: Kind, scope: Scope):
     c = registry.get("ssh").classify("Exception calling application: " + text)
     assert (c.kind, c.scope) == (kind, scope)
+    assert text.startswith(c.code)  # the attempt line shows the runtime's own code
 
 
 # --- the ledger -------------------------------------------------------------------------------
