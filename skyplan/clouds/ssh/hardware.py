@@ -188,7 +188,8 @@ def facts_for(hosts: Iterable[Host], *, prober: Prober | None = None, now: float
     changed = False
     for h, res in run(all_()):
         if isinstance(res, BaseException):
-            UNPROBED[h.key] = f"{type(res).__name__}: {res}" if not str(res).startswith(type(res).__name__) else str(res)
+            # A RuntimeFailure's text starts with its code already; anything else gets its type.
+            UNPROBED[h.key] = str(res) if hasattr(res, "code") else f"{type(res).__name__}: {res}"
             log.warning("ssh host %s (pool %s) could not be probed: %s", h.zone, h.pool, UNPROBED[h.key])
             continue
         try:

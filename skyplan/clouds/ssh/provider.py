@@ -216,16 +216,35 @@ class SshNodeProvider(ResourceProvider):
 
 
 def _remove(props: dict[str, Any], quiet: bool = False) -> None:
+    """Stop the node's task and delete its sandbox. A host that cannot be reached
+    fails the delete (the stack stays, ``down`` exits 5 and says so), unless the
+    host is no longer in any pool of the config file: taking it out is how a user
+    says a machine is gone for good, and then there is nothing left to reach."""
     from skyplan.runtime.sync_api import run
 
     try:
         run(_node(props).remove())
     except Exception as exc:
-        if quiet:
+        if quiet or host_forgotten(props.get("host") or {}, props.get("config")):
             return
-        raise Exception(_failure_text(exc) + f"; the sandbox {props.get('sandbox')} on "
-                        f"{(props.get('host') or {}).get('zone')} is still there: run `skyplan down` again "
-                        "once the host is reachable") from None
+        host = props.get("host") or {}
+        where = props.get("config") or "the config file"
+        raise Exception(_failure_text(exc) + f"; the sandbox {props.get('sandbox')} on {host.get('zone')} is "
+                        "still there: run `skyplan down` again once the host is reachable, or, if it is gone "
+                        f"for good, take it out of pool '{host.get('pool')}' in {where} first") from None
+
+
+def host_forgotten(record: dict[str, Any], config: str | None) -> bool:
+    """Whether no pool of the config file (at ``config``, else the home's) lists the
+    machine of ``record`` any more. False when the file cannot be read."""
+    from skyplan.clouds.ssh.pools import pools
+    from skyplan.config import read_config
+
+    try:
+        listed = {h.key for p in pools(read_config(config)).values() for h in p.hosts}
+    except Exception:  # noqa: BLE001 - an unreadable config proves nothing
+        return False
+    return bool(record.get("key")) and record["key"] not in listed
 
 
 class SshNode(Resource, module="skyplan", name="SshNode"):
@@ -244,6 +263,8 @@ class SshNode(Resource, module="skyplan", name="SshNode"):
 def node_props(request: ProvisionRequest, rank: int, host: Any, node_ips: Any) -> dict[str, Any]:
     import os
 
+    from skyplan.config import config_path
+
     return {
         "cluster": request.cluster,
         "stack": request.stack,
@@ -252,6 +273,8 @@ def node_props(request: ProvisionRequest, rank: int, host: Any, node_ips: Any) -
         "host": host,
         "node_ips": node_ips,
         "sandbox": sandbox_path(request.stack, rank),
+        # Where the pools are: a host taken out of every pool may be forgotten by delete (``_remove``).
+        "config": str(config_path().absolute()),
         "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,
         "file_mounts": dict(request.file_mounts),
         "setup": request.setup,
@@ -283,7 +306,8 @@ def resolve_interrupted(type_: str, inputs: dict[str, Any]) -> bool:
 
 def remove_stacks(stacks: set[str], path: Any = None) -> None:
     """For each ledger entry of these stacks: remove the node's sandbox on its host,
-    then release the host. An unreachable host keeps its entry (``down`` reports it)."""
+    then release the host. An unreachable host keeps its entry (``down`` reports it),
+    unless no pool lists it any more (see ``_remove``)."""
     for e in ledger.held("", path=path):
         stack = e.get("stack")
         if stack not in stacks:

@@ -165,3 +165,25 @@ def test_a_host_is_never_booked_twice_by_concurrent_processes(tmp_path: Path):
     ledger.take("h0:22", stack=stack, cluster=stack, info={}, path=path) if held[0]["key"] == "h0:22" else None
     freed = ledger.release_stack(stack, path=path)
     assert freed and not any(e["stack"] == stack for e in ledger.held(path=path))
+
+
+# --- a host that is gone ----------------------------------------------------------------------
+
+
+def test_a_node_on_an_unreachable_host_is_deleted_only_once_the_host_left_every_pool(home: Path):
+    import socket
+
+    from skyplan.clouds.ssh import provider
+    from skyplan.clouds.ssh.nodes import host_record
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused, at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write(home, f"ssh:\n  pools:\n    lab:\n      hosts:\n        - {{host: 127.0.0.1, port: {port}}}\n")
+    (host,) = pools()["lab"].hosts
+    props = {"host": host_record(host), "node_rank": 0, "sandbox": "~/.skyplan/sandboxes/s/node-0",
+             "config": str(home / "config.yaml")}
+    with pytest.raises(Exception, match=r"SshUnreachable: .*still there.*take it out of pool 'lab'"):
+        provider._remove(props)
+    write(home, "ssh:\n  pools:\n    lab:\n      hosts:\n        - {host: 10.0.0.5}\n")
+    provider._remove(props)  # taken out of the pool: the user says it is gone; nothing to reach
