@@ -133,3 +133,24 @@ def test_kill_9_inside_up_is_recovered_by_the_next_apply_and_down_leaves_nothing
     skyplan("down", "killed", "--yes", cwd=project)
     assert json.loads((skyplan_home / "ssh" / "allocations.json").read_text()) == {}
     assert not list((Path.home() / ".skyplan" / "sandboxes").glob(f"killed.*-{sshd.port}.*"))
+
+
+def test_num_nodes_takes_that_many_hosts_of_the_pool(engine, skyplan_home: Path, sshd, private_sshd, project: Path):
+    # Two servers with the same (probed) hardware: a pool of two interchangeable hosts.
+    lines = [f"{{host: 127.0.0.1, port: {s.port}, user: {s.user}, identity_file: {s.identity_file}, "
+             f"known_hosts: {s.known_hosts}}}" for s in (sshd, private_sshd)]
+    (skyplan_home / "config.yaml").write_text("ssh:\n  pools:\n    duo:\n      hosts:\n"
+                                              + "".join(f"        - {line}\n" for line in lines))
+    (project / "task.yaml").write_text(
+        "name: duo\nnum_nodes: 2\nresources: {cloud: ssh, region: duo, cpus: 1+}\n"
+        "run: |\n  echo rank=$SKYPLAN_NODE_RANK/$SKYPLAN_NUM_NODES\n  test $SKYPLAN_NODE_RANK = 0 || exit 9\n")
+    r = skyplan("apply", "task.yaml", "--yes", cwd=project, check=7)
+    assert "(node-0) rank=0/2" in r.stdout and "(node-1) rank=1/2" in r.stdout, r.stdout
+    (row,) = json.loads(skyplan("status", "--json", cwd=project).stdout)["clusters"]
+    assert row["nodes"] == [{"rank": 0, "status": "succeeded", "exit_code": 0},
+                            {"rank": 1, "status": "failed", "exit_code": 9}]
+    held = json.loads((skyplan_home / "ssh" / "allocations.json").read_text())
+    assert sorted(held) == sorted(f"127.0.0.1:{s.port}" for s in (sshd, private_sshd))
+    skyplan("exec", "duo", "--", "exit 3", cwd=project, check=3)  # both fail alike: node 0's code
+    skyplan("down", "duo", "--yes", cwd=project)
+    assert json.loads((skyplan_home / "ssh" / "allocations.json").read_text()) == {}
