@@ -73,11 +73,24 @@ class Ssh(CloudBase):
         return check(section, config, path)
 
     def own_offers(self) -> tuple[Offer, ...]:
-        """One offer per pool host whose hardware is known (configured, or probed and cached)."""
-        from skyplan.clouds.ssh.hardware import pool_offers
+        """One offer per pool host whose hardware is known (configured, or probed and
+        cached). InputError when there are hosts but none has known hardware: a task
+        on this cloud could not be checked against anything, and the probes' reasons
+        say what to fix."""
+        from skyplan.clouds.ssh.hardware import UNPROBED, pool_offers
         from skyplan.clouds.ssh.pools import pools
 
-        return pool_offers(h for p in pools().values() for h in p.hosts)
+        hosts = [h for p in pools().values() for h in p.hosts]
+        offers = pool_offers(hosts)
+        if hosts and not offers:
+            from skyplan.errors import InputError
+
+            why = "; ".join(f"{h.zone} (pool {h.pool}): {UNPROBED.get(h.key, 'not probed')}" for h in hosts)
+            raise InputError(f"no host of the ssh pools could be probed for its hardware: {why}",
+                             hint="make the host reachable (an ssh login with the pool's user, key and "
+                                  "known_hosts must work), or state its cpus, memory_gib and accelerators in the "
+                                  "config file")
+        return offers
 
     # --- errors ------------------------------------------------------------------------------
 

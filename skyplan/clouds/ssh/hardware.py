@@ -6,9 +6,8 @@ host of every pool at once on the runtime's event loop, each bounded by
 ``PROBE_TIMEOUT_S``. Results are kept in ``$SKYPLAN_HOME/ssh/hardware.json``
 for ``CACHE_TTL_S`` (a machine's hardware rarely changes; delete the file to
 probe again). A host that cannot be probed (unreachable, refused, its key
-unknown) is left out of the offers, with the reason kept for ``skyplan plan
---explain`` and the log: its hardware is unknown, so no request can be checked
-against it. State a host's ``cpus``, ``memory_gib`` and ``accelerators`` in the
+unknown) is left out of the offers, with the reason in ``UNPROBED`` (and the
+log): its hardware is unknown, so no request can be checked against it. State a host's ``cpus``, ``memory_gib`` and ``accelerators`` in the
 config to skip the probe altogether.
 
 The offer's ``instance_type`` is a label of the hardware (``8cpu-64gb``,
@@ -190,7 +189,7 @@ def facts_for(hosts: Iterable[Host], *, prober: Prober | None = None, now: float
         if isinstance(res, BaseException):
             # A RuntimeFailure's text starts with its code already; anything else gets its type.
             UNPROBED[h.key] = str(res) if hasattr(res, "code") else f"{type(res).__name__}: {res}"
-            log.warning("ssh host %s (pool %s) could not be probed: %s", h.zone, h.pool, UNPROBED[h.key])
+            log.info("ssh host %s (pool %s) could not be probed: %s", h.zone, h.pool, UNPROBED[h.key])
             continue
         try:
             f = parse_probe(res)

@@ -187,3 +187,15 @@ def test_a_node_on_an_unreachable_host_is_deleted_only_once_the_host_left_every_
         provider._remove(props)
     write(home, "ssh:\n  pools:\n    lab:\n      hosts:\n        - {host: 10.0.0.5}\n")
     provider._remove(props)  # taken out of the pool: the user says it is gone; nothing to reach
+
+
+def test_a_pool_whose_hosts_all_fail_their_probe_says_why(home: Path, monkeypatch: pytest.MonkeyPatch):
+    from skyplan.errors import InputError
+
+    async def refused(host: Host, timeout: float) -> str:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(hardware, "runtime_probe", refused)
+    write(home, "ssh:\n  pools:\n    lab:\n      hosts:\n        - {host: 10.0.0.5}\n")
+    with pytest.raises(InputError, match=r"no host of the ssh pools could be probed.*10\.0\.0\.5 \(pool lab\): OSError: connection refused"):
+        registry.get("ssh").own_offers()
