@@ -110,6 +110,12 @@ def test_a_failing_setup_is_reported_as_such(engine, skyplan_home: Path, sshd, p
     assert row["nodes"] == [{"rank": 0, "status": "failed", "exit_code": 3}]
     assert row["task"] == {"status": "failed", "exit_code": 3, "node": 0}
     stack = row["stack"]
+    # Fixed, applied again: the task re-runs in place, on the same host and stack.
+    (project / "task.yaml").write_text((project / "task.yaml").read_text().replace("exit 3", "true"))
+    r = skyplan("apply", "task.yaml", "--yes", cwd=project)
+    assert "re-runs in place" in r.stderr and "never" in r.stdout, r.stdout + r.stderr
+    (row,) = json.loads(skyplan("status", "--json", cwd=project).stdout)["clusters"]
+    assert row["stack"] == stack and row["nodes"] == [{"rank": 0, "status": "succeeded", "exit_code": 0}]
     skyplan("down", "badsetup", "--yes", cwd=project)
     assert not remote_sandboxes(stack).exists()
 
