@@ -134,7 +134,8 @@ class Ssh(CloudBase):
                                    fix="add `ssh: {pools: {NAME: {hosts: [{host, user, identity_file}]}}}` "
                                        "to the config file (README: The ssh cloud)")
         hosts = sum(len(p.hosts) for p in found.values())
-        return PreflightResult(True, details={"credentials": f"{len(found)} pool(s), {hosts} host(s)"})
+        return PreflightResult(True, details={"credentials": f"{len(found)} pool(s), {hosts} host(s)",
+                                             "plugin": "none needed"})
 
     # --- what it holds ---------------------------------------------------------------------------
 
