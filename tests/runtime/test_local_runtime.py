@@ -153,3 +153,33 @@ def test_the_same_task_gives_the_same_answers_on_both_transports(sshd, tmp_path)
     assert results[0] == results[1]
     assert results[0][0] == NodeStatus(0, "failed", 2, "run")
     assert results[0][1] == b"setup\nf\nx=1\ne 1\n"
+
+
+def test_runner_serve_answers_json_lines_until_stdin_ends(tmp_path):
+    import base64
+
+    root = tmp_path / "node-0"
+    (root / "workdir").mkdir(parents=True)
+    p = subprocess.Popen([sys.executable, "-I", "-S", runner.__file__, "serve"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+
+    def ask(**req) -> dict:
+        p.stdin.write(json.dumps(req) + "\n")
+        p.stdin.flush()
+        return json.loads(p.stdout.readline())
+
+    try:
+        assert ask(op="status", root=str(tmp_path / "nowhere"))["phase"] == "absent"
+        started = ask(op="start", root=str(root), spec={"run": "printf 'out'", "stack": "st"})
+        assert started["sandbox"] == str(root)
+        deadline = time.monotonic() + DEADLINE_S
+        while ask(op="status", root=str(root))["phase"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        read = ask(op="read", root=str(root), offset=1)
+        assert (base64.b64decode(read["data"]), read["offset"]) == (b"ut", 3)
+        assert ask(op="bogus", root=str(root)) == {"error": "unknown request 'bogus'"}
+        assert ask(op="remove", root=str(root)) == {"removed": True, "sandbox": str(root)}
+    finally:
+        p.stdin.close()
+        assert p.wait(timeout=DEADLINE_S) == 0
+    assert not root.exists()

@@ -110,10 +110,25 @@ def test_failing_setup_is_reported_as_setup_and_run_is_skipped(sshd, tmp_path):
     assert log == b"broken-setup\n"
 
 
+def _command_lines_holding(text: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 def test_secrets_reach_the_task_environment_only(sshd, tmp_path):
     node = _node(sshd, tmp_path / "sb" / "node-0")
     sync_api.run(node.sync(None, {}))
-    sync_api.run(node.start(TaskSpec("c1", "c1-ssh", run='echo "token=$TOKEN"', secrets={"TOKEN": "s3cr3t-v4lue"})))
+    sync_api.run(node.start(TaskSpec("c1", "c1-ssh", run='echo "token=$TOKEN"; sleep 1',
+                                     secrets={"TOKEN": "s3cr3t-v4lue"})))
+    # While it runs, no command line on the host (runner, shell, sshd session) holds the value.
+    assert _command_lines_holding("s3cr3t-v4lue") == []
     assert _wait_finished(node).state == "succeeded"
     log, _ = sync_api.run(node.read_log(0))
     sync_api.run(node.close())
