@@ -226,6 +226,11 @@ class SshNode:
                 f"the host key of {where} is not the one recorded in {kh}: the machine was replaced or "
                 f"reinstalled, or someone is intercepting the connection. Nothing was sent to it. If the "
                 f"change is expected, remove the old key with `ssh-keygen -R '{pattern}' -f {kh}` and retry")
+        if isinstance(e, asyncssh.KeyImportError):
+            return RuntimeFailure(
+                "SshAuthFailed",
+                f"cannot use the identity file {self.address.identity_file} for {where} ({e}): a key with a "
+                "passphrase must be loaded into ssh-agent instead, or give a key file without one")
         if isinstance(e, asyncssh.PermissionDenied):
             return RuntimeFailure(
                 "SshAuthFailed",

@@ -382,3 +382,14 @@ def test_mounts_at_root_are_written_in_place_on_a_vm(sshd, tmp_path):
     assert target_file.read_text() == "k=v\n"
     assert log == b"[unset]\nk=v\n"
     assert not (tmp_path / "sb" / "node-0" / "fs" / str(target_dir).lstrip("/")).exists()
+
+
+def test_an_unusable_identity_file_is_an_auth_failure(sshd, tmp_path):
+    locked = tmp_path / "locked_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(locked), passphrase="pw")
+    node = _node(sshd, tmp_path / "sb", identity_file=str(locked))
+    with pytest.raises(RuntimeFailure) as e:
+        sync_api.run(node.exec("true"))
+    sync_api.run(node.close())
+    assert e.value.code == "SshAuthFailed"
+    assert "passphrase" in e.value.message
