@@ -112,7 +112,10 @@ def block_for(c: Candidate, cls: Classification, families: frozenset[str] = NO_F
     scope = cls.scope
     if cls.kind == Kind.INVALID or scope == Scope.ALL:
         return None
-    if cls.kind == Kind.AUTH or (scope == Scope.CLOUD and cls.kind != Kind.QUOTA):
+    # Credentials are the cloud's, so an auth failure blocks it, unless its classifier
+    # says it is narrower (an ssh pool's host key or login is that host's, or that pool's).
+    cloud_wide = cls.kind == Kind.AUTH and scope in (Scope.CLOUD, Scope.NONE)
+    if cloud_wide or (scope == Scope.CLOUD and cls.kind != Kind.QUOTA):
         return Block(cloud=c.cloud, reason=reason)
     if scope == Scope.CLOUD:  # cloud-wide quota, e.g. GPUS_ALL_REGIONS
         return Block(cloud=c.cloud, hardware=c.hardware, use_spot=c.use_spot, reason=reason)

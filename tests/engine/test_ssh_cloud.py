@@ -160,3 +160,31 @@ def test_num_nodes_takes_that_many_hosts_of_the_pool(engine, skyplan_home: Path,
     skyplan("exec", "duo", "--", "exit 3", cwd=project, check=3)  # both fail alike: node 0's code
     skyplan("down", "duo", "--yes", cwd=project)
     assert json.loads((skyplan_home / "ssh" / "allocations.json").read_text()) == {}
+
+
+def test_a_host_whose_key_changed_is_refused_and_the_next_host_takes_the_task(engine, skyplan_home: Path, sshd,
+                                                                              private_sshd, project: Path,
+                                                                              tmp_path: Path):
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode().split()[:2]
+    changed = tmp_path / "known_hosts.changed"
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")  # not the key sshd presents
+    hosts = [f"{{host: 127.0.0.1, port: {sshd.port}, user: {sshd.user}, identity_file: {sshd.identity_file}, "
+             f"known_hosts: {changed}}}",
+             f"{{host: 127.0.0.1, port: {private_sshd.port}, user: {private_sshd.user}, "
+             f"identity_file: {private_sshd.identity_file}, known_hosts: {private_sshd.known_hosts}, price: 0.01}}"]
+    (skyplan_home / "config.yaml").write_text("ssh:\n  pools:\n    lab:\n      cpus: 2\n      memory_gib: 2\n"
+                                              "      accelerators: none\n      hosts:\n"
+                                              + "".join(f"        - {h}\n" for h in hosts))
+    (project / "task.yaml").write_text("name: keys\nresources: {cloud: ssh, region: lab, cpus: 1+}\nrun: echo landed\n")
+    r = skyplan("apply", "task.yaml", "--yes", cwd=project)
+    assert "landed" in r.stdout
+    refused = [line for line in r.stderr.splitlines() if f"127.0.0.1:{sshd.port}" in line]
+    assert refused and "SshHostKeyChanged" in refused[0] and "intercepting" in refused[0], r.stderr
+    # The attempt line has the first sentence; the log has the whole text, with what to do.
+    assert "ssh-keygen -R" in (skyplan_home / "logs" / "skyplan.log").read_text()
+    (row,) = json.loads(skyplan("status", "--json", cwd=project).stdout)["clusters"]
+    assert row["zone"] == f"127.0.0.1:{private_sshd.port}"
+    assert not list((Path.home() / ".skyplan" / "sandboxes").glob(f"keys.*-{sshd.port}.*"))  # nothing reached it
+    skyplan("down", "keys", "--yes", cwd=project)

@@ -138,6 +138,9 @@ def test_block_for_scopes():
     assert r.zone is None and r.region == "us-central1"
     a = block_for(c, Classification(Kind.AUTH, Scope.CLOUD, "x", ""))
     assert a == Block(cloud="gcp", reason=a.reason)
+    # an auth failure its classifier scopes narrower (an ssh host's key) blocks only that
+    h = block_for(c, Classification(Kind.AUTH, Scope.ZONE, "SshHostKeyChanged", ""))
+    assert (h.cloud, h.region, h.zone) == ("gcp", "us-central1", "us-central1-a")
 
 
 def test_blocklist_is_immutable():
