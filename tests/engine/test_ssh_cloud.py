@@ -188,3 +188,4 @@ def test_a_host_whose_key_changed_is_refused_and_the_next_host_takes_the_task(en
     assert row["zone"] == f"127.0.0.1:{private_sshd.port}"
     assert not list((Path.home() / ".skyplan" / "sandboxes").glob(f"keys.*-{sshd.port}.*"))  # nothing reached it
     skyplan("down", "keys", "--yes", cwd=project)
+    assert not remote_sandboxes(row["stack"]).exists()
