@@ -74,17 +74,22 @@ class Ssh(CloudBase):
 
     def own_offers(self) -> tuple[Offer, ...]:
         """One offer per pool host whose hardware is known (configured, or probed and
-        cached). InputError when there are hosts but none has known hardware: a task
-        on this cloud could not be checked against anything, and the probes' reasons
-        say what to fix."""
+        cached). InputError when there is no pool, or there are hosts but none has
+        known hardware: a task on this cloud could not be checked against anything,
+        and the message says what to fix."""
         from skyplan.clouds.ssh.hardware import UNPROBED, pool_offers
         from skyplan.clouds.ssh.pools import pools
+        from skyplan.errors import InputError
 
         hosts = [h for p in pools().values() for h in p.hosts]
-        offers = pool_offers(hosts)
-        if hosts and not offers:
-            from skyplan.errors import InputError
+        if not hosts:
+            from skyplan.config import config_path
 
+            raise InputError(f"a task on the ssh cloud needs a pool of machines, and {config_path()} has none",
+                             hint="add `ssh: {pools: {NAME: {hosts: [{host, user, identity_file}]}}}` to it "
+                                  "(README: The ssh cloud), then name the pool as the task's region")
+        offers = pool_offers(hosts)
+        if not offers:
             why = "; ".join(f"{h.zone} (pool {h.pool}): {UNPROBED.get(h.key, 'not probed')}" for h in hosts)
             raise InputError(f"no host of the ssh pools could be probed for its hardware: {why}",
                              hint="make the host reachable (an ssh login with the pool's user, key and "

@@ -199,3 +199,14 @@ def test_a_pool_whose_hosts_all_fail_their_probe_says_why(home: Path, monkeypatc
     write(home, "ssh:\n  pools:\n    lab:\n      hosts:\n        - {host: 10.0.0.5}\n")
     with pytest.raises(InputError, match=r"no host of the ssh pools could be probed.*10\.0\.0\.5 \(pool lab\): OSError: connection refused"):
         registry.get("ssh").own_offers()
+
+
+def test_a_task_on_ssh_without_any_pool_is_told_where_pools_go(home: Path, tmp_path: Path):
+    from skyplan.catalog import load_catalog
+    from skyplan.errors import SkyplanError
+    from skyplan.spec import load
+
+    task = tmp_path / "t.yaml"
+    task.write_text("name: t\nresources: {cloud: ssh, region: lab}\nrun: 'true'\n")
+    with pytest.raises(SkyplanError, match=r"needs a pool of machines, and .*config\.yaml has none"):
+        load(str(task), catalog=load_catalog())
