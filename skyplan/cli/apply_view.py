@@ -72,6 +72,23 @@ def attempt_line(a: Any) -> str:
     return line
 
 
+#: Continuation lines of a wrapped line start here, so each attempt stays one block.
+WRAP_INDENT = "    "
+
+
+def wrap_line(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` cells, broken between words (a word
+    longer than a line is the only thing ever split), continuations indented."""
+    import textwrap
+
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width or width <= len(WRAP_INDENT) + 8:
+        return [text]
+    return textwrap.wrap(text, width=width, subsequent_indent=WRAP_INDENT, break_on_hyphens=False,
+                         break_long_words=True) or [text]
+
+
 def elapsed_text(seconds: float) -> str:
     s = max(0, int(seconds))
     if s < 60:
@@ -101,10 +118,23 @@ class _Running:
         self.detail = ""
         self.started = started
 
-    def text(self, now: float) -> str:
+    def text(self, now: float, width: int | None = None) -> str:
+        """The status text; with ``width``, parts are dropped (the phase's detail, then
+        the market and type, then where) until it fits, so a live line never wraps."""
+        from rich.cells import cell_len
+
         of = f" of {self.bound}" if self.bound else ""
+        elapsed = elapsed_text(now - self.started)
+        short_where = " ".join(self.where.split()[:-2]) if len(self.where.split()) > 3 else self.where
         phase = f"{self.phase} {self.detail}" if self.detail else self.phase
-        return f"attempt {self.number}{of} · {self.where} · {phase} · {elapsed_text(now - self.started)}"
+        tries = [(self.where, phase), (self.where, self.phase), (short_where, self.phase), ("", self.phase)]
+        text = ""
+        for where, ph in tries:
+            middle = f" · {where}" if where else ""
+            text = f"attempt {self.number}{of}{middle} · {ph} · {elapsed}"
+            if width is None or cell_len(text) <= width:
+                break
+        return text
 
 
 class ApplyView:
@@ -144,23 +174,30 @@ class ApplyView:
     # --- output ------------------------------------------------------------------
 
     def say(self, text: str, style: str | None = None) -> None:
-        """One line for people (plain text: provider texts may hold [brackets])."""
+        """One line for people (plain text: provider texts may hold [brackets]).
+
+        On a terminal a line wider than it is wrapped between words, continuation
+        lines indented (the terminal would cut words and numbers anywhere);
+        elsewhere (CI logs, pipes) it stays one line, for grep."""
         from rich.text import Text
 
         with self._lock:
-            self.con.print(Text(text, style=style or ""))
+            for line in wrap_line(text, self.con.width) if self.live else [text]:
+                self.con.print(Text(line, style=style or ""))
             self._last_output = self.clock()
 
-    def __rich__(self) -> Any:
-        """The live line (Rich calls this on every refresh, so the elapsed time moves)."""
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        """The live line (Rich renders it on every refresh, so the elapsed time moves),
+        fitted to the width it is given."""
         from rich.table import Table
 
         grid = Table.grid(padding=(0, 1))
         grid.add_column()
         grid.add_column()
         running = self.running
-        grid.add_row(self._spinner, running.text(self.clock()) if running else "")
-        return grid
+        # The spinner and the gap take 2 cells; one more keeps the cursor off the edge.
+        grid.add_row(self._spinner, running.text(self.clock(), options.max_width - 3) if running else "")
+        yield grid
 
     def tick(self) -> str | None:
         """The plain progress line, printed if an attempt runs and nothing was printed

@@ -165,3 +165,40 @@ def test_a_providers_own_brackets_survive():
     v, out, _ = view()
     v(AttemptDone(failed(1, GCP, Kind.CAPACITY, Scope.ZONE, "X", "No [room] here. Later.")))
     assert out.getvalue().strip().endswith("X: No [room] here.")
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_on_a_terminal_attempt_lines_wrap_between_words_never_inside_one(width):
+    out = io.StringIO()
+    v = ApplyView(out, live=True)
+    v.con = Console(file=out, width=width, highlight=False, soft_wrap=True)
+    a = failed(9, AWS, Kind.CAPACITY, Scope.ZONE, "InsufficientInstanceCapacity", ICC, Block(zone="use1-az1"))
+    v(AttemptDone(a))
+    v.say("Interrupted: stopping attempt 3 on GCP us-central1-f n1-highmem-8 on-demand, then cleaning up what it created")
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= width for line in lines)
+    # every word (zone names, instance types, prices) arrives whole, on one line
+    said = [w for line in lines for w in line.split()]
+    assert said == attempt_line(a).split() + "Interrupted: stopping attempt 3 on GCP us-central1-f n1-highmem-8 on-demand, then cleaning up what it created".split()
+    if width == 80:
+        assert len(lines) > 2 and lines[1].startswith("    ")  # continuations indented under their attempt
+
+
+def test_off_a_terminal_an_attempt_stays_one_line_for_grep():
+    v, out, _ = view()
+    v.con = Console(file=out, width=80, highlight=False, soft_wrap=True)
+    a = failed(9, AWS, Kind.CAPACITY, Scope.ZONE, "InsufficientInstanceCapacity", ICC, Block(zone="use1-az1"))
+    v(AttemptDone(a))
+    assert out.getvalue().splitlines() == [attempt_line(a)]
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_the_live_line_drops_detail_to_fit_and_never_wraps(width):
+    v, _, now = view()
+    v(Launching(2, AWS, "s2"))
+    v(Phase(2, 17, "booting", AWS, "s2", "node-1"))
+    now[0] += 65
+    shown = io.StringIO()
+    Console(file=shown, width=width).print(v)
+    lines = [ln for ln in shown.getvalue().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "attempt 2 of 17" in lines[0] and "1m 05s" in lines[0]
