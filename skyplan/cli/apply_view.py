@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any, Callable, TextIO
 
+from skyplan.cli.tables import wrap_line
 from skyplan.cli.views import _runs_here, cloud_text, place_text
 
 #: A plain progress line at most this often on a non-terminal (seconds).
@@ -70,23 +71,6 @@ def attempt_line(a: Any) -> str:
     elif cls is not None and cls.kind.value == "transient" and a.block is None:
         line += " (retrying)"
     return line
-
-
-#: Continuation lines of a wrapped line start here, so each attempt stays one block.
-WRAP_INDENT = "    "
-
-
-def wrap_line(text: str, width: int) -> list[str]:
-    """``text`` in lines of at most ``width`` cells, broken between words (a word
-    longer than a line is the only thing ever split), continuations indented."""
-    import textwrap
-
-    from rich.cells import cell_len
-
-    if cell_len(text) <= width or width <= len(WRAP_INDENT) + 8:
-        return [text]
-    return textwrap.wrap(text, width=width, subsequent_indent=WRAP_INDENT, break_on_hyphens=False,
-                         break_long_words=True) or [text]
 
 
 def elapsed_text(seconds: float) -> str:

@@ -35,7 +35,7 @@ def confirm(question: str, *, nothing_done: str) -> bool:
     caller says what it did not do)."""
     while True:
         try:
-            sys.stderr.write(f"{question} [y/N]: ")
+            sys.stderr.write(_fit(f"{question} [y/N]: "))
             sys.stderr.flush()
             line = sys.stdin.readline()
         except KeyboardInterrupt:
@@ -48,6 +48,14 @@ def confirm(question: str, *, nothing_done: str) -> bool:
         if answer in NO:
             return False
         sys.stderr.write("Please answer y or n.\n")
+
+
+def _fit(prompt: str) -> str:
+    """The prompt wrapped between words at the terminal's width (the terminal would
+    cut a word), the answer typed after its last line."""
+    from skyplan.cli.tables import console_width, wrap_line
+
+    return "\n".join(wrap_line(prompt.rstrip(), console_width(sys.stderr))) + " "
 
 
 def cancel(nothing_done: str) -> None:

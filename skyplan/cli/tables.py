@@ -70,6 +70,21 @@ def console(file: TextIO | None = None, *, width: int | None = None, soft_wrap: 
     return Console(file=out, highlight=False, soft_wrap=soft_wrap, width=width or console_width(out))
 
 
+#: Continuation lines of a wrapped line start here, so each attempt stays one block.
+WRAP_INDENT = "    "
+
+
+def wrap_line(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` cells, broken between words (a word
+    longer than a line is the only thing ever split), continuations indented."""
+    import textwrap
+
+    if _cell_len(text) <= width or width <= len(WRAP_INDENT) + 8:
+        return [text]
+    return textwrap.wrap(text, width=width, subsequent_indent=WRAP_INDENT, break_on_hyphens=False,
+                         break_long_words=True) or [text]
+
+
 def _cell_len(text: str) -> int:
     from rich.cells import cell_len
 

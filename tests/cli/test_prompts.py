@@ -159,3 +159,16 @@ def test_every_prompt_goes_through_prompts_confirm():
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
                  if any(call in p.read_text() for call in ("typer.confirm(", "typer.prompt(", "click.confirm("))]
     assert offenders == []
+
+
+def test_a_long_question_wraps_between_words_at_the_terminal_width(monkeypatch, capsys):
+    from skyplan.cli import prompts
+
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("n\n"))
+    q = "Launch cluster 'v100x8' (first trying AWS us-east-1a [use1-az1] p3.16xlarge on-demand at $24.48/hr)?"
+    assert prompts.confirm(q, nothing_done="nothing was created.") is False
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert all(len(line) <= 40 for line in lines)
+    assert err.split() == (q + " [y/N]:").split()  # no word or price split
