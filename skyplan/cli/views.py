@@ -227,8 +227,21 @@ def render_launched(result, file: TextIO | None = None) -> None:
         return
     sim = " (simulated)" if result.simulated else ""
     where = place_text(c.cloud, c.region, c.zone, outputs=result.outputs)
-    out.write(f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {where}{sim} "
-              f"{instance_text(c)} at {money(c.hourly_cost)}/hr.\n")
+    line = (f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {where}{sim} "
+            f"{instance_text(c)} at {money(c.hourly_cost)}/hr.")
+    out.write(_fit_terminal(line, out) + "\n")
+
+
+def _fit_terminal(line: str, out: TextIO) -> str:
+    """``line`` wrapped between words on a terminal narrower than it (a terminal
+    would cut a word or a price anywhere); unchanged in a pipe or a log."""
+    from skyplan.cli.tables import console_width, wrap_line
+
+    try:
+        tty = out.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return "\n".join(wrap_line(line, console_width(out))) if tty else line
 
 
 #: status columns; a narrow terminal drops STACK, then the cost, then the instance type.

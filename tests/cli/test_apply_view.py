@@ -202,3 +202,21 @@ def test_the_live_line_drops_detail_to_fit_and_never_wraps(width):
     Console(file=shown, width=width).print(v)
     lines = [ln for ln in shown.getvalue().splitlines() if ln.strip()]
     assert len(lines) == 1 and "attempt 2 of 17" in lines[0] and "1m 05s" in lines[0]
+
+
+def test_the_closing_up_line_wraps_between_words_on_a_narrow_terminal(monkeypatch):
+    from types import SimpleNamespace
+
+    from skyplan.cli.views import render_launched
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "50")
+    result = SimpleNamespace(status="UP", cluster="v100x8", placement=AWS, simulated=True, outputs={}, stack="s")
+    out, pipe = Tty(), io.StringIO()
+    render_launched(result, out)
+    render_launched(result, pipe)
+    assert all(len(line) <= 50 for line in out.getvalue().splitlines()) and len(out.getvalue().splitlines()) > 1
+    assert out.getvalue().split() == pipe.getvalue().split() and len(pipe.getvalue().splitlines()) == 1
