@@ -9,7 +9,7 @@ stdout is the task's output.
 One line per attempt (the README shows it)::
 
     #3 GCP us-central1-f n1-highmem-8 on-demand: QUOTA_EXCEEDED: Quota 'NVIDIA_V100_GPUS' exceeded.
-    #9 AWS us-east-1a [use1-az1] p3.2xlarge on-demand: InsufficientInstanceCapacity: We currently ...
+    #9 AWS us-east-1a [use1-az1] p3.16xlarge on-demand: InsufficientInstanceCapacity: We currently ...
     #17 AWS us-west-2 usw2-az1 p3.2xlarge on-demand: up
 
 the cloud, where (``views.place_text``: region and zone, an AWS AZ ID with the
