@@ -227,8 +227,11 @@ def render_launched(result, file: TextIO | None = None) -> None:
         return
     sim = " (simulated)" if result.simulated else ""
     where = place_text(c.cloud, c.region, c.zone, outputs=result.outputs)
-    line = (f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {where}{sim} "
-            f"{instance_text(c)} at {money(c.hourly_cost)}/hr.")
+    if _runs_here(c.cloud):  # "on Local local local" said nothing: it is this machine
+        line = f"Cluster '{result.cluster}' is UP on this machine ({c.cloud})."
+    else:
+        line = (f"Cluster '{result.cluster}' is UP on {cloud_text(c.cloud)} {where}{sim} "
+                f"{instance_text(c)} at {money(c.hourly_cost)}/hr.")
     out.write(_fit_terminal(line, out) + "\n")
 
 
