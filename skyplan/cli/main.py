@@ -356,7 +356,7 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
            secret: Optional[List[str]], rerun: bool = False) -> None:
     """``apply``; ``stream``: the ``apply --json`` sink (``cli/json_streams.py``), or None for people."""
     from skyplan.cli import views
-    from skyplan.errors import EXIT_TASK_FAILED
+    from skyplan.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED
     from skyplan.planner import bind_secrets, check_fresh, make_plan, read_plan
     from skyplan.provision.launch import LaunchOptions, LaunchRequest, default_cluster_name, launch
 
@@ -410,7 +410,9 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
     else:
         out = sys.stdout
     outcome = _watch_task(name, result, follow=not detach, out=out)
-    code = EXIT_TASK_FAILED if outcome.failed else 0
+    # "running" after following means Ctrl-C or SIGTERM stopped the following: an
+    # interrupt exits 130 (the cluster stays up and the task keeps running).
+    code = EXIT_TASK_FAILED if outcome.failed else EXIT_INTERRUPTED if outcome.status == "running" else 0
     if outcome.failed:
         setup = "; its setup failed, so its run never started" if outcome.failed_phase == "setup" else ""
         typer.echo(f"Task on '{name}' ended failed (exit code {outcome.exit_code}) on node {outcome.node}{setup}; "
@@ -424,9 +426,10 @@ def _apply(stream, target: str, cluster: Optional[str], yes: bool, simulate: Opt
 def _watch_task(name: str, result, *, follow: bool, out):  # noqa: ANN001, ANN202
     """The task's outcome (``provision.outcome.TaskOutcome``) after a launch.
 
-    ``follow``: print its output to ``out`` until it ends (Ctrl-C stops following:
-    the task is still running). Not followed (``--detach``), or a cluster that was
-    already up (apply ran nothing): unknown, ``status`` None."""
+    ``follow``: print its output to ``out`` until it ends (Ctrl-C or SIGTERM stops
+    following: the task is still running, status ``running``, and apply exits 130).
+    Not followed (``--detach``), or a cluster that was already up (apply ran
+    nothing): unknown, ``status`` None."""
     from skyplan.provision.outcome import TaskOutcome, task_outcome
 
     if not follow or result.status != "UP":
@@ -476,8 +479,8 @@ def _stream_task(name: str, source, out=None) -> bool:  # noqa: ANN001 - a skypl
         for line in source.follow():
             out.write(line)
             out.flush()
-    except KeyboardInterrupt:
-        typer.echo(f"\nStopped following; the task is still running on '{name}'. "
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (run() makes it one): stop following, not the task
+        typer.echo(f"\nInterrupted: stopped following; the task keeps running on '{name}'. "
                    f"Follow it with `skyplan logs {name} --follow`; stop it with `skyplan down {name} --yes`.",
                    err=True)
         return False

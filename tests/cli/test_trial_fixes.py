@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from skyplan.catalog import load_catalog
@@ -79,3 +80,80 @@ def test_the_no_op_summary_carries_the_planned_placement(tmp_path):
     planned = make_plan(load(str(task)), load_catalog(None)).chosen
     assert summary["placement"]["vcpus"] == planned.vcpus > 0
     assert summary["placement"]["memory_gib"] == planned.memory_gib > 0
+
+
+# --- 2. an interrupt while apply follows the task exits 130 ---------------------------------
+
+
+class _Interrupted:
+    """A task's log source whose following is interrupted after one line: by Ctrl-C
+    (KeyboardInterrupt), or by a real SIGTERM with the console script's handler."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def follow(self):
+        import os
+        import signal
+        import time
+
+        yield "step 1\n"
+        if self.how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once
+        raise KeyboardInterrupt
+
+    def status(self):
+        return {"phase": "run", "returncode": None, "nodes": []}
+
+
+def _launch_following(monkeypatch, how: str) -> None:
+    import signal
+
+    from skyplan.cli import main
+    from skyplan.provision import launch as launch_mod
+    from skyplan.provision.apply import LaunchResult
+
+    class Following(LaunchResult):
+        def log_source(self):
+            return _Interrupted(how)
+
+    def fake_launch(request):
+        cand = request.target.chosen
+        return Following("UP", request.cluster, cand, "hello.a001.local.local.local.od", {}, ())
+
+    monkeypatch.setattr(launch_mod, "launch", fake_launch)
+    signal.signal(signal.SIGTERM, main._terminated)  # as run() installs it (the caller restores it)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupt_while_following_the_task_exits_130_and_the_task_keeps_running(monkeypatch, how):
+    import signal
+
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        _launch_following(monkeypatch, how)
+        r = invoke("apply", EX / "hello.yaml", "--yes", "--json")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert r.exit_code == 130, r.output
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines[0] == {"event": "log", "node": 0, "line": "step 1", "schema_version": 1}
+    summary = lines[-1]
+    assert (summary["event"], summary["status"], summary["exit_code"]) == ("summary", "UP", 130)
+    assert summary["task"] == {"status": "running", "exit_code": None, "node": None}
+    assert "the task keeps running on 'hello'" in r.stderr
+    assert "`skyplan logs hello --follow`" in r.stderr
+
+
+def test_an_interrupt_while_following_exits_130_for_people_too(monkeypatch):
+    import signal
+
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        _launch_following(monkeypatch, "ctrl-c")
+        r = invoke("apply", EX / "hello.yaml", "--yes")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert r.exit_code == 130, r.output
+    assert "step 1" in r.stdout and "`skyplan logs hello --follow`" in r.stderr
