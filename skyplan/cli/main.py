@@ -216,10 +216,28 @@ def plan(
 
             render_action(action, name, sys.stdout)
         if out:
-            typer.echo(f"Plan written to {out}; apply exactly this plan with `skyplan apply {out} --yes`.",
-                       err=True)
+            hint = _apply_hint(out, cluster=name if cluster is not None else None, simulate=simulate,
+                               catalog=catalog, backend=backend, secrets=secret)
+            typer.echo(f"Plan written to {out}; apply exactly this plan with `{hint}`.", err=True)
     if detailed_exitcode and action is not None and action.kind != "none":
         raise typer.Exit(2)
+
+
+def _apply_hint(out: Path, *, cluster: Optional[str], simulate: Optional[str], catalog: Optional[str],
+                backend: Optional[str], secrets: Optional[List[str]]) -> str:
+    """The ``apply`` of a plan just written, as a command that works as printed: the
+    cluster it was planned against (``-c``), and the scenario, catalog and backend
+    it was planned with (a plan made with ``--catalog`` is stale under any other).
+    A secret is named, never its value: apply takes it from the environment."""
+    import shlex
+
+    words = ["skyplan", "apply", str(out)] + (["-c", cluster] if cluster else []) + ["--yes"]
+    for flag, value in (("--simulate", simulate), ("--catalog", catalog), ("--backend", backend)):
+        if value:
+            words += [flag, value]
+    for name in dict.fromkeys(s.split("=", 1)[0] for s in secrets or ()):
+        words += ["--secret", name]
+    return shlex.join(words)
 
 
 @app.command()

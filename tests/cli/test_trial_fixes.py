@@ -157,3 +157,54 @@ def test_an_interrupt_while_following_exits_130_for_people_too(monkeypatch):
         signal.signal(signal.SIGTERM, old)
     assert r.exit_code == 130, r.output
     assert "step 1" in r.stdout and "`skyplan logs hello --follow`" in r.stderr
+
+
+# --- 3. plan --out's hint applies the plan to the cluster it was planned for ----------------
+
+
+def _run_hint(stderr: str, monkeypatch) -> dict:
+    """Run the `skyplan apply ...` that plan printed, as printed (the launch faked:
+    what it was asked to do is returned)."""
+    import re
+    import shlex
+
+    from skyplan.provision import launch as launch_mod
+
+    hint = re.search(r"`(skyplan apply [^`]*)`", stderr).group(1)
+    asked: dict = {}
+
+    def fake_launch(request):
+        from skyplan.errors import InputError
+
+        asked.update(cluster=request.cluster, simulate=request.options.simulate, plan=request.target)
+        raise InputError("stop here", hint="the test's fake launch")
+
+    monkeypatch.setattr(launch_mod, "launch", fake_launch)
+    words = shlex.split(hint)
+    assert words[:2] == ["skyplan", "apply"]
+    r = invoke(*words[1:])
+    assert r.exit_code == 2 and "stop here" in r.stderr, r.output  # it got as far as the launch
+    return asked
+
+
+def test_the_plan_out_hint_carries_the_cluster_and_the_scenario(tmp_path, monkeypatch):
+    out, scenario = tmp_path / "p.json", EX / "scenarios" / "all-ok.yaml"
+    r = invoke("plan", EX / "hello.yaml", "-c", "other", "--out", out, "--simulate", scenario)
+    assert r.exit_code == 0, r.output
+    assert f"`skyplan apply {out} -c other --yes --simulate {scenario}`" in r.stderr
+    asked = _run_hint(r.stderr, monkeypatch)
+    assert (asked["cluster"], asked["simulate"]) == ("other", str(scenario))
+
+
+def test_the_plan_out_hint_carries_the_catalog_it_was_planned_with(tmp_path, monkeypatch):
+    from skyplan.catalog.build import encode
+
+    catalog = tmp_path / "gcp-only.json"
+    catalog.write_bytes(encode(load_catalog().offers(clouds=["gcp"])))
+    task, out = tmp_path / "l4.yaml", tmp_path / "p.json"
+    task.write_text("name: l4\nresources:\n  accelerators: L4:1\nrun: nvidia-smi\n")
+    r = invoke("plan", task, "--out", out, "--catalog", catalog)
+    assert r.exit_code == 0, r.output
+    assert f"`skyplan apply {out} --yes --catalog {catalog}`" in r.stderr
+    asked = _run_hint(r.stderr, monkeypatch)  # not stale: the same catalog
+    assert asked["cluster"] == "l4" and asked["plan"].chosen.cloud == "gcp"
