@@ -30,13 +30,78 @@ def value_text(v: Any) -> str:
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
+#: A line of a text diff is cut to this many characters, around its first change.
+LINE_WIDTH = 72
+#: Characters kept before a line's first change when the line is cut.
+LEAD = 24
+#: A text diff shows at most this many lines (then how many more changed).
+MAX_DIFF_LINES = 12
+#: Lines shown of each side of one changed block (so a rewrite shows both sides).
+BLOCK_LINES = 4
+
+
 def change_line(c: Change) -> str:
-    """``~ run: "a" -> "b"``, ``+ envs.X: "1"``, ``- envs.Y: "2"``."""
+    """``~ run: "a" -> "b"``, ``+ envs.X: "1"``, ``- envs.Y: "2"`` (a long or multi-line
+    text: ``change_lines``, joined)."""
+    return "\n".join(change_lines(c))
+
+
+def change_lines(c: Change) -> list[str]:
+    """One change, for people. A text that is long or spans lines, on both sides, is
+    a line diff below its path (``-``/``+`` first, so a markdown diff block colours
+    them), each line cut around its first change: the changed part always shows."""
     if c.old is None:
-        return f"+ {c.path}: {value_text(c.new)}"
+        return [f"+ {c.path}: {value_text(c.new)}"]
     if c.new is None:
-        return f"- {c.path}: {value_text(c.old)}"
-    return f"~ {c.path}: {value_text(c.old)} -> {value_text(c.new)}"
+        return [f"- {c.path}: {value_text(c.old)}"]
+    if isinstance(c.old, str) and isinstance(c.new, str) and any(
+            "\n" in v.strip() or len(json.dumps(v.strip())) > VALUE_WIDTH for v in (c.old, c.new)):
+        return [f"~ {c.path}:"] + text_diff(c.old, c.new)
+    return [f"~ {c.path}: {value_text(c.old)} -> {value_text(c.new)}"]
+
+
+def _cut(line: str, start: int) -> str:
+    """``line`` from about ``start``, at most LINE_WIDTH characters, ``…`` where it was cut."""
+    if len(line) <= LINE_WIDTH:
+        return line
+    if start <= 0:
+        return line[:LINE_WIDTH - 1] + "…"
+    if len(line) - start <= LINE_WIDTH - 1:
+        return "…" + line[start:]
+    return "…" + line[start:start + LINE_WIDTH - 2] + "…"
+
+
+def text_diff(old: str, new: str) -> list[str]:
+    """A line diff of two texts (``difflib``): changed lines as ``-   line`` / ``+   line``,
+    one line of context around them as ``    line``, ``    …`` between distant
+    changes; a replaced line and its replacement are cut at the same place, a
+    little before their first difference. At most MAX_DIFF_LINES lines."""
+    import difflib
+
+    a, b = old.strip().splitlines() or [""], new.strip().splitlines() or [""]
+    out: list[str] = []
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(1):
+        if out:
+            out.append("    …")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += ["    " + _cut(line, 0) for line in a[i1:i2]]
+                continue
+            olds, news = a[i1:i2], b[j1:j2]
+            starts = [0] * max(len(olds), len(news))
+            for k, (x, y) in enumerate(zip(olds, news)):
+                same = next((n for n, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+                # Both cut at one place, no later than where both ends would show whole.
+                starts[k] = max(0, min(same - LEAD, max(len(x), len(y)) - (LINE_WIDTH - 1)))
+            for mark, side in (("-", olds), ("+", news)):  # a long block: its first lines, then a count
+                out += [f"{mark}   " + _cut(line, starts[k]) for k, line in enumerate(side[:BLOCK_LINES])]
+                if len(side) > BLOCK_LINES:
+                    gone = "removed" if mark == "-" else "added"
+                    out.append(f"{mark}   … ({len(side) - BLOCK_LINES} more lines {gone})")
+    if len(out) > MAX_DIFF_LINES:
+        rest = len(out) - (MAX_DIFF_LINES - 1)
+        out = out[:MAX_DIFF_LINES - 1] + [f"    … ({rest} more line{'s' if rest != 1 else ''} of the diff)"]
+    return out
 
 
 def placement_text(p: Placement) -> str:
@@ -69,7 +134,7 @@ def action_lines(action: Action, cluster: str) -> list[str]:
         why = f"{action.reason}: " if action.reason else ""
         lines = [f"Cluster '{cluster}' is up; {why}apply would re-run the task in place (same nodes: the task is "
                  "stopped, its workdir re-synced, setup and run started again):"]
-        return lines + ["  " + change_line(c) for c in action.changes]
+        return lines + ["  " + line for c in action.changes for line in change_lines(c)]
     assert isinstance(action, Replace)
     lines = [f"Cluster '{cluster}' is up; apply would REPLACE it ({action.reason}): the new placement is launched, "
              "then the old one destroyed.",
@@ -77,7 +142,7 @@ def action_lines(action: Action, cluster: str) -> list[str]:
     if action.new is not None:
         same = " (the same placement, new nodes)" if action.new.same_place(action.old) else ""
         lines.append(f"  + {placement_text(action.new)}{same} (the plan's first candidate; failover may pick another)")
-    return lines + ["  " + change_line(c) for c in action.changes]
+    return lines + ["  " + line for c in action.changes for line in change_lines(c)]
 
 
 def render_action(action: Action, cluster: str, file: TextIO | None = None) -> None:

@@ -208,3 +208,52 @@ def test_the_plan_out_hint_carries_the_catalog_it_was_planned_with(tmp_path, mon
     assert f"`skyplan apply {out} --yes --catalog {catalog}`" in r.stderr
     asked = _run_hint(r.stderr, monkeypatch)  # not stale: the same catalog
     assert asked["cluster"] == "l4" and asked["plan"].chosen.cloud == "gcp"
+
+
+# --- 4. the converge diff shows the changed part of a long value ----------------------------
+
+LONG_RUN = "echo run2; cat f.txt; " + "; ".join(f"echo step{i}" for i in range(12)) + "; ls -la /tmp"
+
+
+def _long_task(tmp_path: Path, run: str, name: str = "t.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text("name: longrun\nresources:\n  cloud: local\nrun: " + json.dumps(run) + "\n")
+    return path
+
+
+def test_a_long_changed_value_shows_its_changed_part_on_both_sides():
+    from skyplan.cli.converge_view import change_lines
+    from skyplan.provision.converge import Change
+
+    lines = change_lines(Change("run", LONG_RUN, LONG_RUN.replace("ls -la /tmp", "ls -l /var")))
+    assert lines[0] == "~ run:"
+    assert lines[1].startswith("-   …") and lines[1].endswith("ls -la /tmp")
+    assert lines[2].startswith("+   …") and lines[2].endswith("ls -l /var")
+    assert all(len(line) <= 78 for line in lines)  # with its indent, it fits 80 columns
+
+
+def test_a_multi_line_change_is_a_bounded_line_diff():
+    from skyplan.cli.converge_view import MAX_DIFF_LINES, change_lines
+    from skyplan.provision.converge import Change
+
+    old = "\n".join(f"echo line {i}" for i in range(30))
+    new = old.replace("echo line 3\n", "echo line three\n").replace("echo line 25", "echo changed 25")
+    lines = change_lines(Change("setup", old, new))
+    assert lines == ["~ setup:", "    echo line 2", "-   echo line 3", "+   echo line three", "    echo line 4",
+                     "    …", "    echo line 24", "-   echo line 25", "+   echo changed 25", "    echo line 26"]
+    rewritten = change_lines(Change("setup", old, "\n".join(f"other {i}" for i in range(30))))
+    assert len(rewritten) <= MAX_DIFF_LINES + 1
+    assert any(line.startswith("-   ") for line in rewritten) and any(line.startswith("+   ") for line in rewritten)
+
+
+def test_plan_c_and_show_markdown_show_the_changed_part(tmp_path):
+    old, new = _long_task(tmp_path, LONG_RUN), _long_task(tmp_path, LONG_RUN.replace("/tmp", "/var"), "new.yaml")
+    up_cluster(old, "longrun")
+    r = invoke("plan", new, "-c", "longrun")
+    assert r.exit_code == 0, r.output
+    assert "  -   …" in r.stdout and r.stdout.count("/tmp") == 1 and "/var" in r.stdout
+    out = tmp_path / "p.json"
+    assert invoke("plan", new, "--out", out).exit_code == 0
+    md = invoke("show", out, "--markdown", "-c", "longrun").stdout
+    diff = md[md.index("```diff"):]
+    assert "\n-   …" in diff and "ls -la /tmp\n" in diff and "ls -la /var\n" in diff
