@@ -508,7 +508,7 @@ def _stream_task(name: str, source, out=None) -> bool:  # noqa: ANN001 - a skypl
 @app.command()
 @handle_errors
 def logs(
-    name: str = typer.Argument(..., help="Cluster name."),
+    name: str = typer.Argument(..., help="Cluster name.", autocompletion=_complete_cluster),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the task ends."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per output line, then a summary with the "
                                  "task's outcome."),

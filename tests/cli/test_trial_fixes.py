@@ -257,3 +257,18 @@ def test_plan_c_and_show_markdown_show_the_changed_part(tmp_path):
     md = invoke("show", out, "--markdown", "-c", "longrun").stdout
     diff = md[md.index("```diff"):]
     assert "\n-   …" in diff and "ls -la /tmp\n" in diff and "ls -la /var\n" in diff
+
+
+# --- 5. logs completes cluster names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", ["skyplan logs he", "skyplan logs --follow he", "skyplan status he",
+                                  "skyplan down he"])
+def test_logs_completes_cluster_names_as_the_other_commands_do(tmp_path, line):
+    task = failing_task(tmp_path)
+    for name in ("hello", "help-me", "train"):
+        up_cluster(task, name)
+    words = line.split()
+    env = {"_SKYPLAN_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
+    r = runner.invoke(app, [], env=env, prog_name="skyplan")
+    assert r.stdout.split() == ["hello", "help-me"]
