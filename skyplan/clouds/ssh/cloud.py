@@ -165,7 +165,7 @@ class Ssh(CloudBase):
         """Hosts the ledger says the matching stacks still hold."""
         from skyplan.clouds.ssh import ledger
 
-        return tuple((e["stack"], f"host {e.get('zone')} of pool '{e.get('pool')}' (held in {ledger.ledger_path()})")
+        return tuple((e["stack"], f"host {e.get('zone')} of pool '{e.get('pool')}' (held in {ledger.ledger_path(create=False)})")
                      for e in ledger.held(stack_prefix))
 
     def remove_leftovers(self, stacks: Iterable[str]) -> None:

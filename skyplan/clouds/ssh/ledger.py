@@ -27,10 +27,11 @@ class HostBusy(Exception):
     """The host is taken by another stack (its text starts with the stable code ``SshHostBusy``)."""
 
 
-def ledger_path() -> Path:
+def ledger_path(create: bool = True) -> Path:
+    """The ledger file; with ``create``, its directory is made (0700) too."""
     from skyplan import home
 
-    return home.sub("ssh") / "allocations.json"
+    return (home.sub("ssh") if create else home.home() / "ssh") / "allocations.json"
 
 
 @contextmanager
@@ -96,7 +97,11 @@ def release_stack(stack: str, path: Path | None = None) -> list[str]:
 
 
 def held(stack_prefix: str = "", path: Path | None = None) -> list[dict[str, Any]]:
-    """Every entry whose stack starts with ``stack_prefix``, with its ``key``."""
+    """Every entry whose stack starts with ``stack_prefix``, with its ``key``. A home
+    that never used the ssh cloud has no ledger, and gets none made by asking."""
+    path = path or ledger_path(create=False)
+    if not path.exists():
+        return []
     with _locked(path) as (_, data):
         return [{"key": k, **v} for k, v in sorted(data.items())
                 if isinstance(v, dict) and str(v.get("stack", "")).startswith(stack_prefix)]
