@@ -77,7 +77,8 @@ class Diagnostic:
             loc += f":{self.line}"
             if self.column is not None:
                 loc += f":{self.column}"
-        text = f"{loc}: {self.path}: {self.message}"
+        # The document root ("$": a device, a FIFO, a YAML syntax error) says nothing the location does not.
+        text = f"{loc}: {self.path}: {self.message}" if self.path and self.path != "$" else f"{loc}: {self.message}"
         if self.suggestion:
             text += f" (did you mean '{self.suggestion}'?)"
         return text
@@ -112,6 +113,8 @@ class SpecError(InputError):
         first = diagnostics[0] if diagnostics else None
         super().__init__(head, hint=hint, file=first.file if first else None, line=first.line if first else None,
                          path=first.path if first else None)
+        #: The line said after the findings (the message, unless a subclass's message repeats them).
+        self.headline = head
         self.diagnostics = list(diagnostics[:MAX_ERRORS])
         self.omitted = max(0, n - MAX_ERRORS)
 

@@ -44,7 +44,7 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any], str]:
         diags = getattr(exc, "diagnostics", None)
         if diags:
             lines += [f"error: {d.format()}" for d in diags]
-            lines.append(exc.message)
+            lines.append(getattr(exc, "headline", exc.message))  # not the findings again
         else:
             lines.append(f"error: {exc.message}")
         if exc.hint:

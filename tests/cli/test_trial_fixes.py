@@ -272,3 +272,39 @@ def test_logs_completes_cluster_names_as_the_other_commands_do(tmp_path, line):
     env = {"_SKYPLAN_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
     r = runner.invoke(app, [], env=env, prog_name="skyplan")
     assert r.stdout.split() == ["hello", "help-me"]
+
+
+# --- 6. a device or FIFO names no `$`; a bad scenario's error is said once ----------------------
+
+
+def test_a_device_or_a_fifo_error_names_no_document_root(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = invoke("validate", "/dev/zero")
+    assert r.exit_code == 2 and "error: /dev/zero: is a character device, not a task file" in r.stderr
+    r = invoke("plan", fifo)
+    assert r.exit_code == 2 and f"error: {fifo}: is a FIFO (named pipe), not a task file" in r.stderr
+    assert "$:" not in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [\n")
+    r = invoke("validate", bad)
+    assert r.exit_code == 2 and f"error: {bad}:2:1: invalid YAML" in r.stderr, r.stderr
+    assert "$.resources.cpus:" in invoke("validate", _cpus_task(tmp_path)).stderr  # a deeper path still shows
+
+
+def _cpus_task(tmp_path: Path) -> Path:
+    path = tmp_path / "cpus.yaml"
+    path.write_text("name: t\nresources:\n  cpus: lots\nrun: echo\n")
+    return path
+
+
+def test_a_bad_scenario_file_is_reported_once(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bad: [\n")
+    for scenario, finding in (("/dev/zero", "is a character device"), (bad, "invalid YAML")):
+        r = invoke("apply", EX / "gpu-set.yaml", "--yes", "--simulate", scenario)
+        assert r.exit_code == 2, r.output
+        assert r.stderr.count(finding) == 1, r.stderr
+        assert f"invalid sim scenario {scenario}" in r.stderr and "$:" not in r.stderr

@@ -52,6 +52,7 @@ class ScenarioError(SpecError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__(diagnostics, hint="see the scenario format in skyplan/clouds/sim/scenario.py")
         head = f"invalid sim scenario {diagnostics[0].file}" if diagnostics else "invalid sim scenario"
+        self.headline = head  # the CLI prints the findings themselves first: not twice
         self.message = head + ":\n" + "\n".join("  " + d.format() for d in diagnostics)
         self.args = (self.message,)
 
