@@ -65,8 +65,18 @@ class KnownNames:
         return tuple(c for c in registry.default_clouds() if self.has_offers(c))
 
     def _own(self, cloud: str) -> tuple[Offer, ...]:
+        """``cloud``'s own offers, or none when it cannot give any (an ssh cloud with no
+        pool): checking a name against every cloud must not fail on one that the task
+        may not even use; the planner says what is missing when a task names it."""
+        from skyplan.errors import InputError
+
         c = registry.find(cloud)
-        return (c.own_offers() or ()) if c is not None else ()
+        if c is None:
+            return ()
+        try:
+            return c.own_offers() or ()
+        except InputError:
+            return ()
 
     # -- regions and zones ---------------------------------------------------------
 
