@@ -393,3 +393,14 @@ def test_an_unusable_identity_file_is_an_auth_failure(sshd, tmp_path):
     sync_api.run(node.close())
     assert e.value.code == "SshAuthFailed"
     assert "passphrase" in e.value.message
+
+
+def test_a_large_log_is_read_whole_in_chunks(sshd, tmp_path):
+    node = _node(sshd, tmp_path / "sb" / "node-0")
+    sync_api.run(node.sync(None, {}))
+    # 3 MiB of output: several reads of at most READ_CHUNK, each one JSON line on the runner's channel.
+    sync_api.run(node.start(TaskSpec("c1", "c1-ssh", run="head -c 3145728 /dev/zero | tr '\\0' x")))
+    assert _wait_finished(node).state == "succeeded"
+    out = b"".join(sync_api.follow(node, poll_s=0.1))
+    sync_api.run(node.close())
+    assert out == b"x" * 3145728
