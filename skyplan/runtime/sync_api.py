@@ -38,6 +38,18 @@ _loop_pid: int | None = None
 _nodes: dict[NodeAddress, NodeRuntime] = {}
 
 
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's loop thread and connections do not exist
+    here, and the lock may have been held by one of its threads at the fork."""
+    global _lock, _loop, _loop_pid
+    _lock = threading.Lock()
+    _loop, _loop_pid = None, None
+    _nodes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def loop() -> asyncio.AbstractEventLoop:
     """The process's runtime loop, started (in a daemon thread) on first use."""
     global _loop, _loop_pid

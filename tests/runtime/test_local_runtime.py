@@ -183,3 +183,23 @@ def test_runner_serve_answers_json_lines_until_stdin_ends(tmp_path):
         p.stdin.close()
         assert p.wait(timeout=DEADLINE_S) == 0
     assert not root.exists()
+
+
+def test_a_forked_child_gets_a_runtime_loop_of_its_own(tmp_path):
+    import asyncio
+    import os
+
+    assert sync_api.run(asyncio.sleep(0, "parent")) == "parent"  # the parent's loop thread exists
+    with sync_api._lock:  # held at the fork, as another thread of the parent might hold it
+        pid = os.fork()
+        if pid == 0:  # the child: its own loop, not the parent's (absent) thread, no deadlock
+            import signal
+
+            signal.alarm(20)  # a deadlock ends the child (SIGALRM) instead of the test run
+            try:
+                ok = sync_api.run(asyncio.sleep(0, "child"), timeout=20) == "child"
+            except BaseException:  # noqa: BLE001
+                ok = False
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
