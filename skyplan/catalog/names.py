@@ -64,6 +64,20 @@ class KnownNames:
         """The clouds of a task that names none (those with offers here)."""
         return tuple(c for c in registry.default_clouds() if self.has_offers(c))
 
+    def no_offers_reason(self, cloud: str) -> str | None:
+        """Why a cloud outside the catalog gives no offers, in its own words (an ssh
+        cloud with no pool says where pools go), or None."""
+        from skyplan.errors import InputError
+
+        c = registry.find(cloud)
+        if c is None or self.is_catalog_cloud(cloud):
+            return None
+        try:
+            c.own_offers()
+        except InputError as exc:
+            return exc.message + (f" ({exc.hint})" if exc.hint else "")
+        return None
+
     def _own(self, cloud: str) -> tuple[Offer, ...]:
         """``cloud``'s own offers, or none when it cannot give any (an ssh cloud with no
         pool): checking a name against every cloud must not fail on one that the task

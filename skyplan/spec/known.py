@@ -109,8 +109,9 @@ def _check_request(req: Request, names: KnownNames) -> Iterator[Finding]:
         if cloud not in registry.names():
             return  # the schema reports an unknown cloud
         if not names.has_offers(cloud):
-            yield (req["cloud"][1], f"the catalog in use ({names.source}) has no offers on {registry.display(cloud)}",
-                   None)
+            why = names.no_offers_reason(cloud)
+            yield (req["cloud"][1], why or f"the catalog in use ({names.source}) has no offers on "
+                   f"{registry.display(cloud)}", None)
             return
         clouds: tuple[str, ...] = (cloud,)
     else:

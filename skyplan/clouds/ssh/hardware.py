@@ -149,7 +149,8 @@ async def runtime_probe(host: Host, timeout_s: float) -> str:
     return result.output.decode("utf-8", "replace")
 
 
-#: Why each host could not be probed in this process (host key -> reason), for messages.
+#: Why each host could not be probed in this process (host key -> reason), for messages;
+#: such a host is not probed again by the same process (a failed probe is not cached on disk).
 UNPROBED: dict[str, str] = {}
 
 
@@ -168,7 +169,9 @@ def facts_for(hosts: Iterable[Host], *, prober: Prober | None = None, now: float
         f = _cached(cache.get(key), now)
         if f is not None:
             out[key] = f
-    missing = [h for k, h in wanted.items() if k not in out]
+    # A host that failed its probe in this process is not probed again by it: one
+    # command asks for the offers several times (names, regions, the plan).
+    missing = [h for k, h in wanted.items() if k not in out and k not in UNPROBED]
     if not missing:
         return out
     probe = prober or runtime_probe
