@@ -245,3 +245,10 @@ class EngineError(SkyplanError):
 
 class NotFoundError(InputError):
     """A named cluster, job or file does not exist."""
+
+
+class NodeUnreachable(SkyplanError):
+    """A node of a cluster could not be reached to read its task (refused, timed out,
+    host key refused): ``logs`` says so instead of printing nothing."""
+
+    exit_code = EXIT_PROVISION_FAILED

@@ -81,6 +81,8 @@ class NodesLogSource:
         from skyplan.runtime import sync_api
         from skyplan.runtime.protocol import RuntimeFailure
 
+        failures: list[str] = []
+
         async def read_all(node: NodeRuntime) -> bytes:
             out, offset = b"", 0
             try:
@@ -89,7 +91,8 @@ class NodesLogSource:
                     if not data:
                         return out
                     out += data
-            except RuntimeFailure:
+            except RuntimeFailure as exc:
+                failures.append(f"node {node.address.rank}: {exc}")
                 return out
 
         async def every() -> list[bytes]:
@@ -98,6 +101,8 @@ class NodesLogSource:
         for a, data in zip(self.addresses, sync_api.run(every())):
             for line in data.decode("utf-8", "replace").splitlines(keepends=True):
                 yield self._prefix(a.rank) + (line if line.endswith("\n") else line + "\n")
+        if failures:  # what could be read was printed; silence would read as "no output"
+            raise _unreachable(failures)
 
     def follow(self) -> Iterator[str]:
         """Every node's output, interleaved as written, until the task has ended on
@@ -135,7 +140,22 @@ class NodesLogSource:
         finally:
             for f in futures:  # the pumps run on the runtime's loop thread; a consumer that stops early ends them
                 f.cancel()
-        for f in futures:
+        from skyplan.runtime.protocol import RuntimeFailure
+
+        failures = []
+        for a, f in zip(self.addresses, futures):
             exc = f.exception() if f.done() and not f.cancelled() else None
-            if exc is not None:
+            if isinstance(exc, RuntimeFailure):
+                failures.append(f"node {a.rank}: {exc}")
+            elif exc is not None:
                 raise exc
+        if failures:
+            raise _unreachable(failures)
+
+
+def _unreachable(failures: list[str]) -> Exception:
+    from skyplan.errors import NodeUnreachable
+
+    return NodeUnreachable("could not read the task's output: " + "; ".join(failures),
+                           hint="check that the machine is up and reachable over SSH (`skyplan status --json` "
+                                "shows each node's state), then run the command again")

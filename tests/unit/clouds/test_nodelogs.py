@@ -32,3 +32,22 @@ def test_running_starting_and_absent() -> None:
     assert status_dict([NodeStatus(0, "running"), NodeStatus(1, "starting")])["phase"] == "run"
     assert status_dict([NodeStatus(0, "absent"), NodeStatus(1, "succeeded", 0)])["phase"] == "absent"
     assert status_dict([])["phase"] == "absent"
+
+
+def test_logs_of_a_node_that_cannot_be_reached_say_so_instead_of_printing_nothing(tmp_path):
+    import pytest
+
+    from skyplan.clouds.nodelogs import NodesLogSource
+    from skyplan.errors import NodeUnreachable
+    from skyplan.runtime.protocol import NodeAddress
+
+    kh = tmp_path / "known_hosts"
+    kh.write_text("")
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    source = NodesLogSource([NodeAddress("ssh", rank=0, host="127.0.0.1", port=1, user="nobody", sandbox="~/.skyplan/sandboxes/s/node-0",
+                                         known_hosts=str(kh))])
+    with pytest.raises(NodeUnreachable, match="node 0: SshUnreachable") as got:
+        list(source.lines())
+    assert got.value.exit_code == 4
+    with pytest.raises(NodeUnreachable, match="node 0"):
+        list(source.follow())
