@@ -684,7 +684,13 @@ def run() -> None:
     # create is private: the home holds state, stack checkpoints and task envs.
     private_umask()
     signal.signal(signal.SIGTERM, _terminated)
-    app()
+    try:
+        app()
+    finally:
+        # The command has chosen its exit code: a second Ctrl-C or SIGTERM during the
+        # interpreter's shutdown must not print a traceback from threading's exit hook.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
 
 
 if __name__ == "__main__":
