@@ -512,9 +512,11 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the task ends."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per output line, then a summary with the "
                                  "task's outcome."),
+    node: Optional[int] = typer.Option(None, "--node", min=0, help="Only this node's output (rank; 0 is the "
+                                       "head node), without prefixes."),
 ) -> None:
-    """Print a cluster's task output (every node's, prefixed (node-N) when several) and
-    return; --follow streams it until the task ends."""
+    """Print a cluster's task output (every node's, prefixed (node-N) when several;
+    --node N for one) and return; --follow streams it until the task ends."""
     from skyplan.errors import InputError, NotFoundError
     from skyplan.provision.apply import valid_cluster_name
     from skyplan.state import StateDB
@@ -532,6 +534,11 @@ def logs(
         here = registry.with_capability(has_log_source=True)
         raise InputError(f"cluster '{name}' runs on {row.cloud}; its logs are on the instance",
                          hint=f"logs are available here for {' and '.join(here)} clusters only")
+    if node is not None:
+        one = source.node(node)
+        if one is None:
+            raise InputError(f"cluster '{name}' has no node {node}", hint=f"see `skyplan status {name} --json`")
+        source = one
     lines = source.follow() if follow else source.lines()
     if as_json:
         from skyplan.cli.json_streams import log_events

@@ -167,6 +167,11 @@ class LogSource(Protocol):
         """The task's state: ``{"phase", "returncode", ...}``, or None if unknown."""
         ...
 
+    def node(self, rank: int) -> "LogSource | None":
+        """The same source for the node of ``rank`` alone (no prefixes), or None when
+        the cluster has no such node."""
+        ...
+
 
 @runtime_checkable
 class Cloud(Protocol):

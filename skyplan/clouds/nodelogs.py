@@ -57,6 +57,10 @@ class NodesLogSource:
 
         return sync_api.open_node(address)
 
+    def node(self, rank: int) -> "NodesLogSource | None":
+        only = [a for a in self.addresses if a.rank == rank]
+        return NodesLogSource(only) if only else None
+
     def _prefix(self, rank: int) -> str:
         return f"(node-{rank}) " if len(self.addresses) > 1 else ""
 
@@ -114,10 +118,16 @@ class NodesLogSource:
 
         q: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
 
+        from skyplan.runtime.protocol import RuntimeFailure
+
+        failures: list[str] = []
+
         async def pump(a: NodeAddress) -> None:
             try:
                 async for chunk in self._open(a).follow(0):
                     q.put((a.rank, chunk))
+            except RuntimeFailure as exc:  # noted before the end marker: the consumer reads it after
+                failures.append(f"node {a.rank}: {exc}")
             finally:
                 q.put((a.rank, None))
 
@@ -140,14 +150,9 @@ class NodesLogSource:
         finally:
             for f in futures:  # the pumps run on the runtime's loop thread; a consumer that stops early ends them
                 f.cancel()
-        from skyplan.runtime.protocol import RuntimeFailure
-
-        failures = []
-        for a, f in zip(self.addresses, futures):
+        for f in futures:
             exc = f.exception() if f.done() and not f.cancelled() else None
-            if isinstance(exc, RuntimeFailure):
-                failures.append(f"node {a.rank}: {exc}")
-            elif exc is not None:
+            if exc is not None:
                 raise exc
         if failures:
             raise _unreachable(failures)

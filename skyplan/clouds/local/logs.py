@@ -212,6 +212,10 @@ class SandboxLogs:
     def status(self) -> dict[str, Any] | None:
         return job_status(self.sandbox).to_json()
 
+    def node(self, rank: int) -> "SandboxLogs | None":
+        found = [d for r, d in _node_dirs(self.sandbox) if r == rank]
+        return SandboxLogs(str(found[0])) if found else None
+
 
 def sandbox_addresses(outputs: Mapping[str, Any]) -> list[Any]:
     """Each node's ``NodeAddress`` on this machine (its sandbox), by rank."""

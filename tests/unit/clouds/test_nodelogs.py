@@ -44,8 +44,8 @@ def test_logs_of_a_node_that_cannot_be_reached_say_so_instead_of_printing_nothin
     kh = tmp_path / "known_hosts"
     kh.write_text("")
     # Port 1 on loopback: nothing listens, the connection is refused at once.
-    source = NodesLogSource([NodeAddress("ssh", rank=0, host="127.0.0.1", port=1, user="nobody", sandbox="~/.skyplan/sandboxes/s/node-0",
-                                         known_hosts=str(kh))])
+    source = NodesLogSource([NodeAddress("ssh", rank=0, host="127.0.0.1", port=1, user="nobody",
+                                         sandbox="~/.skyplan/sandboxes/s/node-0", known_hosts=str(kh))])
     with pytest.raises(NodeUnreachable, match="node 0: SshUnreachable") as got:
         list(source.lines())
     assert got.value.exit_code == 4
