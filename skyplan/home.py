@@ -72,14 +72,19 @@ def private_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def home() -> Path:
+def home_path() -> Path:
+    """Where the home is (``SKYPLAN_HOME``, else the platform's user data dir), without
+    creating it."""
     env = os.environ.get("SKYPLAN_HOME")
     if env:
-        path = Path(env).expanduser()
-    else:
-        import platformdirs
+        return Path(env).expanduser()
+    import platformdirs
 
-        path = Path(platformdirs.user_data_dir("skyplan", appauthor=False))
+    return Path(platformdirs.user_data_dir("skyplan", appauthor=False))
+
+
+def home() -> Path:
+    path = home_path()
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:

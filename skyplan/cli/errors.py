@@ -73,6 +73,21 @@ def write_error_document(error: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _check_config_file() -> None:
+    """A mistake in ``$SKYPLAN_HOME/config.yaml`` stops every command (exit 2, with
+    file:line:col), not only those that read a setting: a typo must not pass silently.
+    An absent file costs one stat; the home is not created for it."""
+    import os
+
+    from skyplan.home import home_path
+
+    path = home_path() / "config.yaml"
+    if os.path.lexists(path):
+        from skyplan.config import read_config
+
+        read_config(path)
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a command: SkyplanError -> its exit code; an interrupt -> 130;
     anything else -> exit 1. Under ``--json`` the error object goes to stdout too."""
@@ -81,6 +96,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = bool(kwargs.get("as_json"))
         try:
+            _check_config_file()
             return fn(*args, **kwargs)
         except typer.Exit:
             raise

@@ -65,3 +65,22 @@ def test_a_bad_config_file_stops_plan_with_exit_2_and_the_place(home: Path, tmp_
     assert r.exit_code == 2, r.output
     assert "config.yaml:5:" in r.output and "$.ssh.pools.lab.hosts[0].prot" in r.output
     assert "did you mean 'port'" in r.output
+
+
+def test_a_mistake_in_the_config_file_stops_every_command_with_exit_2(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from skyplan.cli.main import app
+
+    monkeypatch.setenv("SKYPLAN_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "config.yaml").write_text("backnd: file:///tmp/x\n")
+    runner = CliRunner()
+    plain = runner.invoke(app, ["status"])
+    assert plain.exit_code == 2 and "did you mean 'backend'" in plain.stderr
+    as_json = runner.invoke(app, ["status", "--json"])
+    assert as_json.exit_code == 2 and json.loads(as_json.stdout)["error"]["code"] == "ConfigError"
+    (tmp_path / "home" / "config.yaml").unlink()
+    assert runner.invoke(app, ["status"]).exit_code == 0
