@@ -189,7 +189,7 @@ def test_completion_can_be_shown_and_installed():
     r = invoke("--help")
     assert "--install-completion" in r.stdout and "--show-completion" in r.stdout
     shown = invoke("--show-completion", "bash")
-    assert shown.exit_code == 0 and "_SKYPLAN_COMPLETE=complete_bash" in shown.stdout
+    assert shown.exit_code == 0 and "_SKYPLAN_COMPLETE=complete_bash" in shown.stdout, (shown.exc_info, shown.output)
 
 
 # --- down and status --------------------------------------------------------------------
