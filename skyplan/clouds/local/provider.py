@@ -135,6 +135,14 @@ def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, An
         "task_id": request.stack,
         "node_rank": rank,
         "num_nodes": max(1, int(request.num_nodes)),
+        **task_props(request),
+    }
+
+
+def task_props(request: ProvisionRequest) -> dict[str, Any]:
+    """The task's part of a sandbox node's inputs (every cloud whose nodes run the
+    sandbox runner): workdir, file mounts, setup, run, envs, revision, secrets."""
+    return {
         # The request's workdir is made absolute here, in the apply process, whose
         # cwd is the user's; the provider process runs elsewhere.
         "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,

@@ -261,8 +261,7 @@ class SshNode(Resource, module="skyplan", name="SshNode"):
 
 
 def node_props(request: ProvisionRequest, rank: int, host: Any, node_ips: Any) -> dict[str, Any]:
-    import os
-
+    from skyplan.clouds.local.provider import task_props
     from skyplan.config import config_path
 
     return {
@@ -275,13 +274,7 @@ def node_props(request: ProvisionRequest, rank: int, host: Any, node_ips: Any) -
         "sandbox": sandbox_path(request.stack, rank),
         # Where the pools are: a host taken out of every pool may be forgotten by delete (``_remove``).
         "config": str(config_path().absolute()),
-        "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,
-        "file_mounts": dict(request.file_mounts),
-        "setup": request.setup,
-        "run": request.run,
-        "envs": dict(request.envs),
-        "revision": request.revision,
-        "secrets": pulumi.Output.secret(dict(request.secrets)) if request.secrets else {},
+        **task_props(request),
     }
 
 
