@@ -24,6 +24,7 @@ from skyplan.runtime.protocol import (
     NodeStatus,
     RuntimeFailure,
     TaskSpec,
+    drain,
 )
 
 #: How much of a log one ``read_log`` returns at most.
@@ -141,18 +142,8 @@ class LocalNode:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        chunks: list[bytes] = []
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                if on_output is not None:
-                    on_output(chunk)
-                else:
-                    chunks.append(chunk)
-
         try:
-            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout_s)
+            output, _ = await asyncio.wait_for(asyncio.gather(drain(proc.stdout, on_output), proc.wait()), timeout_s)
         except asyncio.TimeoutError:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -160,7 +151,7 @@ class LocalNode:
                 pass
             await proc.wait()
             raise RuntimeFailure("NodeExecTimeout", f"`{command}` did not finish within {timeout_s:g} s") from None
-        return ExecResult(proc.returncode if proc.returncode is not None else -1, b"".join(chunks))
+        return ExecResult(proc.returncode if proc.returncode is not None else -1, output)
 
     async def stop(self) -> NodeStatus:
         st = await asyncio.to_thread(runner.stop, self.root)

@@ -17,7 +17,7 @@ module docstring): ``<base>/sandboxes/<stack>/node-<rank>``, with ``workdir/``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol, runtime_checkable
 
 #: How long ``status`` may take before a node counts as unreachable (seconds).
 DEFAULT_STATUS_TIMEOUT_S = 20.0
@@ -97,6 +97,18 @@ class TaskSpec:
 class ExecResult:
     exit_code: int
     output: bytes
+
+
+async def drain(stream: Any, on_output: Callable[[bytes], None] | None) -> bytes:
+    """Read an asyncio-style ``stream`` to its end: each chunk goes to ``on_output``
+    when given (then b"" is returned), else all of it is returned (``exec``)."""
+    chunks: list[bytes] = []
+    while chunk := await stream.read(65536):
+        if on_output is not None:
+            on_output(chunk)
+        else:
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class RuntimeFailure(Exception):

@@ -64,6 +64,7 @@ from skyplan.runtime.protocol import (
     NodeStatus,
     RuntimeFailure,
     TaskSpec,
+    drain,
 )
 
 #: Bound on opening a connection (TCP, key exchange, authentication), seconds.
@@ -493,20 +494,8 @@ class SshNode:
         except (asyncssh.Error, OSError) as e:
             self._drop()
             raise self._failure(e) from None
-        chunks: list[bytes] = []
-
-        async def pump() -> None:
-            while True:
-                chunk = await proc.stdout.read(65536)
-                if not chunk:
-                    return
-                if on_output is not None:
-                    on_output(chunk)
-                else:
-                    chunks.append(chunk)
-
         try:
-            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout_s)
+            output, _ = await asyncio.wait_for(asyncio.gather(drain(proc.stdout, on_output), proc.wait()), timeout_s)
         except asyncio.TimeoutError:
             proc.close()
             raise RuntimeFailure("NodeExecTimeout", f"`{command}` did not finish on {self.where} within "
@@ -515,7 +504,7 @@ class SshNode:
             self._drop()
             raise self._failure(e) from None
         code = proc.exit_status if proc.exit_status is not None else 255
-        return ExecResult(code, b"".join(chunks))
+        return ExecResult(code, output)
 
     async def stop(self) -> NodeStatus:
         return node_status(self.address.rank, await self._runner("stop", self._root()))
