@@ -9,7 +9,9 @@ must hold one YAML mapping. ``load_config`` is that structural read;
 * the settings of ``SETTINGS``, each with the environment variable that
   overrides it (``setting(name)``: the variable when set, else the file);
 * a section per cloud that takes one (``ssh:`` and its pools), checked by the
-  cloud itself (``Cloud.check_config``), so this module names no cloud.
+  cloud itself (``Cloud.check_config``), so this module names no cloud;
+* a section per product subsystem (``jobs:``, see ``PRODUCT_SECTIONS``), checked
+  by its module's ``check_config``.
 
 A finding has ``file:line:col`` and, for a misspelt key, a did-you-mean: exit 2.
 """
@@ -35,6 +37,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
 }
 #: Settings that name a file or directory.
 PATH_SETTINGS = frozenset({"catalog", "engine_dir"})
+#: Sections of the product's own subsystems -> the module whose ``check_config(value, cfg, path)``
+#: checks it (imported only when the file has the section).
+PRODUCT_SECTIONS: dict[str, str] = {
+    "jobs": "skyplan.jobs.settings",
+}
 
 
 class ConfigError(SpecError):
@@ -143,12 +150,16 @@ def _check(cfg: ConfigFile) -> list[Diagnostic]:
     from skyplan.clouds import registry
 
     sections = {n for n in registry.names() if registry.get(n).takes_config}
-    known = sorted(set(SETTINGS) | sections)
+    known = sorted(set(SETTINGS) | sections | set(PRODUCT_SECTIONS))
     found: list[Diagnostic] = []
     for key, value in cfg.data.items():
         if key in SETTINGS:
             if not isinstance(value, str) or not value.strip():
                 found.append(cfg.diagnostic((key,), f"'{key}' is {SETTINGS[key][1]}: a non-empty string"))
+        elif key in PRODUCT_SECTIONS:
+            import importlib
+
+            found.extend(importlib.import_module(PRODUCT_SECTIONS[key]).check_config(value, cfg, (key,)))
         elif key in sections:
             found.extend(registry.get(key).check_config(value, cfg, (key,)))
         else:
