@@ -72,13 +72,17 @@ def build_resources(res: dict[str, Any], raw: dict[PathT, str] | None = None) ->
 def _request(f: dict[str, Any], raw: dict[PathT, str], at: PathT) -> ResourceRequest:
     accelerators, acc_pref = _accelerators(f.get("accelerators"))
     jr = f.get("job_recovery")
-    strategy, restarts = None, None
+    strategy, restarts, codes, backoff = None, None, (), None
     if isinstance(jr, str):
         strategy = parse.parse_job_recovery(jr)
     elif isinstance(jr, dict):
         strategy = parse.parse_job_recovery(jr["strategy"]) if jr.get("strategy") is not None else None
         restarts = jr.get("max_restarts_on_errors")
         restarts = int(restarts) if restarts is not None else None
+        codes = tuple(sorted({int(c) for c in jr.get("recover_on_exit_codes") or ()}))
+        # seed 004 (AIchor) spells it backoffLimit; semantic refuses both at once
+        backoff = jr.get("backoff_limit", jr.get("backoffLimit"))
+        backoff = int(backoff) if backoff is not None else None
     cost = f.get("max_hourly_cost")
     disk = f.get("disk_size")
     return ResourceRequest(
@@ -97,6 +101,8 @@ def _request(f: dict[str, Any], raw: dict[PathT, str], at: PathT) -> ResourceReq
         labels=_string_pairs(f.get("labels"), raw, at + ("labels",)),
         job_recovery=strategy,
         max_restarts_on_errors=restarts,
+        recover_on_exit_codes=codes,
+        backoff_limit=backoff,
     )
 
 

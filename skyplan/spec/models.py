@@ -70,8 +70,12 @@ class ResourceRequest:
     disk_size: int | None = None
     ports: tuple[int, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
-    job_recovery: str | None = None  # strategy, upper-case: FAILOVER | EAGER_NEXT_REGION
+    job_recovery: str | None = None  # strategy, upper-case: FAILOVER | EAGER_NEXT_REGION | NO_RECOVERY
     max_restarts_on_errors: int | None = None  # from the object form of job_recovery
+    #: Exit codes after which a managed task restarts without spending a budget (sorted, unique).
+    recover_on_exit_codes: tuple[int, ...] = ()
+    #: Failures of any kind, evictions included, the job survives (seed 004's ``backoffLimit``).
+    backoff_limit: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ _PORT_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: job_recovery strategies skyplan knows, upper-case.
-JOB_RECOVERY_STRATEGIES = ("FAILOVER", "EAGER_NEXT_REGION")
+#: NO_RECOVERY: a managed job fails on preemption instead of being relaunched.
+JOB_RECOVERY_STRATEGIES = ("FAILOVER", "EAGER_NEXT_REGION", "NO_RECOVERY")
 
 MAX_PORT = 65535
 

@@ -162,8 +162,12 @@ def _check_fields(res: dict[str, Any], at: PathT) -> Iterator[Finding]:
     jr = res.get("job_recovery")
     if isinstance(jr, str):
         yield from _strategy(jr, at + ("job_recovery",))
-    elif isinstance(jr, dict) and isinstance(jr.get("strategy"), str):
-        yield from _strategy(jr["strategy"], at + ("job_recovery", "strategy"))
+    elif isinstance(jr, dict):
+        if isinstance(jr.get("strategy"), str):
+            yield from _strategy(jr["strategy"], at + ("job_recovery", "strategy"))
+        if jr.get("backoff_limit") is not None and jr.get("backoffLimit") is not None:
+            yield (at + ("job_recovery", "backoffLimit"),
+                   "give backoff_limit or its seed spelling backoffLimit, not both", "backoff_limit")
 
 
 def _duplicate(seen: dict[Any, str], parsed: Any, text: str, path: PathT) -> Iterator[Finding]:

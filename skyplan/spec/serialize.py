@@ -76,6 +76,10 @@ def request_to_dict(r: ResourceRequest) -> dict[str, Any]:
         "labels": dict(r.labels),
         "job_recovery": r.job_recovery,
         "max_restarts_on_errors": r.max_restarts_on_errors,
+        # Only when set: a task without them hashes as before (plan files made by an
+        # earlier version keep their task_sha256).
+        **({"recover_on_exit_codes": list(r.recover_on_exit_codes)} if r.recover_on_exit_codes else {}),
+        **({"backoff_limit": r.backoff_limit} if r.backoff_limit is not None else {}),
     }
 
 
@@ -209,6 +213,9 @@ def _request(c: dict[str, Any]) -> ResourceRequest:
         labels=_pairs(c.get("labels"), "labels"),
         job_recovery=_opt(c, "job_recovery", str),
         max_restarts_on_errors=_opt(c, "max_restarts_on_errors", int),
+        recover_on_exit_codes=tuple(_need(x, int, "exit code")
+                                    for x in _need(c.get("recover_on_exit_codes") or [], list, "recover_on_exit_codes")),
+        backoff_limit=_opt(c, "backoff_limit", int),
     )
 
 

@@ -131,7 +131,9 @@ RESOURCES = st.fixed_dictionaries(
         "ports": st.one_of(st.integers(1, 65535), st.sampled_from(["8080", "10-12"]),
                            st.lists(st.integers(1, 65535), max_size=3)),
         "labels": st.dictionaries(st.sampled_from(["team", "env"]), st.sampled_from(["ml", 1, True])),
-        "job_recovery": st.sampled_from(["FAILOVER", "eager_next_region", {"max_restarts_on_errors": 2}]),
+        "job_recovery": st.sampled_from(["FAILOVER", "eager_next_region", "no_recovery", {"max_restarts_on_errors": 2},
+                                         {"recover_on_exit_codes": [137, 3, 3], "backoffLimit": 0},
+                                         {"strategy": "FAILOVER", "backoff_limit": 5}]),
     },
 )
 

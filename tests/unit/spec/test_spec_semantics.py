@@ -362,6 +362,45 @@ def test_job_recovery_forms():
     assert (b.job_recovery, b.max_restarts_on_errors) == ("EAGER_NEXT_REGION", 3)
 
 
+def test_job_recovery_exit_codes_and_backoff_limit():
+    c = load("resources:\n  job_recovery: {strategy: no_recovery, recover_on_exit_codes: [137, 3, 137], "
+             "backoff_limit: 2}\n").resources.candidates[0]
+    assert (c.job_recovery, c.recover_on_exit_codes, c.backoff_limit) == ("NO_RECOVERY", (3, 137), 2)
+    # seed 004's spelling
+    d = load("resources:\n  job_recovery: {backoffLimit: 5}\n").resources.candidates[0]
+    assert (d.job_recovery, d.backoff_limit, d.recover_on_exit_codes) == (None, 5, ())
+    # an any_of entry inherits the base's job_recovery
+    e = load("resources:\n  job_recovery: {backoffLimit: 1}\n  any_of:\n    - use_spot: true\n    - {}\n")
+    assert [r.backoff_limit for r in e.resources.candidates] == [1, 1]
+
+
+@pytest.mark.parametrize("doc, path", [
+    ("{recover_on_exit_codes: [0]}", "$.resources.job_recovery.recover_on_exit_codes[0]"),
+    ("{recover_on_exit_codes: [256]}", "$.resources.job_recovery.recover_on_exit_codes[0]"),
+    ("{recover_on_exit_codes: 3}", "$.resources.job_recovery.recover_on_exit_codes"),
+    ("{backoff_limit: -1}", "$.resources.job_recovery.backoff_limit"),
+    ("{backoffLimit: 1.5}", "$.resources.job_recovery.backoffLimit"),
+])
+def test_job_recovery_bad_values(doc: str, path: str):
+    assert one_error(f"resources:\n  job_recovery: {doc}\n").path == path
+
+
+def test_job_recovery_round_trips_and_leaves_older_hashes_alone():
+    from skyplan.spec import task_from_dict, task_to_dict
+
+    t = load("resources:\n  job_recovery: {recover_on_exit_codes: [3], backoffLimit: 0}\n")
+    assert task_from_dict(task_to_dict(t)) == t
+    # unset, the new fields are not written: a plan file made before them keeps its task_sha256
+    req = task_to_dict(load("resources:\n  job_recovery: failover\n"))["resources"]["candidates"][0]
+    assert "backoff_limit" not in req and "recover_on_exit_codes" not in req
+
+
+def test_job_recovery_backoff_limit_spelt_twice():
+    d = one_error("resources:\n  job_recovery: {backoff_limit: 1, backoffLimit: 2}\n")
+    assert (d.path, d.suggestion) == ("$.resources.job_recovery.backoffLimit", "backoff_limit")
+    assert "not both" in d.message
+
+
 def test_file_mount_forms():
     task = load(
         """\
