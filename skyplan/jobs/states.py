@@ -94,3 +94,19 @@ class JobRecord:
     recoveries: int  # summed over its tasks
     cancel_requested: bool
     tasks: tuple[TaskRecord, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a task: its first launch is run 1, each recovery adds one.
+    Its log (provisioning events and the task's output) is kept at ``log_path``."""
+
+    job_id: int
+    task_index: int
+    run_no: int  # 1..
+    cluster: str
+    log_path: str
+    started_at: float
+    ended_at: float | None
+    placement: Placement | None  # where it ran (None until known)
+    outcome: str | None  # one word or line, e.g. "succeeded", "preempted"; None while it runs
