@@ -10,6 +10,7 @@ and the CLI all call it)::
       poll_s: 5              # how often each running task is checked
       grace_checks: 3        # failed checks before an unconfirmed node counts as preempted ...
       grace_s: 60            # ... spread over at least this many seconds
+      dashboard_port: 0      # the controller's HTTP API and dashboard on 127.0.0.1 (0: a free port)
 
 Each has an environment variable that wins over the file (``ENV``); tests use
 them for small values. A value that is not valid is an error naming where it
@@ -45,6 +46,7 @@ class JobsSettings:
     poll_s: float = 5.0
     grace_checks: int = 3
     grace_s: float = 60.0
+    dashboard_port: int = 0  # 127.0.0.1's port for the controller's HTTP API (0: a free one)
 
 
 #: Key -> (environment variable, kind, minimum, what it is). kind: "url", "int" or "float";
@@ -58,6 +60,8 @@ ENV: dict[str, tuple[str, str, float | None, str]] = {
     "grace_checks": ("SKYPLAN_JOBS_GRACE_CHECKS", "int", 1,
                      "failed checks before an unconfirmed node counts as preempted"),
     "grace_s": ("SKYPLAN_JOBS_GRACE_S", "float", 0, "seconds the failed checks must span at least"),
+    "dashboard_port": ("SKYPLAN_JOBS_DASHBOARD_PORT", "int", 0,
+                       "the port of 127.0.0.1 the controller serves its dashboard on (0: a free one)"),
 }
 _EXCLUSIVE_MIN = frozenset({"poll_s"})
 #: URL schemes the store supports (SQLAlchemy dialect names, with or without a driver).
@@ -94,6 +98,8 @@ def _convert(key: str, value: Any) -> tuple[Any, str | None]:
     if minimum is not None and (value <= minimum if key in _EXCLUSIVE_MIN else value < minimum):
         bound = f"more than {minimum:g}" if key in _EXCLUSIVE_MIN else f"at least {minimum:g}"
         return None, f"'{key}' is {what}: {bound}, not {value!r}"
+    if key == "dashboard_port" and value > 65535:
+        return None, f"'{key}' is {what}: at most 65535, not {value!r}"
     return (int(value) if kind == "int" else float(value)), None
 
 
