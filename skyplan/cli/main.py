@@ -615,6 +615,32 @@ def sim_ledger(as_json: bool = JSON_OPT) -> None:
         typer.echo(" ".join(f"{k}={v}" for k, v in r.items()))
 
 
+@sim_app.command("preempt")
+@handle_errors
+def sim_preempt(
+    cluster: str = typer.Argument(..., help="The cluster whose sim nodes to preempt.",
+                                  autocompletion=_complete_cluster),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Preempt a sim cluster now, as the provider would: its nodes' processes are
+    killed and the ledger says preempted (a managed job recovers)."""
+    from skyplan.cli import views
+    from skyplan.clouds.sim.preempt import preempt_cluster
+    from skyplan.errors import NotFoundError
+
+    rows = preempt_cluster(cluster)
+    if not rows:
+        raise NotFoundError(f"cluster '{cluster}' has no live sim node to preempt",
+                            hint="see `skyplan sim ledger` for the live sim resources")
+    if as_json:
+        from skyplan.contract import document
+
+        views.write_json(document(cluster=cluster, preempted=[r["id"] for r in rows]))
+    else:
+        typer.echo(f"Preempted {len(rows)} node{'s' if len(rows) != 1 else ''} of '{cluster}': "
+                   + ", ".join(f"{r['id']} ({r['cloud']} {r['zone'] or r['region']})" for r in rows))
+
+
 @sim_app.command("reset")
 @handle_errors
 def sim_reset(

@@ -107,6 +107,21 @@ class CloudBase:
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         return None
 
+    def node_state(self, outputs: Mapping[str, Any]) -> str:
+        """What this cloud itself says of the nodes of a stack that exported
+        ``outputs``, asked apart from the nodes (the jobs controller asks when a
+        node stops answering): ``running``, ``gone`` (deleted, preempted away, its
+        processes vanished), ``stopped`` (a stopped or reclaimed VM) or ``unknown``
+        (this cloud cannot tell cheaply: the controller waits out its grace period).
+        Must not raise for outputs it does not recognise."""
+        return "unknown"
+
+    def tick(self) -> list[dict[str, Any]]:
+        """Do what this cloud does on its own, now (the simulator: preempt the
+        nodes whose scenario preemption is due); returns what happened. The jobs
+        controller calls it once per pass."""
+        return []
+
     def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
         """How the node runtime reaches each node of a stack that exported
         ``outputs`` (``skyplan.runtime.protocol.NodeAddress``, by rank): what

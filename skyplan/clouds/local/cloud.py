@@ -53,6 +53,28 @@ class Local(CloudBase):
 
         return sandbox_logs(outputs)
 
+    def node_state(self, outputs: Mapping[str, Any]) -> str:
+        """A node here is its sandbox: ``gone`` when a sandbox is missing or its
+        processes vanished without recording an end (``lost``: failed hardware, as
+        far as a job can tell), ``stopped`` when it was stopped from outside,
+        else ``running`` (a task that ended leaves its node up)."""
+        from skyplan.clouds.local.logs import _node_dirs
+        from skyplan.clouds.local import runner
+
+        sandbox = outputs.get("sandbox")
+        if not sandbox:
+            return "unknown"
+        nodes = _node_dirs(sandbox)
+        want = len(outputs.get("nodes") or ()) or 1
+        if len(nodes) < want:
+            return "gone"
+        phases = [runner.status(d).get("phase") for _, d in nodes]
+        if "lost" in phases or "absent" in phases:
+            return "gone"
+        if "stopped" in phases:
+            return "stopped"
+        return "running"
+
     def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
         from skyplan.clouds.local.logs import sandbox_addresses
 

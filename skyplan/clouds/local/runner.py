@@ -13,6 +13,16 @@ One node is one directory, ``<SKYPLAN_HOME>/sandboxes/<stack>/node-<rank>``::
     logs/combined.log  both, in order (what ``skyplan logs`` follows)
     logs/supervisor.log  the supervisor's own errors, if any
 
+Buckets (``file_mounts`` entries ``{name: B, mode: MOUNT}``) are directories
+beside the sandboxes, ``<base>/buckets/<B>`` (``<base>`` is the skyplan home
+here, ``~/.skyplan`` on an ssh host), that outlive every sandbox: a node sees
+its bucket at the exact path it asked for (``/checkpoint`` included) through a
+bind mount in a private mount namespace of its own (``unshare --mount``, the
+supervisor and everything it runs). The host's mountpoint stays an empty
+directory, so no other task sees the bucket. ``<base>/buckets/.<B>.json``
+records who created a bucket (``ensure_bucket``): skyplan's managed jobs
+delete the buckets they created when they end (``release_bucket``).
+
 ``start`` is ``prepare`` (the sandbox and its copies: workdir, file mounts)
 then ``launch``. ``launch`` starts a small supervisor (this file, run as a script) in a new
 session, so the node's processes are one process group that outlives the
@@ -33,6 +43,7 @@ sandbox there with it (the workdir arrives there as a tar stream instead of
     python3 -I runner.py stop ROOT
     python3 -I runner.py remove ROOT
     python3 -I runner.py serve           the same requests as JSON lines (``serve``)
+    python3 -I runner.py probe           can this machine mount buckets? (``namespace_problem``)
 
 ROOT may start with ``~`` (the login's home).
 """
@@ -83,7 +94,10 @@ def task_env(spec: Mapping[str, Any], base: Mapping[str, str] | None = None) -> 
             env[str(k)] = "" if v is None else str(v)
     num_nodes = int(spec.get("num_nodes") or 1)
     env.update(
-        SKYPLAN_TASK_ID=str(spec.get("task_id") or spec.get("stack") or ""),
+        # A managed job's task keeps one id across its recoveries (each a new stack):
+        # the jobs controller hands it in as an env (``skyplan.jobs.executor.run_env``).
+        SKYPLAN_TASK_ID=str((spec.get("envs") or {}).get("SKYPLAN_TASK_ID") or spec.get("task_id")
+                            or spec.get("stack") or ""),
         SKYPLAN_NODE_RANK=str(int(spec.get("node_rank") or 0)),
         SKYPLAN_NUM_NODES=str(num_nodes),
         SKYPLAN_CLUSTER=str(spec.get("cluster") or ""),
@@ -123,7 +137,9 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
     ``spec`` keys: cluster, stack, task_id, node_rank, num_nodes, workdir (the
     source directory, absolute, or None), file_mounts (destination -> absolute
     source, copied in: see ``mount_path``), setup, run, envs, secrets (these two
-    reach the task's environment only: see ``task_env``), node_ips (optional).
+    reach the task's environment only: see ``task_env``), node_ips (optional),
+    buckets (optional: ``[{"dst", "name"}]``, see ``launch``) and bucket_owner
+    (who a bucket created now belongs to: ``ensure_bucket``).
     Returns the info the provider exports: sandbox, workdir, pid, pgid, logs,
     status_file. Raises SandboxError.
     """
@@ -184,12 +200,20 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
     task's current directory, ``fs/`` its ``SKYPLAN_FS_ROOT``. A task still
     running there is stopped first (a re-run). ``spec`` as for ``start``; its
     ``workdir`` is only recorded. Returns what ``start`` returns. Raises
-    SandboxError."""
+    SandboxError.
+
+    With ``spec["buckets"]``, each bucket's directory is made if missing
+    (``ensure_bucket``), and so is its mountpoint (an absolute destination is
+    that very path on this machine, an empty directory; ``~/x`` or ``x`` lies
+    in the workdir); the supervisor then starts in a private mount namespace
+    (``namespace_command``) and binds each bucket onto its mountpoint before
+    setup."""
     root = Path(root).absolute()
     workdir = root / "workdir"
     logs = root / "logs"
     if (root / "proc.json").exists():
         stop(root)
+    buckets = _prepare_buckets(spec, root)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         (root / "fs").mkdir(exist_ok=True)
@@ -207,13 +231,18 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
             "run": spec.get("run") or None,
             "created_at": time.time(),
         }
+        if buckets:
+            node["buckets"] = buckets
+            # The supervisor refuses to bind in this namespace: only in a private one.
+            node["launcher_mnt_ns"] = _mnt_ns("self")
         _write_json(root / "node.json", node)
         _write_json(root / "status.json", {"phase": "starting", "returncode": None})
         with open(logs / "supervisor.log", "ab") as sup_log:
             proc = subprocess.Popen(
                 # -I: the supervisor is stdlib-only; keep the task's PYTHON* variables
                 # and the script's directory off its own import path.
-                [sys.executable, "-I", os.path.abspath(__file__), "supervise", str(root)],
+                [*(namespace_command() if buckets else []),
+                 sys.executable, "-I", os.path.abspath(__file__), "supervise", str(root)],
                 cwd=str(workdir),
                 env=_launch_env(spec, root),
                 stdin=subprocess.DEVNULL,
@@ -463,6 +492,15 @@ def supervise(root: str | os.PathLike[str]) -> int:
     logs = root / "logs"
     workdir = root / "workdir"
     with open(logs / "combined.log", "ab") as combined:
+        problem = _bind_buckets(node)
+        if problem:
+            # The task cannot run as written: a setup failure, with the reason in its log.
+            for name in ("setup", "combined"):
+                with open(logs / f"{name}.log", "ab") as fh:
+                    fh.write(f"skyplan: {problem}\n".encode())
+            _write_json(root / "status.json", {**me, "phase": "failed", "failed_phase": "setup", "returncode": 1,
+                                               "detail": problem, "updated_at": time.time()})
+            return 1
         for phase in ("setup", "run"):
             cmd = node.get(phase)
             if not cmd:
@@ -494,6 +532,11 @@ def handle(op: str, root: str, request: Mapping[str, Any] | None = None) -> dict
     if op == "remove":
         remove(root)
         return {"removed": True, "sandbox": root}
+    if op == "probe":
+        return {"problem": namespace_problem()}
+    if op == "release_bucket":
+        return {"released": release_bucket(bucket_base_of(root), str(request.get("name")),
+                                           owner=str(request.get("owner")), since=float(request.get("since") or 0))}
     if op == "read":
         import base64
 
@@ -544,6 +587,9 @@ def main(argv: list[str]) -> int:
     prints ``{"error": "Code: message"}`` and exits 3."""
     if argv == ["serve"]:
         return serve()
+    if argv == ["probe"]:
+        sys.stdout.write(json.dumps({"problem": namespace_problem()}) + "\n")
+        return 0
     if len(argv) != 2 or argv[0] not in ("supervise", "start", "status", "stop", "remove"):
         sys.stderr.write("usage: runner.py supervise|start|status|stop|remove ROOT | runner.py serve\n")
         return 2

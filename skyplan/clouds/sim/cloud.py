@@ -127,6 +127,33 @@ class Sim(CloudBase):
 
         return sandbox_logs(outputs)
 
+    def node_state(self, outputs: Mapping[str, Any]) -> str:
+        """The ledger's word on the stack's nodes (its ``nodes[].ledger_id``): a
+        preempted row is a reclaimed spot VM (``stopped``), a deleted or missing
+        one ``gone``; ``running`` when every node is live."""
+        from skyplan.clouds.sim import ledger
+
+        db = outputs.get("ledger") or self.ledger_db
+        ids = [n.get("ledger_id") for n in outputs.get("nodes") or () if isinstance(n, Mapping)]
+        if not db or not ids or not all(ids):
+            return "unknown"
+        states = []
+        for rid in ids:
+            row = ledger.get(db, rid)
+            states.append(row["state"] if row is not None else ledger.DELETED)
+        if ledger.PREEMPTED in states:
+            return "stopped"
+        if ledger.DELETED in states:
+            return "gone"
+        return "running"
+
+    def tick(self) -> list[dict[str, Any]]:
+        """The scenario preemptions that are due, carried out now (``preempt.preempt_due``)."""
+        from skyplan.clouds.sim import ledger
+        from skyplan.clouds.sim.preempt import preempt_due
+
+        return preempt_due(db=self.ledger_db or ledger.default_path())
+
     def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
         from skyplan.clouds.local.logs import sandbox_addresses
 

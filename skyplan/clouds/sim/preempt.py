@@ -36,3 +36,19 @@ def preempt_due(
         if preempt(row, db=path):
             done.append({**row, "state": ledger.PREEMPTED})
     return done
+
+
+def preempt_cluster(
+    cluster: str,
+    home: str | os.PathLike[str] | None = None,
+    *,
+    db: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Preempt every live node of ``cluster`` now, as the provider would
+    (``skyplan sim preempt CLUSTER``); return them ([] when it has none live)."""
+    path = db if db is not None else ledger.default_path(home)
+    done = []
+    for row in ledger.live_resources(db=path, cluster=cluster):
+        if preempt(row, db=path):
+            done.append({**row, "state": ledger.PREEMPTED})
+    return done

@@ -1,0 +1,174 @@
+"""Every run's output, kept under the job; ``jobs logs`` reads it back.
+
+Layout, under the skyplan home::
+
+    jobs/controller.log                      the controller process's own log
+    jobs/<job_id>/task-<idx>/run-<n>.log     one run of a task: the launch's events
+                                             (lines starting ``skyplan: ``), then the
+                                             task's output as the controller pumped it
+    jobs/<job_id>/task-<idx>/run-<n>.log.pumped   how many output lines were copied
+
+A run's log outlives its cluster: the controller pumps the task's output each
+poll and once more before the teardown, so a preempted run's last lines are
+kept (SkyPilot lost them with the replaced cluster). ``job_lines`` prints the
+runs in order, each after a separator line naming its placement;
+``follow_job`` streams them until the job has ended. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+#: What starts the lines skyplan writes into a run log itself (launch events, teardown).
+NOTE_PREFIX = "skyplan: "
+
+
+def jobs_dir() -> Path:
+    from skyplan import home
+
+    return home.sub("jobs")
+
+
+def controller_log_path() -> Path:
+    return jobs_dir() / "controller.log"
+
+
+def run_log_path(job_id: int, task_index: int, run_no: int) -> Path:
+    return jobs_dir() / str(int(job_id)) / f"task-{int(task_index)}" / f"run-{int(run_no)}.log"
+
+
+class RunLogFile:
+    """One run's log file (satisfies ``executor.RunLog``). Appends only; safe from
+    several threads of one process (the controller's workers and its loop)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+
+    def note(self, line: str) -> None:
+        """One line of skyplan's own (a launch event, a teardown), time-stamped."""
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        self.write(f"{NOTE_PREFIX}{stamp} {line.rstrip()}\n")
+
+
+def note(log: Any, line: str) -> None:
+    """``log.note(line)`` for a RunLogFile, else the same line through ``log.write``."""
+    if hasattr(log, "note"):
+        log.note(line)
+    else:
+        log.write(f"{NOTE_PREFIX}{line.rstrip()}\n")
+
+
+def pump(log: Any, lines: Iterable[str]) -> int:
+    """Append to ``log`` the lines of ``lines`` (the task's whole output as it is now)
+    past those already copied; returns how many were new. The count is kept
+    beside the log (``.pumped``), so a restarted controller copies no line twice."""
+    marker = Path(str(log.path) + ".pumped")
+    try:
+        done = int(marker.read_text() or 0)
+    except (OSError, ValueError):
+        done = 0
+    new: list[str] = []
+    for i, line in enumerate(lines):
+        if i >= done:
+            new.append(line if line.endswith("\n") else line + "\n")
+    if new:
+        log.write("".join(new))
+        marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(str(done + len(new)))
+        os.replace(tmp, marker)
+    return len(new)
+
+
+def open_run(store: Any, job_id: int, task_index: int, cluster: str) -> RunLogFile:
+    """Record a new run of the task in ``store`` and return its (new) log file."""
+    done = [r for r in store.runs(job_id) if r.task_index == task_index]
+    run_no = 1 + max((int(r.run_no) for r in done), default=0)
+    path = run_log_path(job_id, task_index, run_no)
+    got = store.add_run(job_id, task_index, cluster, str(path))
+    if got != run_no:  # another writer raced us: keep the store's numbering
+        path = run_log_path(job_id, task_index, got)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.touch()
+    return RunLogFile(path)
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def separator(job: Any, run: Any, runs: Iterable[Any] = ()) -> str:
+    """The line before each run: job, task, run number and the run's placement
+    (``runs``: all the job's runs, to tell the task's current run)."""
+    from skyplan.jobs.executor import describe
+
+    task = next((t for t in job.tasks if t.task_index == run.task_index), None)
+    placement = getattr(run, "placement", None)
+    last = max((r.run_no for r in runs if r.task_index == run.task_index), default=run.run_no)
+    if placement is None and task is not None and run.run_no == last:
+        placement = task.placement  # the current run: its placement is on the task until the run ends
+    name = f" ({task.name})" if task is not None and task.name else ""
+    where = describe(placement) if placement is not None else "no placement (the launch did not come up)"
+    outcome = getattr(run, "outcome", None)
+    tail = f" · {outcome}" if outcome else ""
+    return f"──── job {job.job_id} · task {run.task_index}{name} · run {run.run_no} · {where}{tail} ────\n"
+
+
+def job_lines(store: Any, job_id: int) -> Iterator[str]:
+    """Every run of the job in order (task, then run number), each after its separator."""
+    job = store.job(job_id)
+    if job is None:
+        return
+    runs = list(store.runs(job_id))
+    for run in runs:
+        yield separator(job, run, runs)
+        try:
+            with open(run.log_path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    yield line if line.endswith("\n") else line + "\n"
+        except FileNotFoundError:
+            continue
+
+
+def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
+               stop: Callable[[], bool] | None = None) -> Iterator[str]:
+    """Stream the job's runs in order until it has ended: a run's file is followed
+    until a later run exists or the job is over (then its last lines are read)."""
+    from skyplan.clouds.local.logs import follow as follow_file
+
+    shown = 0
+    while True:
+        job = store.job(job_id)
+        if job is None:
+            return
+        runs = list(store.runs(job_id))
+        if shown < len(runs):
+            run = runs[shown]
+            yield separator(job, run, runs)
+
+            def run_over(i: int = shown) -> bool:
+                if stop is not None and stop():
+                    return True
+                j = store.job(job_id)
+                return j is None or j.status.terminal or len(store.runs(job_id)) > i + 1
+
+            for line in follow_file(run.log_path, run_over, poll_s=poll_s):
+                yield line + "\n"
+            shown += 1
+            continue
+        if job.status.terminal or (stop is not None and stop()):
+            return
+        time.sleep(poll_s)
