@@ -702,6 +702,15 @@ def _register_nodes() -> None:
 _register_nodes()
 
 
+def _register_jobs() -> None:
+    from skyplan.cli.jobs import jobs_app
+
+    app.add_typer(jobs_app, name="jobs")
+
+
+_register_jobs()
+
+
 def _terminated(signum, frame):  # noqa: ANN001
     # CI cancels jobs with SIGTERM: clean up exactly as for Ctrl-C.
     raise KeyboardInterrupt

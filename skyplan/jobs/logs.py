@@ -172,3 +172,27 @@ def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
         if job.status.terminal or (stop is not None and stop()):
             return
         time.sleep(poll_s)
+
+
+def controller_lines(store: Any, job: Any) -> Iterator[str]:
+    """``jobs logs --controller``: the job's recorded transitions (time, task, state,
+    reason), then the controller log's lines that name the job or its clusters."""
+    import re
+
+    from skyplan.contract import utc_time
+
+    for task in job.tasks:
+        for e in task.events:
+            yield f"{utc_time(e.at)} job {job.job_id} task {task.task_index}: {e.status.value}: {e.reason}\n"
+    mention = re.compile(rf"\bjob[ -]{int(job.job_id)}\b|\bjob-{int(job.job_id)}-\d+\b")
+    try:
+        with open(controller_log_path(), encoding="utf-8", errors="replace") as fh:
+            first = True
+            for line in fh:
+                if mention.search(line):
+                    if first:
+                        yield "──── controller log ────\n"
+                        first = False
+                    yield line
+    except FileNotFoundError:
+        return
