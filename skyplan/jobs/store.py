@@ -244,17 +244,24 @@ class Store:
         """Run Alembic's upgrade to head, serialized against other processes doing the same."""
         from alembic import command
         from alembic.config import Config
+        from alembic.util import CommandError
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
-        with self._write() as conn:
-            if self._pg:
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK - (1 << 63)})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        if self.schema_revision() != SCHEMA_REVISION:
+        try:
+            with self._write() as conn:
+                if self._pg:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK - (1 << 63)})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            unknown = self.schema_revision() != SCHEMA_REVISION
+        except CommandError:  # a revision our scripts do not have: a newer skyplan wrote it
+            unknown = True
+        if unknown:
+            found = self.schema_revision()
+            self.engine.dispose()
             raise StoreError(f"the jobs database {self.safe_url} is at schema revision "
-                             f"{self.schema_revision()!r}, which this skyplan does not know",
+                             f"{found!r}, which this skyplan does not know",
                              hint="use the skyplan version that wrote it, or point jobs.db_url elsewhere")
 
     # --- submitting and reading -------------------------------------------------------------
