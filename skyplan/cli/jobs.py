@@ -191,7 +191,9 @@ def cancel(
         if cancelling:
             daemon.ensure_running(store=store)
     if as_json:
-        views.write_json({"cancelling": cancelling, "already_finished": finished})
+        from skyplan.contract import document
+
+        views.write_json(document(cancelling=cancelling, already_finished=finished))
         return
     if not jobs:
         typer.echo("No unfinished managed job.")
