@@ -323,6 +323,14 @@ class Store:
         with self._read() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def status_counts(self, *, finished: bool | None = None) -> dict[Status, int]:
+        """How many jobs are in each status (finished or not; None: either), one GROUP BY."""
+        q = sa.select(jobs_t.c.status, sa.func.count()).group_by(jobs_t.c.status)
+        if finished is not None:
+            q = q.where(jobs_t.c.finished == (sa.true() if finished else sa.false()))
+        with self._read() as conn:
+            return {Status(s): int(n) for s, n in conn.execute(q)}
+
     def unfinished(self) -> list[JobRecord]:
         """Every job with a task not terminal yet, oldest first."""
         with self._read() as conn:
