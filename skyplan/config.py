@@ -71,12 +71,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def _load_document(path: str | os.PathLike[str] | None = None) -> Document | None:
+    p = Path(path) if path is not None else config_path()
+    if not os.path.lexists(p):  # before importing the parser: most homes have no config file
+        return None
     from skyplan.spec import bounded
     from skyplan.spec.source import parse_documents
 
-    p = Path(path) if path is not None else config_path()
-    if not os.path.lexists(p):
-        return None
     name = str(p)
     try:
         text = bounded.read_text(p, bounded.CONFIG, name)
@@ -145,6 +145,8 @@ def read_config(path: str | os.PathLike[str] | None = None) -> ConfigFile:
 
 
 def _check(cfg: ConfigFile) -> list[Diagnostic]:
+    if not cfg.data:  # no file, or an empty one: nothing to check, no cloud to load
+        return []
     import difflib
 
     from skyplan.clouds import registry

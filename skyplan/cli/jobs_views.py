@@ -62,10 +62,13 @@ def queue(
         in_progress = store.status_counts(finished=False) if not as_json and before is None else {}
     next_page = next_page_command(all_jobs, status, limit, page[-1].job_id) if more else None
     if as_json:
-        from skyplan.cli.views import write_json
+        import json
+
         from skyplan.jobs.store import queue_json
 
-        write_json(queue_json(page))
+        # (Not views.write_json: skyplan.cli.views imports the planner, 40 ms this command does not need.)
+        sys.stdout.write(json.dumps(queue_json(page), indent=2) + "\n")
+        sys.stdout.flush()
         if next_page:
             sys.stderr.write(f"More jobs: `{next_page}`\n")
         return
