@@ -119,8 +119,10 @@ class FakeExecutor:
 
     def plan(self, task: Task, options: dict) -> Plan:
         rows = list(self.rows)
+        markets = {r.use_spot for r in task.resources.candidates}
         if options.get("use_spot") is not None:
-            rows = [r for r in rows if r[2] == bool(options["use_spot"])]
+            markets = {bool(options["use_spot"])}
+        rows = [r for r in rows if r[2] in markets]
         return fake_plan(rows, task)
 
     def launch(self, cluster: str, plan: Plan, options: dict, log: RunLog, *,
