@@ -9,6 +9,12 @@ dashboard`` prints its address. One aiohttp application:
     lower, keyset pagination; ``status``: only jobs in these states, repeatable
     or comma-separated). When there are more, a ``Link: <...>; rel="next"``
     header holds the next page's address.
+``GET /api/queue?limit=N&before=ID&status=S``
+    The same page as the ``jobs queue -a`` table the CLI draws, for the dashboard:
+    ``{"rows": [{"job_id", "task_index" (null on a job's own row), "status",
+    "cells": [9 strings]}], "next_before": ID or null}``. The cells come from
+    the CLI's own ``jobs_views.queue_rows`` (as plain text), so the page shows
+    the same durations, ages and resources as the terminal, by construction.
 ``GET /api/jobs/{id}``
     One job's document (the same shape as one item of the list); 404 when absent.
 ``GET /api/jobs/{id}/logs``
@@ -42,6 +48,7 @@ import os
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -113,6 +120,30 @@ def queue_page(store: Any, limit: int, before: int | None,
     page = rows[:limit]
     more = len(rows) > limit
     return [job_document(j) for j in page], (page[-1].job_id if more and page else None)
+
+
+def table_page(store: Any, limit: int, before: int | None, statuses: set[Status] | None,
+               now: float) -> dict[str, Any]:
+    """``/api/queue``'s document: one page of the ``jobs queue -a`` table's rows."""
+    from rich.text import Text
+
+    from skyplan.cli.jobs_views import queue_rows
+
+    rows = store.queue(limit=limit + 1, before=before, statuses=statuses, include_finished=True)
+    page, more = rows[:limit], len(rows) > limit
+    cells = queue_rows(page, now)
+    # queue_rows gives each job a row, then (a pipeline) one row per task.
+    keys = []
+    for j in page:
+        keys.append((j.job_id, None, j.status.value))
+        if len(j.tasks) > 1:
+            keys += [(j.job_id, t.task_index, t.status.value) for t in j.tasks]
+    if len(keys) != len(cells):
+        raise RuntimeError(f"queue_rows gave {len(cells)} rows for {len(keys)} jobs and tasks")
+    return {"rows": [{"job_id": job_id, "task_index": index, "status": status,
+                      "cells": [Text.from_markup(c).plain for c in row]}
+                     for (job_id, index, status), row in zip(keys, cells)],
+            "next_before": page[-1].job_id if more and page else None}
 
 
 def next_link(limit: int, next_before: int, statuses: set[Status] | None) -> str:
@@ -201,6 +232,14 @@ def make_app(store: Any, *, log_text: Callable[[Any, int], str] | None = None,
         headers = {"Link": next_link(limit, next_before, statuses)} if next_before is not None else None
         return web.json_response(docs, headers=headers, dumps=_dumps)
 
+    async def table(request: web.Request) -> web.Response:
+        try:
+            limit, before, statuses = parse_query(request.query)
+        except BadRequest as e:
+            return _error(400, str(e))
+        return web.json_response(await blocking(table_page, store, limit, before, statuses, time.time()),
+                                 dumps=_dumps)
+
     async def one_job(request: web.Request) -> web.Response:
         job_id = job_id_of(request)
         job = await blocking(store.job, job_id)
@@ -227,6 +266,7 @@ def make_app(store: Any, *, log_text: Callable[[Any, int], str] | None = None,
 
     app = web.Application(middlewares=[_loopback_only])
     app.router.add_get("/api/jobs", jobs, allow_head=False)
+    app.router.add_get("/api/queue", table, allow_head=False)
     app.router.add_get("/api/jobs/{job_id}", one_job, allow_head=False)
     app.router.add_get("/api/jobs/{job_id}/logs", job_logs, allow_head=False)
     app.router.add_get("/healthz", healthz, allow_head=False)
@@ -298,9 +338,10 @@ class HttpServer:
 async def start_server(store: Any, port: int = 0, **app_options: Any) -> HttpServer:
     """Serve ``make_app(store)`` on 127.0.0.1:``port`` on the running loop."""
     sock = bind(port)
-    runner = web.AppRunner(make_app(store, **app_options), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(store, **app_options), access_log=None, handle_signals=False,
+                           shutdown_timeout=1.0)
     await runner.setup()
-    await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+    await web.SockSite(runner, sock).start()
     return HttpServer(port=sock.getsockname()[1], runner=runner)
 
 
