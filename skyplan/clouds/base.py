@@ -125,6 +125,15 @@ class ProvisionRequest:
     #: reaches a program; the private key stays under the skyplan home
     #: (``skyplan.runtime.keys``).
     ssh_public_key: str | None = None
+    #: What the task asks of each node ("4+" is 4), for clouds that place pods on
+    #: shared nodes rather than whole VMs (Kubernetes requests); None: not asked.
+    cpus: float | None = None
+    memory_gib: float | None = None
+    #: The task's restart budgets (``job_recovery``), for clouds whose workloads
+    #: restart themselves (Kubernetes): ``backoff_limit`` counts every failure,
+    #: evictions included (seed 004); ``max_restarts_on_errors`` the user's only.
+    backoff_limit: int | None = None
+    max_restarts_on_errors: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request as JSON data, with every secret value redacted."""

@@ -25,6 +25,7 @@ CLOUDS: dict[str, str] = {
     "local": "skyplan.clouds.local.cloud:Local",
     "sim": "skyplan.clouds.sim.cloud:Sim",
     "ssh": "skyplan.clouds.ssh.cloud:Ssh",
+    "kubernetes": "skyplan.clouds.kubernetes.cloud:Kubernetes",
 }
 
 

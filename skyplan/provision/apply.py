@@ -202,7 +202,23 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         run=task.run,
         scenario=os.path.abspath(scenario) if scenario else None,
         secrets=SecretValues(revealed(task)),
+        **_entry_asks(plan, cand),
     )
+
+
+def _entry_asks(plan: Plan, cand: Candidate) -> dict[str, Any]:
+    """The cpus, memory and restart budgets of the request entry ``cand`` came from
+    (an ordered entry's own; else the first entry that states them)."""
+    reqs = plan.task.resources.candidates
+    idx = cand.preference[0] if 0 <= cand.preference[0] < len(reqs) else 0
+    first = reqs[idx]
+    budgets = next((r for r in reqs if r.max_restarts_on_errors is not None or r.backoff_limit is not None), first)
+    return {
+        "cpus": first.cpus.value if first.cpus is not None else None,
+        "memory_gib": first.memory.value if first.memory is not None else None,
+        "backoff_limit": budgets.backoff_limit,
+        "max_restarts_on_errors": budgets.max_restarts_on_errors,
+    }
 
 
 def preflight(candidates: tuple[Candidate, ...], *, simulate: str | None, emit: EventSink) -> tuple[Candidate, ...]:

@@ -42,9 +42,9 @@ def test_capability_queries() -> None:
     assert registry.with_capability(runs_here=True) == ("local", "sim")
     assert registry.with_capability(proves_interrupted=True) == ("local", "sim", "ssh")
     # Every cloud's task output is readable here: VMs' through the node runtime over SSH.
-    assert registry.with_capability(has_log_source=True) == ("aws", "gcp", "azure", "local", "sim", "ssh")
+    assert registry.with_capability(has_log_source=True) == ("aws", "gcp", "azure", "local", "sim", "ssh", "kubernetes")
     assert registry.with_capability(nodes_over_ssh=True) == ("aws", "gcp", "azure")
-    assert registry.with_capability(has_zones=False) == ("azure", "local")
+    assert registry.with_capability(has_zones=False) == ("azure", "local", "kubernetes")
     assert registry.with_capability(offers_spot=False) == ("local", "ssh")
     assert registry.with_capability(runs_here=False, simulatable=True) == ("aws", "gcp", "azure")
     with pytest.raises(TypeError):
@@ -52,10 +52,10 @@ def test_capability_queries() -> None:
 
 
 def test_display_and_lookup() -> None:
-    assert [registry.display(n) for n in registry.names()] == ["AWS", "GCP", "Azure", "Local", "Sim", "SSH"]
+    assert [registry.display(n) for n in registry.names()] == ["AWS", "GCP", "Azure", "Local", "Sim", "SSH", "Kubernetes"]
     assert registry.display("oci") == "oci"  # a custom catalog may name a cloud we do not know
     assert registry.find("oci") is None and registry.find(None) is None
-    with pytest.raises(InputError, match="known: aws, gcp, azure, local, sim, ssh"):
+    with pytest.raises(InputError, match="known: aws, gcp, azure, local, sim, ssh, kubernetes"):
         registry.get("oci")
 
 

@@ -49,7 +49,7 @@ def test_task_schema_top_level_fields_match_the_issue():
     assert set(schema["properties"]) == {
         "name", "workdir", "num_nodes", "resources", "envs", "secrets", "file_mounts", "setup", "run", "service"
     }
-    assert load_schema("task")["$defs"]["cloud"]["enum"] == ["aws", "gcp", "azure", "local", "ssh", None]
+    assert load_schema("task")["$defs"]["cloud"]["enum"] == ["aws", "gcp", "azure", "local", "ssh", "kubernetes", None]
 
 
 def test_resources_and_override_entries_stay_in_sync():
