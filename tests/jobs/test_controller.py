@@ -461,3 +461,55 @@ def test_run_returns_once_idle(w: World):
     w.ctl.run(stop)
     assert not stop.is_set() and w.ended()
     stop.set()
+
+
+# --- properties -----------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ENDS = st.sampled_from(["done", "exit:1", "exit:137", "setup:1", "preempt", "vanish", "lost"])
+RECOVERY = st.sampled_from(["", "NO_RECOVERY", "FAILOVER", "{max_restarts_on_errors: 1}", "{backoffLimit: 2}",
+                            "{max_restarts_on_errors: 2, backoff_limit: 3, recover_on_exit_codes: [137]}"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 2), ENDS), min_size=1, max_size=6), RECOVERY, st.booleans())
+def test_every_story_ends_within_its_budgets_and_leaves_nothing(tmp_path_factory, monkeypatch, runs, jr, cancel):
+    from skyplan.jobs.recovery import policy_for
+
+    tmp = tmp_path_factory.mktemp("story")
+    monkeypatch.setenv("SKYPLAN_HOME", str(tmp / "home"))
+    w = World(tmp)
+    try:
+        w.fx.script(C0, *[Run(n, end) for n, end in runs], Run(1, "done"))
+        w.submit(yaml(jr), "name: next\n" + yaml())
+        for i in range(400):
+            if cancel and i == 3:
+                w.store.request_cancel(1)
+            if w.ended():
+                break
+            w.spin()
+        assert w.ended(), w.describe()
+        t = w.task()
+        assert w.fx.up == {}  # nothing left, whatever happened
+        policy = policy_for(load_text(yaml(jr)))
+        # budgets: never past a limit by more than the failure that ended the task
+        if policy.user_limit is not None:
+            assert t.restarts_on_errors <= policy.user_limit + 1
+        if policy.backoff_limit is not None:
+            assert t.failures <= policy.backoff_limit + 1
+        assert len([x for x in w.fx.launched if x[0] == C0]) == t.recoveries + 1 or t.status is Status.CANCELLED
+        # terminal states are absorbing: nothing is recorded after the first terminal event
+        events = [e.status for e in t.events]
+        first_end = next(i for i, s in enumerate(events) if s in TERMINAL)
+        assert first_end == len(events) - 1
+        # the next task ran only after this one succeeded
+        second = w.task(1, 1).status
+        if t.status is not Status.SUCCEEDED:
+            assert second is Status.CANCELLED and not [x for x in w.fx.launched if x[0] == cluster_name(1, 1)]
+        else:
+            assert second in ((Status.SUCCEEDED, Status.CANCELLED) if cancel else (Status.SUCCEEDED,))
+    finally:
+        w.ctl.close()
+        w.store.close()
