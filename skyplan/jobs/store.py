@@ -33,20 +33,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from skyplan.errors import InputError, NotFoundError, SkyplanError
-from skyplan.jobs.states import TERMINAL, Event, JobRecord, Placement, RunRecord, Status, TaskRecord
+from skyplan.jobs import records
+from skyplan.jobs.records import (  # noqa: F401 - re-exported: the store's JSON and ids
+    SCHEMA_REVISION, job_status, job_to_json, queue_json, task_id_for, task_to_json)
+from skyplan.jobs.states import TERMINAL, JobRecord, Placement, RunRecord, Status
 
-#: The Alembic head this code reads and writes (``migrations/versions``).
-SCHEMA_REVISION = "0001"
+_placement_json, _placement = records.placement_json, records.placement
 #: How long a writer waits for SQLite's write lock before the database counts as stuck.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Ids per ``IN (...)`` when loading tasks and events of many jobs.
@@ -54,7 +55,8 @@ _CHUNK = 500
 #: The PostgreSQL advisory lock key that serializes migrations ("skyplanj").
 _MIGRATE_LOCK = 0x736B79706C616E6A
 
-__all__ = ["SCHEMA_REVISION", "Store", "StoreError", "TaskSubmission", "job_to_json", "queue_json", "task_id_for"]
+__all__ = ["SCHEMA_REVISION", "Store", "StoreError", "TaskSubmission", "job_to_json", "queue_json", "task_id_for",
+           "task_to_json"]
 
 
 class StoreError(SkyplanError):
@@ -146,34 +148,6 @@ sa.Index("ix_events_job", events_t.c.job_id, events_t.c.task_index, events_t.c.i
 TRANSITION_FIELDS = frozenset({"cluster", "placement", "recoveries", "restarts_on_errors", "failures",
                                "started_at", "ended_at", "run_seconds"})
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
-
-
-def task_id_for(submitted_at: float, job_name: str, task_name: str | None, job_id: int, task_index: int,
-                pipeline: bool) -> str:
-    """``SKYPLAN_TASK_ID``: ``skyplan-managed-<UTC time to the µs>_<name>[_<task>]_<jobid>-<idx>``;
-    a pipeline's tasks add their own name. The same across every recovery of the task."""
-    stamp = datetime.fromtimestamp(submitted_at, timezone.utc).strftime("%Y-%m-%d-%H-%M-%S-%f")
-    middle = f"{job_name}_{task_name}" if pipeline and task_name else job_name
-    return f"skyplan-managed-{stamp}_{middle}_{job_id}-{task_index}"
-
-
-def _placement_json(p: Placement | None) -> str | None:
-    return json.dumps(p.to_json(), sort_keys=True) if p is not None else None
-
-
-def _placement(text: str | None) -> Placement | None:
-    if not text:
-        return None
-    d = json.loads(text)
-    return Placement(d["cloud"], d.get("region"), d.get("zone"), d.get("instance_type"), bool(d.get("use_spot")))
-
-
-def job_status(statuses: Sequence[Status]) -> Status:
-    """A job's status from its tasks' (in order): the first that has not succeeded, else SUCCEEDED."""
-    for s in statuses:
-        if s is not Status.SUCCEEDED:
-            return s
-    return Status.SUCCEEDED
 
 
 class Store:
@@ -351,27 +325,17 @@ class Store:
         if not rows:
             return []
         ids = [r.job_id for r in rows]
-        tasks: dict[int, list[sa.Row[Any]]] = {}
-        events: dict[tuple[int, int], list[Event]] = {}
+        tasks: list[sa.Row[Any]] = []
+        events: list[sa.Row[Any]] = []
+        task_cols = [tasks_t.c[c] for c in records.TASK_COLUMNS]
+        event_cols = [events_t.c[c] for c in records.EVENT_COLUMNS]
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
-            for t in conn.execute(sa.select(tasks_t).where(tasks_t.c.job_id.in_(chunk))
-                                  .order_by(tasks_t.c.job_id, tasks_t.c.task_index)):
-                tasks.setdefault(t.job_id, []).append(t)
-            for e in conn.execute(sa.select(events_t.c.job_id, events_t.c.task_index, events_t.c.at,
-                                            events_t.c.status, events_t.c.reason)
-                                  .where(events_t.c.job_id.in_(chunk)).order_by(events_t.c.id)):
-                events.setdefault((e.job_id, e.task_index), []).append(Event(e.at, Status(e.status), e.reason))
-        return [JobRecord(
-            job_id=r.job_id, name=r.name, status=Status(r.status), submitted_at=r.submitted_at, ended_at=r.ended_at,
-            recoveries=r.recoveries, cancel_requested=bool(r.cancel_requested),
-            tasks=tuple(TaskRecord(
-                job_id=t.job_id, task_index=t.task_index, name=t.name, status=Status(t.status), task_id=t.task_id,
-                cluster=t.cluster, placement=_placement(t.placement), recoveries=t.recoveries,
-                restarts_on_errors=t.restarts_on_errors, failures=t.failures, resources=t.resources,
-                task_json=t.task_json, started_at=t.started_at, ended_at=t.ended_at, run_seconds=t.run_seconds,
-                events=tuple(events.get((t.job_id, t.task_index), ()))) for t in tasks.get(r.job_id, ())),
-        ) for r in rows]
+            tasks += conn.execute(sa.select(*task_cols).where(tasks_t.c.job_id.in_(chunk))
+                                  .order_by(tasks_t.c.job_id, tasks_t.c.task_index)).all()
+            events += conn.execute(sa.select(*event_cols).where(events_t.c.job_id.in_(chunk))
+                                   .order_by(events_t.c.id)).all()
+        return records.build([[r._mapping[c] for c in records.JOB_COLUMNS] for r in rows], tasks, events)
 
     # --- transitions ------------------------------------------------------------------------
 
@@ -508,34 +472,6 @@ class Store:
         with self._write() as conn:
             conn.execute(controller_t.update().where(controller_t.c.id == 1)
                          .values(info=json.dumps(info, sort_keys=True) if info else None))
-
-
-# --- JSON (the Contract's ``jobs queue -a --json`` shape) ----------------------------------------
-
-def _time(t: float | None) -> str | None:
-    from skyplan.contract import utc_time
-
-    return utc_time(t)
-
-
-def task_to_json(t: TaskRecord) -> dict[str, Any]:
-    return {
-        "task_index": t.task_index, "name": t.name, "status": t.status.value, "task_id": t.task_id,
-        "cluster": t.cluster, "placement": t.placement.to_json() if t.placement is not None else None,
-        "recoveries": t.recoveries,
-        "events": [{"at": _time(e.at), "status": e.status.value, "reason": e.reason} for e in t.events],
-    }
-
-
-def job_to_json(j: JobRecord) -> dict[str, Any]:
-    """One job as ``jobs queue --json`` prints it."""
-    return {"job_id": j.job_id, "name": j.name, "status": j.status.value, "submitted_at": _time(j.submitted_at),
-            "recoveries": j.recoveries, "tasks": [task_to_json(t) for t in j.tasks]}
-
-
-def queue_json(jobs: Iterable[JobRecord]) -> list[dict[str, Any]]:
-    """``jobs queue --json``: a list, in the order given (newest first)."""
-    return [job_to_json(j) for j in jobs]
 
 
 # --- engines -------------------------------------------------------------------------------------
