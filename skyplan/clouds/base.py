@@ -108,8 +108,13 @@ class ProvisionRequest:
     envs: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     #: ``file_mounts`` with a local source: destination -> the source's absolute
-    #: path. Bucket and URL mounts are not here (no cloud program mounts them yet).
+    #: path. Bucket and URL mounts are not here.
     file_mounts: dict[str, str] = field(default_factory=dict)
+    #: The task's buckets (``skyplan.clouds.buckets``): ``{"dst", "name", "store"}``
+    #: each, by destination; the program mounts each at ``dst`` (see ``Capabilities.bucket_store``).
+    buckets: tuple[dict[str, Any], ...] = ()
+    #: Who a bucket this launch creates belongs to: a managed job's id, or "" (nobody).
+    bucket_owner: str = ""
     setup: str | None = None
     run: str | None = None
     # sim only: the scenario file path (absolute) standing in for the real cloud.

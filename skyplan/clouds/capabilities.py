@@ -52,6 +52,11 @@ class Capabilities:
     #: and the cluster's logs and task state are read through it
     #: (``skyplan.provision.nodes``, ``skyplan.clouds.vmnodes``).
     nodes_over_ssh: bool = False
+    #: Where its ``{name, mode: MOUNT}`` buckets live (``skyplan.clouds.buckets``): "dir"
+    #: (a directory beside the node's sandbox, bound at the mount's exact path in a
+    #: private mount namespace), an object store its program creates or attaches and
+    #: its VMs mount ("s3", "gcs", "azure"), or None: it cannot mount buckets.
+    bucket_store: str | None = None
 
 
 class CloudBase:

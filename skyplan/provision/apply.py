@@ -157,14 +157,18 @@ def task_workdir(plan: Plan) -> str | None:
 def task_file_mounts(plan: Plan) -> tuple[dict[str, str], list[str]]:
     """The task's ``file_mounts`` with a local source, as destination -> absolute
     source path (relative to the task file, ``~`` expanded, like the workdir), and
-    the destinations of the others (buckets and URLs), which a node on this
-    machine cannot reach."""
+    the destinations of the others (URLs, and named mounts in COPY mode), which a
+    node on this machine cannot reach. Buckets (``{name, mode: MOUNT}``) are
+    neither: ``skyplan.clouds.buckets``."""
+    from skyplan.clouds.buckets import is_bucket
     from skyplan.spec.known import is_url
 
     base = os.path.dirname(plan.source) if plan.source else os.getcwd()
     local: dict[str, str] = {}
     remote: list[str] = []
     for m in plan.task.file_mounts:
+        if is_bucket(m):
+            continue
         if m.source is not None and not is_url(m.source):
             local[m.dst] = os.path.abspath(os.path.join(base, os.path.expanduser(m.source)))
         else:
@@ -178,6 +182,7 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
     first entry's. Secret values go in ``secrets`` only (``launch`` has made sure
     every one is given)."""
     from skyplan.clouds.base import SecretValues
+    from skyplan.clouds.buckets import owner_of, task_buckets
     from skyplan.spec.secrets import revealed
 
     task = plan.task
@@ -198,6 +203,8 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         envs=dict(task.envs),
         workdir=workdir,
         file_mounts=task_file_mounts(plan)[0],
+        buckets=tuple(b.to_json() for b in task_buckets(task)),
+        bucket_owner=owner_of(dict(task.envs)),
         setup=task.setup,
         run=task.run,
         scenario=os.path.abspath(scenario) if scenario else None,

@@ -160,12 +160,15 @@ def plan_for(request: LaunchRequest) -> Plan:
     return make_plan(request.target, load_catalog(opts.catalog), memory=memory)
 
 
-def check_task(plan: Plan) -> None:
+def check_task(plan: Plan, simulate: str | None = None) -> None:
     """What the task needs before any stack exists, else InputError: a value for
     every secret; a workdir, and file mount sources, that exist (a plan file may
     outlive them) without symbolic links that leave them (the sync refuses
-    those: ``skyplan.clouds.workdir``); and, for a node on this machine
-    (``runs_here``), no bucket or URL mount, which it cannot reach."""
+    those: ``skyplan.clouds.workdir``); for a node on this machine
+    (``runs_here``), no URL mount, which it cannot reach; and buckets that every
+    candidate's cloud (the simulator's, under ``simulate``) can mount, which for
+    a node on this machine means a private mount namespace
+    (``skyplan.clouds.buckets.check_buckets``)."""
     import os
 
     from skyplan.clouds import registry
@@ -189,10 +192,15 @@ def check_task(plan: Plan) -> None:
     here = sorted({c.cloud for c in plan.candidates
                    if (cloud := registry.find(c.cloud)) is not None and cloud.capabilities.runs_here})
     if remote and here:
-        raise InputError(f"file_mounts {', '.join(repr(d) for d in remote)}: a bucket or URL cannot be mounted on "
+        raise InputError(f"file_mounts {', '.join(repr(d) for d in remote)}: a URL, or a bucket in COPY mode, "
+                         f"cannot be mounted on "
                          f"{' or '.join(registry.display(c) for c in here)}, which copies local paths only",
                          hint="mount a local directory instead (`/data: ./data`), or run on a cloud; "
                               "nothing was created")
+    from skyplan.clouds.buckets import check_buckets
+
+    check_buckets(plan.task, [registry.runner(name, bool(simulate))
+                              for name in dict.fromkeys(c.cloud for c in plan.candidates) if registry.find(name)])
 
 
 def launch(request: LaunchRequest) -> LaunchResult:
@@ -200,7 +208,7 @@ def launch(request: LaunchRequest) -> LaunchResult:
     _warm_imports()
     opts = request.options
     plan = plan_for(request)
-    check_task(plan)
+    check_task(plan, opts.simulate)
     cluster = request.cluster or default_cluster_name(plan)
     from skyplan.provision.converging import adopted_backend
 

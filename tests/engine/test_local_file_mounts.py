@@ -1,6 +1,6 @@
 """file_mounts on `local` through the real engine and the console script: copied
 into the node's sandbox before setup (they used to be dropped without a word);
-a bucket mount, which a node on this machine cannot reach, is refused before
+a URL mount, which a node on this machine cannot reach, is refused before
 anything exists."""
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def test_mounts_are_copied_into_the_sandbox_and_the_task_reads_them(engine, skyp
         assert skyplan("down", "mounts", "--yes", cwd=elsewhere).returncode == 0
 
 
-def test_a_bucket_mount_on_local_is_refused_before_anything_exists(engine, skyplan_home: Path, tmp_path: Path):
+def test_a_url_mount_on_local_is_refused_before_anything_exists(engine, skyplan_home: Path, tmp_path: Path):
+    # A bucket ({name, mode: MOUNT}) is mounted on local (tests/engine/test_checkpoint_buckets.py);
+    # a URL is not something this machine can reach.
     task = tmp_path / "task.yaml"
     task.write_text("name: bucket\nresources: {cloud: local}\n"
-                    "file_mounts:\n  /ckpt: {name: my-bucket, mode: MOUNT}\nrun: 'true'\n")
+                    "file_mounts:\n  /ckpt: s3://my-bucket/ckpt\nrun: 'true'\n")
     r = skyplan("apply", str(task), "--yes", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    assert "file_mounts '/ckpt': a bucket or URL cannot be mounted on Local" in r.stderr
+    assert "file_mounts '/ckpt': a URL, or a bucket in COPY mode, cannot be mounted on Local" in r.stderr
     assert "nothing was created" in r.stderr
     assert not (skyplan_home / "sandboxes").exists() or not any((skyplan_home / "sandboxes").iterdir())

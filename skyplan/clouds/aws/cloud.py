@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -41,6 +42,8 @@ class AWS(ProviderCloud):
 
     name = "aws"
     display = "AWS"
+    # Its buckets are S3 buckets, mounted with Mountpoint for S3 (stacks/aws/program.py).
+    capabilities = dataclasses.replace(ProviderCloud.capabilities, bucket_store="s3")
     plugin = "aws"
     package = "pulumi-aws"
     credentials_where = "AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or ~/.aws/config"

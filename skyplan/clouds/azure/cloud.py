@@ -48,8 +48,9 @@ class Azure(ProviderCloud):
     name = "azure"
     display = "Azure"
     # The v6 seed has no zones: regions are the smallest failover unit.
+    # Its buckets are Blob containers, mounted with blobfuse2 (stacks/azure/program.py).
     capabilities = Capabilities(has_zones=False, simulatable=True, nodes_over_ssh=True, has_log_source=True,
-                                reruns_in_place=True)
+                                reruns_in_place=True, bucket_store="azure")
     plugin = "azure-native"
     package = "pulumi-azure-native"
     credentials_where = "ARM_CLIENT_ID+ARM_CLIENT_SECRET+ARM_TENANT_ID, ARM_USE_MSI, or `az login`"

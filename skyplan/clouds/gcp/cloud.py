@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class GCP(ProviderCloud):
 
     name = "gcp"
     display = "GCP"
+    # Its buckets are Cloud Storage buckets, mounted with gcsfuse (stacks/gcp/program.py).
+    capabilities = dataclasses.replace(ProviderCloud.capabilities, bucket_store="gcs")
     plugin = "gcp"
     package = "pulumi-gcp"
     credentials_where = "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_CREDENTIALS or application default credentials"

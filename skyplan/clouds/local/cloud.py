@@ -23,6 +23,8 @@ _RULES: tuple[tuple[str, str, Kind, Scope], ...] = (
     (r"LocalWorkdirMissing", "LocalWorkdirMissing", Kind.INVALID, Scope.ALL),
     (r"LocalWorkdirSymlink", "LocalWorkdirSymlink", Kind.INVALID, Scope.ALL),
     (r"LocalFileMount(Missing|Invalid)", "LocalFileMount", Kind.INVALID, Scope.ALL),
+    # A bucket this machine cannot bind (no namespace, a mountpoint it cannot make): the same everywhere here.
+    (r"LocalBucket(Unsupported|Mountpoint|Invalid)", "LocalBucket", Kind.INVALID, Scope.ALL),
     (r"LocalDiskFull|No space left on device|Disk quota exceeded", "LocalDiskFull", Kind.CAPACITY, Scope.ZONE),
     (r"Permission denied|Operation not permitted", "LocalPermissionDenied", Kind.AUTH, Scope.CLOUD),
     (r"Resource temporarily unavailable|Too many open files", "LocalBusy", Kind.TRANSIENT, Scope.NONE),
@@ -41,6 +43,8 @@ class Local(CloudBase):
         has_log_source=True,
         proves_interrupted=True,
         reruns_in_place=True,
+        # Buckets: directories bound at their exact path in a private mount namespace (runner.py).
+        bucket_store="dir",
     )
 
     def own_offers(self) -> tuple[Offer, ...]:

@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 #: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
 INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs",
-              "secrets", "revision", "file_mounts")
+              "secrets", "revision", "file_mounts", "buckets", "bucket_owner")
 #: Inputs whose change re-runs the task on the same node (``update``: the runner
 #: stops it, re-syncs the workdir, starts setup and run again); any other
 #: changed input replaces the node.
-RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts")
+RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts", "buckets", "bucket_owner")
 #: What create adds (see ``runner.start``).
 OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file")
 
@@ -55,6 +55,8 @@ def spec_of(props: dict[str, Any]) -> dict[str, Any]:
         "run": props.get("run") or None,
         "envs": dict(props.get("envs") or {}),
         "secrets": dict(props.get("secrets") or {}),
+        "buckets": list(props.get("buckets") or []),
+        "bucket_owner": props.get("bucket_owner") or "",
     }
 
 
@@ -141,8 +143,14 @@ def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, An
 
 def task_props(request: ProvisionRequest) -> dict[str, Any]:
     """The task's part of a sandbox node's inputs (every cloud whose nodes run the
-    sandbox runner): workdir, file mounts, setup, run, envs, revision, secrets."""
+    sandbox runner): workdir, file mounts, setup, run, envs, revision, secrets;
+    and, only for a task that has buckets (a node made before buckets existed
+    has no such inputs, and must not see a change), its buckets (``{"dst",
+    "name"}`` each: the runner binds ``<base>/buckets/<name>`` at ``dst``) and
+    who a bucket it creates belongs to."""
+    buckets = [{"dst": b["dst"], "name": b["name"]} for b in request.buckets]
     return {
+        **({"buckets": buckets, "bucket_owner": request.bucket_owner} if buckets else {}),
         # The request's workdir is made absolute here, in the apply process, whose
         # cwd is the user's; the provider process runs elsewhere.
         "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,

@@ -213,7 +213,11 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
     logs = root / "logs"
     if (root / "proc.json").exists():
         stop(root)
-    buckets = _prepare_buckets(spec, root)
+    try:
+        buckets = _prepare_buckets(spec, root)
+    except SandboxError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         (root / "fs").mkdir(exist_ok=True)
@@ -460,6 +464,193 @@ def remove(root: str | os.PathLike[str], grace_s: float = 5.0) -> None:
         pass
 
 
+# --- buckets: directories bound in a private mount namespace -------------------------
+
+#: The owner recorded for a bucket that a launch outside a managed job created.
+NO_OWNER = ""
+
+
+def base_of(root: str | os.PathLike[str]) -> Path:
+    """The skyplan base (home) of the node sandbox at ``root``
+    (``<base>/sandboxes/<stack>/node-<rank>``)."""
+    return Path(root).absolute().parent.parent.parent
+
+
+def bucket_dir(base: str | os.PathLike[str], name: str) -> Path:
+    """Where bucket ``name`` lives under the skyplan ``base``: ``<base>/buckets/<name>``."""
+    return Path(os.path.expanduser(str(base))) / "buckets" / name
+
+
+def bucket_record(base: str | os.PathLike[str], name: str) -> Path:
+    """The creation record of bucket ``name``, beside it (the task sees none of it)."""
+    return Path(os.path.expanduser(str(base))) / "buckets" / f".{name}.json"
+
+
+def _check_bucket_name(name: str) -> None:
+    # The launch has checked the name (skyplan.clouds.buckets); a path must never come of one.
+    if not name or "/" in name or name.startswith(".") or name != os.path.basename(name):
+        raise SandboxError(f"LocalBucketInvalid: bucket name {name!r} is not a plain name")
+
+
+def ensure_bucket(base: str | os.PathLike[str], name: str, owner: str = NO_OWNER, cluster: str = "") -> bool:
+    """Make bucket ``name`` under ``base`` if it does not exist; True if this call
+    made it. Whoever makes it records ``owner`` (a managed job's id, or
+    ``NO_OWNER``) and the time in ``bucket_record``: a bucket that existed before
+    a job started is never that job's. ``mkdir`` decides, so two nodes starting
+    at once make it once."""
+    _check_bucket_name(name)
+    d = bucket_dir(base, name)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir()
+    except FileExistsError:
+        if not d.is_dir():
+            raise SandboxError(f"LocalBucketInvalid: {d} exists and is not a directory") from None
+        return False
+    _write_json(bucket_record(base, name), {"name": name, "owner": owner or NO_OWNER, "cluster": cluster,
+                                            "created_at": time.time()})
+    return True
+
+
+def release_bucket(base: str | os.PathLike[str], name: str, owner: str, since: float = 0.0) -> bool:
+    """Delete bucket ``name`` under ``base`` if ``owner`` created it at or after
+    ``since`` (its record says so); True if deleted. A bucket without a record,
+    made by someone else, or before ``since`` (a job id reused after its
+    database was reset) is kept. Idempotent."""
+    _check_bucket_name(name)
+    if not owner:
+        return False
+    record = bucket_record(base, name)
+    info = _read_json(record)
+    if info.get("owner") != owner or float(info.get("created_at") or 0) < since:
+        return False
+    shutil.rmtree(bucket_dir(base, name), ignore_errors=True)
+    if bucket_dir(base, name).exists():
+        shutil.rmtree(bucket_dir(base, name))  # a second pass raises what the first ignored
+    record.unlink(missing_ok=True)
+    return True
+
+
+def namespace_command() -> list[str]:
+    """The command prefix that runs a program in a private mount namespace of its
+    own: as root, ``unshare --mount --propagation private``; otherwise in a user
+    namespace too, mapped to root inside it (``--user --map-root-user``), which
+    lets it bind mount. ``unshare`` execs the program: the pid stays the same."""
+    cmd = ["unshare", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        cmd[1:1] = ["--user", "--map-root-user"]
+    return cmd
+
+
+_probed: dict[str, str | None] = {}
+
+
+def namespace_problem() -> str | None:
+    """Why this machine cannot give a node a private mount namespace with its
+    buckets bound in it, or None when it can (tried once per process: the
+    command of ``namespace_command`` running ``true``)."""
+    key = "uid-%d" % os.geteuid()
+    if key in _probed:
+        return _probed[key]
+    problem: str | None = None
+    if not os.path.exists("/proc/self/ns/mnt"):
+        problem = "this system has no mount namespaces (Linux only)"
+    elif shutil.which("unshare") is None or shutil.which("mount") is None:
+        problem = "util-linux's `unshare` and `mount` are not on PATH"
+    else:
+        try:
+            r = subprocess.run([*namespace_command(), "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=20)
+            if r.returncode != 0:
+                why = r.stderr.decode("utf-8", "replace").strip().splitlines()
+                problem = f"`{' '.join(namespace_command())}` failed: {why[-1] if why else 'exit %d' % r.returncode}"
+                if os.geteuid() != 0:
+                    problem += " (not root, and unprivileged user namespaces are off)"
+        except (OSError, subprocess.SubprocessError) as e:
+            problem = f"`unshare` could not run: {e}"
+    _probed[key] = problem
+    return problem
+
+
+def mountpoint_problem(dst: str) -> str | None:
+    """Why the mountpoint ``dst`` (absolute) cannot be made on this machine, or None."""
+    path = Path(os.path.normpath(dst))
+    if path.exists():
+        return None if path.is_dir() else f"{path} exists and is not a directory"
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if os.geteuid() != 0 and not os.access(parent, os.W_OK):
+        return f"{path} does not exist and {parent} is not writable (not root)"
+    return None
+
+
+def bucket_target(root: Path, dst: str) -> Path:
+    """Where bucket mount ``dst`` is bound: an absolute destination at that very
+    path; ``~/x`` or ``x`` in the workdir (``mount_path``)."""
+    if dst.startswith("/"):
+        target = Path(os.path.normpath(dst))
+        if target == Path("/"):
+            raise SandboxError("LocalBucketInvalid: a bucket cannot be mounted at /")
+        return target
+    return mount_path(root, dst)
+
+
+def _prepare_buckets(spec: Mapping[str, Any], root: Path) -> list[dict[str, str]]:
+    """Each bucket of ``spec`` made if missing, and its mountpoint; what the
+    supervisor binds (``[{"name", "dir", "target"}]``). Raises SandboxError."""
+    wanted = spec.get("buckets") or []
+    if not wanted:
+        return []
+    problem = namespace_problem()
+    if problem:
+        raise SandboxError(f"LocalBucketUnsupported: cannot mount buckets here: {problem}")
+    base = base_of(root)
+    out = []
+    for b in wanted:
+        name, dst = str(b.get("name") or ""), str(b.get("dst") or "")
+        target = bucket_target(root, dst)
+        try:
+            ensure_bucket(base, name, str(spec.get("bucket_owner") or NO_OWNER), str(spec.get("cluster") or ""))
+            why = mountpoint_problem(str(target))
+            if why:
+                raise SandboxError(f"LocalBucketMountpoint: bucket '{name}' at {dst}: {why}")
+            # An empty directory on this machine: what the node sees there is its bind mount.
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SandboxError(f"LocalBucketMountpoint: bucket '{name}' at {dst}: {e}") from None
+        out.append({"name": name, "dir": str(bucket_dir(base, name)), "target": str(target)})
+    return out
+
+
+def _mnt_ns(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return ""
+
+
+def _bind_buckets(node: Mapping[str, Any]) -> str | None:
+    """In the supervisor: bind each bucket onto its target, in the private
+    namespace ``launch`` started it in; the reason when it could not."""
+    buckets = node.get("buckets") or []
+    if not buckets:
+        return None
+    mine = _mnt_ns("self")
+    if not mine or mine == node.get("launcher_mnt_ns"):
+        return "buckets are bound only in a private mount namespace, and this node is not in one"
+    for b in buckets:
+        try:
+            r = subprocess.run(["mount", "--bind", b["dir"], b["target"]], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        except (OSError, subprocess.SubprocessError) as e:
+            return f"cannot mount bucket '{b['name']}' at {b['target']}: {e}"
+        if r.returncode != 0:
+            return (f"cannot mount bucket '{b['name']}' at {b['target']}: "
+                    f"{r.stdout.decode('utf-8', 'replace').strip()}")
+    return None
+
+
 # --- the supervisor (runs detached, as a script) -----------------------------------
 
 
@@ -535,7 +726,7 @@ def handle(op: str, root: str, request: Mapping[str, Any] | None = None) -> dict
     if op == "probe":
         return {"problem": namespace_problem()}
     if op == "release_bucket":
-        return {"released": release_bucket(bucket_base_of(root), str(request.get("name")),
+        return {"released": release_bucket(root, str(request.get("name")),
                                            owner=str(request.get("owner")), since=float(request.get("since") or 0))}
     if op == "read":
         import base64

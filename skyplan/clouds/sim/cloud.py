@@ -32,6 +32,8 @@ class Sim(CloudBase):
         has_log_source=True,
         proves_interrupted=True,
         reruns_in_place=True,
+        # Its nodes are the local cloud's sandboxes: buckets are directories here too.
+        bucket_store="dir",
     )
 
     def __init__(self, target: str | None = None, *, ledger_db: str | None = None) -> None:

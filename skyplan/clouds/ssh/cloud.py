@@ -62,6 +62,8 @@ class Ssh(CloudBase):
         proves_interrupted=True,
         # A fresh sync stops the task and replaces the sandbox; start runs it again.
         reruns_in_place=True,
+        # Buckets: directories under ~/.skyplan/buckets on the host, bound like local's (runner.py).
+        bucket_store="dir",
     )
     takes_config = True
 
