@@ -82,6 +82,23 @@ def owner_of(envs: Mapping[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
+def release_here(names: Any, owner: str, since: float) -> tuple[str, ...]:
+    """``CloudBase.release_buckets`` of the clouds whose buckets are directories
+    under this machine's skyplan home (``<home>/buckets``)."""
+    from skyplan import home
+    from skyplan.clouds.local import runner
+
+    base = home.home()
+    out = []
+    for name in names:
+        try:
+            if runner.release_bucket(base, name, owner, since):
+                out.append(name)
+        except (OSError, runner.SandboxError):
+            continue  # kept: the next release tries again
+    return tuple(out)
+
+
 def check_names(buckets: tuple[Bucket, ...]) -> None:
     """InputError for a bucket without a name, with a name no store accepts, or
     a destination two mounts share."""

@@ -156,6 +156,30 @@ class Ssh(CloudBase):
 
         return addresses(outputs)
 
+    def release_buckets(self, names: Any, owner: str, since: float, zones: Any) -> tuple[str, ...]:
+        """On each pool host among ``zones`` (where the job ran): the runner deletes
+        the buckets ``owner`` created there (``~/.skyplan/buckets``). A host that
+        cannot be reached keeps its buckets."""
+        from skyplan.clouds.ssh.nodes import NO_SANDBOX, host_address
+        from skyplan.clouds.ssh.pools import pools
+        from skyplan.runtime.sync_api import open_node, run
+
+        wanted = {z for z in zones if z}
+        out: list[str] = []
+        try:
+            hosts = [h for p in pools().values() for h in p.hosts if h.zone in wanted]
+        except Exception:  # noqa: BLE001 - no readable pools: nothing can be reached
+            return ()
+        for host in hosts:
+            node = open_node(host_address(host, rank=0, sandbox=NO_SANDBOX))
+            for name in names:
+                try:
+                    if run(node.release_bucket(name, owner, since), timeout=60):
+                        out.append(name)
+                except Exception:  # noqa: BLE001 - unreachable: kept, and not named
+                    break
+        return tuple(dict.fromkeys(out))
+
     def resolve_interrupted(self, op: Any) -> bool:
         """An allocation or node whose create the engine never saw finish: release
         the hosts its stack holds, or remove the node's remote sandbox."""
