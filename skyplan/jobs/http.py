@@ -372,7 +372,3 @@ def serve_in_thread(store: Any, port: int = 0, **app_options: Any) -> HttpServer
     server._thread, server._loop = thread, loop
     return server
 
-
-def dashboard_url(port: int) -> str:
-    return f"http://127.0.0.1:{port}/"
-

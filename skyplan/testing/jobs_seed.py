@@ -99,3 +99,33 @@ def seed(store: Any, clock: Clock, jobs: list[tuple[str, list[tuple[str | None, 
                     log.write(log_line(job_id, index, run_no) + "\n")
         clock.tick(60)
     return ids
+
+
+def stop_controller(store: Any, timeout_s: float = 30.0) -> int | None:
+    """SIGTERM the controller serving ``store``'s database (from its published
+    info), and wait for it to exit; its pid, or None when none was published.
+    Raises TimeoutError (after a SIGKILL) when it did not stop."""
+    import os
+    import signal
+
+    pid = (store.controller_info() or {}).get("pid")
+    if not pid:
+        return None
+    pid = int(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # our own child (spawned in this process): reap it
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    raise TimeoutError(f"the controller {pid} did not stop within {timeout_s:g} s of SIGTERM")

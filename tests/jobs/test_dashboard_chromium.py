@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any, Iterator
 import pytest
 
 from skyplan.jobs.states import Status
-from skyplan.testing.jobs_seed import LIVE_JOBS, TERMINAL_JOBS, Clock, log_line, seed
+from skyplan.testing.jobs_seed import LIVE_JOBS, TERMINAL_JOBS, Clock, log_line, seed, stop_controller
 
 CHROMIUM = Path("/usr/bin/chromium")
 SKYPLAN = Path(sys.executable).with_name("skyplan")
@@ -119,21 +118,10 @@ def controller(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     try:
         yield info
     finally:
-        running = store.controller_info() or {}
-        pid = running.get("pid")
-        if pid:
-            os.kill(int(pid), signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(int(pid), 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(int(pid), signal.SIGKILL)
-                pytest.fail(f"the controller {pid} did not stop on SIGTERM")
-        store.close()
+        try:
+            stop_controller(store)
+        finally:
+            store.close()
 
 
 def test_the_controllers_page_holds_what_jobs_queue_prints_page_by_page(controller, page):
