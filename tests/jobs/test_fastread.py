@@ -92,3 +92,34 @@ def test_jobs_queue_json_reads_sqlite_without_importing_sqlalchemy(url: str, tmp
     assert out.returncode == 0, out.stderr
     assert [j["job_id"] for j in json.loads(out.stdout)] == ids[::-1][:5]
     assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_page_is_found_through_indexes_not_a_scan_of_every_job(url: str, monkeypatch: pytest.MonkeyPatch):
+    # queue(limit=50) over 10,000 jobs stays as fast as over 50: each query of a page is an
+    # index search (the jobs not finished, newest first; a page's tasks and events by job).
+    store = Store(url)
+    fill(store)
+    store.close()
+    reader = fastread.open_reader(url)
+    plans: list[str] = []
+    conn = reader.conn
+
+    class Explaining:
+        def execute(self, sql, args=()):  # noqa: ANN001, ANN202
+            if sql.lstrip().startswith("SELECT"):
+                plans.append(" / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args)))
+            return conn.execute(sql, args)
+
+    reader.conn = Explaining()
+    try:
+        reader.queue(limit=50)
+        reader.count(finished=True)
+    finally:
+        reader.conn = conn
+        reader.close()
+    jobs, tasks, events, count = plans
+    assert "USING INDEX ix_jobs_finished_id" in jobs, plans
+    assert "USING INDEX sqlite_autoindex_tasks_1" in tasks, plans  # the primary key (job_id, task_index)
+    assert "USING INDEX ix_events_job" in events, plans
+    assert "USING COVERING INDEX ix_jobs_finished_id" in count, plans
+    assert all("SCAN" not in p for p in plans), plans
