@@ -216,6 +216,14 @@ def test_live_jobs_every_cell_is_the_clis_and_the_page_refreshes_itself(page, tm
         page.wait_for_function("sel => document.querySelector(sel).textContent === 'STARTING'", arg=status_cell,
                                timeout=15_000)  # no reload: the page fetched it itself
         assert page.url == server.url
+
+        # The status menu filters (the address keeps it, for a reload or a link).
+        page.select_option("#status", "SUCCEEDED")
+        page.wait_for_function("() => [...document.querySelectorAll('#jobs tr.job td[data-col=status]')]"
+                               ".every(td => td.textContent === 'SUCCEEDED')")
+        want = [j.job_id for j in store.queue(limit=50, statuses={Status.SUCCEEDED}, include_finished=True)]
+        assert [r["job_id"] for r in table(page) if r["kind"] == "job"] == want and len(want) == 3
+        assert page.url == server.url + "?status=SUCCEEDED"
     finally:
         server.close()
         store.close()
