@@ -56,9 +56,8 @@ def queue(
         page = store.queue(limit=limit + 1, before=before, statuses=statuses, include_finished=include_finished)
         more = len(page) > limit
         page = page[:limit]
-        hidden = 0 if include_finished else store.count(finished=True, statuses=None)
-        if before is not None and not include_finished:
-            hidden = 0  # a later page: the count of the first one was enough
+        # The footer's count, on the first page of the table only (JSON has no footer).
+        hidden = 0 if include_finished or as_json or before is not None else store.count(finished=True)
         in_progress = store.status_counts(finished=False) if not as_json and before is None else {}
     next_page = next_page_command(all_jobs, status, limit, page[-1].job_id) if more else None
     if as_json:
