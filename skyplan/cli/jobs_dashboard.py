@@ -45,7 +45,7 @@ def _check_free(port: int) -> None:
 
 @handle_errors
 def dashboard(
-    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
+    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535, metavar="PORT",
                                        help="Serve on this port of 127.0.0.1 when the controller starts "
                                        "(default: jobs.dashboard_port, else a free port)."),
     no_open: bool = typer.Option(False, "--no-open", help="Print the address; do not open a browser."),

@@ -33,8 +33,9 @@ Why it is shaped so:
   DNS rebinding; it sends no CORS headers, and the page's Content-Security-Policy
   allows its own inline script and style only (by hash) and fetches to itself.
 * The store is synchronous (SQLAlchemy): each request's reads run on a small
-  thread pool of their own, so a slow query never stalls the event loop, and
-  the controller's loop is not this one.
+  thread pool of their own, so a slow query never stalls the event loop (the
+  daemon's main loop, which also renews the controller's lease); the
+  controller's own loop runs on another thread and never waits on a request.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def parse_query(query: Any) -> tuple[int, int | None, set[Status] | None]:
     raw = query.get("before")
     before = None
     if raw not in (None, ""):
-        if not re.fullmatch(r"[0-9]+", raw) or int(raw) < 1:
+        if not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) < 1:  # (a 64-bit integer: SQLite's limit)
             raise BadRequest(f"before must be a job id (a positive integer), not {raw!r}")
         before = int(raw)
     statuses: set[Status] = set()

@@ -110,6 +110,7 @@ def test_status_filter_keeps_its_states_across_pages(seeded):
     ("limit=abc", "limit must be an integer"),
     ("limit=501", "from 1 to 500"),
     ("before=-3", "before must be a job id"),
+    ("before=99999999999999999999", "before must be a job id"),
     ("status=RUNING", "'RUNING' is not a job status"),
 ])
 def test_a_bad_query_is_400_naming_the_parameter(seeded, query, says):
