@@ -192,8 +192,13 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        # One snapshot for a read's several queries (a page's jobs, tasks and events agree):
+        # SQLite's deferred BEGIN in WAL mode is one; PostgreSQL needs REPEATABLE READ.
+        with self.engine.connect() as conn:
+            if self._pg:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
