@@ -116,12 +116,15 @@ def separator(job: Any, run: Any, runs: Iterable[Any] = ()) -> str:
     from skyplan.jobs.executor import describe
 
     task = next((t for t in job.tasks if t.task_index == run.task_index), None)
-    placement = getattr(run, "placement", None)
+    placement = getattr(run, "placement", None)  # the controller records it once the launch placed it
     last = max((r.run_no for r in runs if r.task_index == run.task_index), default=run.run_no)
-    if placement is None and task is not None and run.run_no == last:
-        placement = task.placement  # the current run: its placement is on the task until the run ends
     name = f" ({task.name})" if task is not None and task.name else ""
-    where = describe(placement) if placement is not None else "no placement (the launch did not come up)"
+    if placement is not None:
+        where = describe(placement)
+    elif getattr(run, "ended_at", None) is None and run.run_no == last:
+        where = "launching"  # followed live: the run's log says where it lands
+    else:
+        where = "no placement (its launch did not come up)"
     outcome = getattr(run, "outcome", None)
     tail = f" · {outcome}" if outcome else ""
     return f"──── job {job.job_id} · task {run.task_index}{name} · run {run.run_no} · {where}{tail} ────\n"

@@ -184,7 +184,16 @@ def jobs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fi
 
 
 def _counter(ckpt: Path, total: int, recovery: str = "") -> str:
+    """The counter checkpointing to the plain directory ``ckpt``."""
     return (f"name: counter\n{TWO_ZONES}{recovery}envs:\n  CKPT: {ckpt}\n  TOTAL: '{total}'\n" + COUNTER_RUN)
+
+
+def _bucket_counter(bucket: str, total: int) -> tuple[str, Path]:
+    """The counter checkpointing to the MOUNT bucket ``bucket`` at /checkpoint, and where
+    that bucket lives on this machine (a directory beside the sandboxes)."""
+    text = (f"name: counter\n{TWO_ZONES}file_mounts:\n  /checkpoint:\n    name: {bucket}\n    mode: MOUNT\n"
+            f"envs:\n  CKPT: /checkpoint\n  TOTAL: '{total}'\n" + COUNTER_RUN)
+    return text, Path(os.environ["SKYPLAN_HOME"]) / "buckets" / bucket
 
 
 def _count(ckpt: Path) -> int:
@@ -195,10 +204,11 @@ def _count(ckpt: Path) -> int:
 
 
 def test_counter_preempted_twice_finishes_with_one_task_id(jobs_env: Jobs, jobs_db_url: str) -> None:
-    """Seed 003's BERT story in miniature, on SQLite and PostgreSQL."""
-    ckpt = jobs_env.tmp / "ckpt"
+    """Seed 003's BERT story in miniature, on SQLite and PostgreSQL: the checkpoint is
+    a MOUNT bucket at /checkpoint, the same one after every relaunch."""
     total = 24
-    job_id = jobs_env.launch(_counter(ckpt, total), "bert")
+    text, ckpt = _bucket_counter("bert-ckpt", total)
+    job_id = jobs_env.launch(text, "bert")
     cluster = f"job-{job_id}-0"
     for k in (1, 2):
         jobs_env.wait_status(job_id, "RUNNING")
@@ -222,6 +232,7 @@ def test_counter_preempted_twice_finishes_with_one_task_id(jobs_env: Jobs, jobs_
     assert f"done at {total}" in out and "recoveries=2" in out
     assert all("preempt" in (r.outcome or "") for r in jobs_env.runs(job_id)[:2])
     jobs_env.assert_nothing_left()
+    assert _count(ckpt) == total  # a bucket the user named outlives the job
 
 
 def test_eager_next_region_relaunches_in_another_region(jobs_env: Jobs) -> None:
@@ -305,8 +316,8 @@ def test_cancel_during_recovering_leaves_nothing(jobs_env: Jobs) -> None:
 def test_sigkilled_controller_resumes_without_a_needless_recovery(jobs_env: Jobs, jobs_db_url: str) -> None:
     from skyplan.jobs import daemon
 
-    ckpt = jobs_env.tmp / "ckpt"
-    job_id = jobs_env.launch(_counter(ckpt, 30), "survivor")
+    text, ckpt = _bucket_counter("survivor-ckpt", 30)
+    job_id = jobs_env.launch(text, "survivor")
     jobs_env.wait_status(job_id, "RUNNING")
     jobs_env.wait(lambda: _count(ckpt) >= 2, "progress")
     pid = jobs_env.controller_pid()
