@@ -139,6 +139,10 @@ def check_buckets(task: Any, clouds: list[Any]) -> None:
                                                     "\"Checkpoint buckets\"); nothing was created")
         if store != DIR_STORE:
             for b in buckets:
+                if not b.dst.startswith("/"):
+                    # The VM's sandbox is replaced at each sync: a bucket mounted in it would be emptied.
+                    raise InputError(f"file_mounts '{b.dst}': {cloud.display} mounts a bucket at an absolute "
+                                     "path only", hint=f"mount it at e.g. /{b.name}; nothing was created")
                 if b.store and b.store != store:
                     raise InputError(f"file_mounts '{b.dst}': bucket '{b.name}' is in store '{b.store}', which "
                                      f"{cloud.display} does not mount (its store is '{store}')",

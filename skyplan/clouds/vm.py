@@ -8,6 +8,9 @@ without importing any Pulumi module:
   (``skyplan.provision.nodes``), so neither the task nor its envs and secrets
   are in the instance's metadata any more;
 * :func:`authorized_key`: the cluster's SSH public key, checked to be one;
+* :func:`bucket_lines`: the boot script's part that mounts the task's buckets
+  (``skyplan.clouds.buckets``) at their destinations, with the cloud's own FUSE
+  client (each program says how to install it and how to mount one bucket);
 * :func:`node_name` / :func:`skyplan_labels` / :func:`all_ports`: names, labels
   and ports every program uses.
 """
@@ -41,6 +44,15 @@ BASE_PORTS = (SSH_PORT,)
 
 #: Root disk when the task asks for none, in GB (fits the GPU images, which are large).
 DEFAULT_DISK_GB = 100
+
+#: How long the boot script keeps trying to mount a bucket, seconds: the grant that
+#: lets the instance's identity reach a bucket made in the same update takes a while
+#: to be seen (IAM is eventually consistent on every cloud).
+BUCKET_MOUNT_WAIT_S = 300
+
+#: The tag/label a bucket that skyplan created carries: the managed job it belongs
+#: to ("" : none), so that the job's end deletes it (``skyplan.jobs.buckets``).
+OWNER_TAG = "skyplan-owner"
 
 
 def node_name(request: ProvisionRequest, rank: int) -> str:
@@ -93,7 +105,34 @@ def _absolute_mounts(request: ProvisionRequest) -> list[tuple[str, bool]]:
     return out
 
 
-def startup_script(request: ProvisionRequest, rank: int, login_user: str, *, gpu_driver_wait: bool = False) -> str:
+def bucket_lines(request: ProvisionRequest, login_user: str, install: list[str],
+                 mount: Callable[[dict, str, str], str]) -> list[str]:
+    """The boot script's lines that mount each of the request's buckets at its
+    (absolute) destination: ``install`` once (the FUSE client; each line idempotent),
+    then per bucket its mountpoint (an empty directory the login user owns) and
+    ``mount(bucket, uid_expr, gid_expr)``, the cloud's mount command, retried for
+    up to ``BUCKET_MOUNT_WAIT_S`` and skipped when already mounted (GCP runs the
+    script at every boot). The files in it are the login user's. No line fails the
+    script: a bucket that cannot be mounted leaves its directory empty, which the
+    task sees (and the runtime's boot marker still comes)."""
+    if not request.buckets:
+        return []
+    user = shlex.quote(login_user)
+    uid, gid = f"$(id -u {user})", f"$(id -g {user})"
+    lines = [f"for _ in $(seq {USER_WAIT_S}); do id -u {user} >/dev/null 2>&1 && break; sleep 1; done",
+             "export DEBIAN_FRONTEND=noninteractive", *install]
+    for b in request.buckets:
+        dst = shlex.quote(str(b["dst"]).rstrip("/"))
+        lines += [
+            f"install -d -m 0755 {dst} && chown {user}: {dst}",
+            f"for _ in $(seq {BUCKET_MOUNT_WAIT_S // 10}); do mountpoint -q {dst} && break; "
+            f"{mount(dict(b), uid, gid)} && break; sleep 10; done || true",
+        ]
+    return lines
+
+
+def startup_script(request: ProvisionRequest, rank: int, login_user: str, *, gpu_driver_wait: bool = False,
+                   buckets: list[str] | None = None) -> str:
     """The boot script of node ``rank``: root-at-boot work only, then the marker.
 
     It makes each file mount's absolute destination exist and belong to
@@ -128,13 +167,18 @@ def startup_script(request: ProvisionRequest, rank: int, login_user: str, *, gpu
                              f"&& chown {user}: {q}")
     if gpu_driver_wait and request.accelerators:
         lines.append(f"for _ in $(seq {GPU_DRIVER_WAIT_S // 5}); do nvidia-smi >/dev/null 2>&1 && break; sleep 5; done")
+    if buckets:
+        # Before the marker: the runtime starts the task once its buckets are mounted.
+        lines += ["set +e", *buckets, "set -e"]
     lines += [f"install -d -m 0755 {shlex.quote(BOOT_MARKER.rsplit('/', 1)[0])}", f"touch {BOOT_MARKER}"]
     return "\n".join(lines) + "\n"
 
 
 def startup_input(request: ProvisionRequest, rank: int, login_user: str,
-                  encode: Callable[[str], str] | None = None, *, gpu_driver_wait: bool = False) -> str:
+                  encode: Callable[[str], str] | None = None, *, gpu_driver_wait: bool = False,
+                  buckets: list[str] | None = None) -> str:
     """The boot script of node ``rank`` as a resource input, passed through
-    ``encode`` (e.g. base64). Plain text: it holds nothing secret."""
-    script = startup_script(request, rank, login_user, gpu_driver_wait=gpu_driver_wait)
+    ``encode`` (e.g. base64). Plain text: it holds nothing secret (``buckets``:
+    the lines of ``bucket_lines``; the instance's own identity reaches them)."""
+    script = startup_script(request, rank, login_user, gpu_driver_wait=gpu_driver_wait, buckets=buckets)
     return encode(script) if encode is not None else script

@@ -11,6 +11,17 @@ Resources (all tagged skyplan-cluster / skyplan-stack):
                       placement is spot, boot script from :func:`skyplan.clouds.vm.startup_input`
                       (root work at boot only; the task is started over SSH after ``up``)
 
+Buckets (the task's ``{name, mode: MOUNT}`` file mounts, ``skyplan.clouds.buckets``):
+  bucket-<name>       the S3 bucket, created when it does not exist (tagged
+                      ``skyplan-owner``: the managed job it belongs to) and kept when
+                      the stack is destroyed (``retain_on_delete``: a relaunch after a
+                      preemption mounts it again); an existing one is attached
+  <stack>-role / -buckets / -profile
+                      an IAM role the instances assume (instance profile) whose inline
+                      policy reaches those buckets only (list, get, put, delete)
+  The boot script installs Mountpoint for S3 and mounts each bucket at its path
+  (``mount-s3 --allow-delete --allow-overwrite``), owned by the login user.
+
 Login: both AMI families log in as ``ubuntu`` (Canonical's Ubuntu images and the
 Ubuntu-based Deep Learning AMIs), which cloud-init gives the key pair's key.
 
@@ -21,20 +32,24 @@ zone in every account. An AZ id selects the default subnet of that AZ
 
 Exports: cloud, region, zone, zone_name (node 0's AZ name in this account),
 instance_type, instance_ids, public_ips, private_ips (per rank), ssh_user, ssh_port,
-cluster, stack.
+cluster, stack, and ``buckets`` ([{name, dst, store, created}]) when the task has any.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.vm import (
     DEFAULT_DISK_GB,
+    OWNER_TAG,
     SSH_PORT,
     all_ports,
     authorized_key,
+    bucket_lines,
     node_name,
     skyplan_labels,
     startup_input,
@@ -83,6 +98,77 @@ def ami_query(request: ProvisionRequest) -> dict[str, Any]:
     }
 
 
+#: Mountpoint for S3's package, per ``dpkg --print-architecture`` (amd64 is its x86_64).
+MOUNTPOINT_DEB = "https://s3.amazonaws.com/mountpoint-s3-release/latest/{arch}/mount-s3.deb"
+
+
+def bucket_policy(names: list[str]) -> str:
+    """The instances' inline IAM policy: those buckets and their objects, nothing else."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{n}" for n in names]},
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                           "s3:AbortMultipartUpload"],
+             "Resource": [f"arn:aws:s3:::{n}/*" for n in names]},
+        ],
+    }, sort_keys=True)
+
+
+ASSUME_EC2 = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def mount_script(request: ProvisionRequest) -> list[str]:
+    """The boot script's lines that install Mountpoint for S3 and mount each bucket."""
+    arch = "$(dpkg --print-architecture | sed s/amd64/x86_64/)"
+    install = [f"command -v mount-s3 >/dev/null || {{ apt-get update -y && apt-get install -y wget && "
+               f"wget -q -O /tmp/mount-s3.deb {MOUNTPOINT_DEB.format(arch=arch)} && "
+               "apt-get install -y /tmp/mount-s3.deb; }"]
+
+    def mount(b: dict, uid: str, gid: str) -> str:
+        return (f"mount-s3 --allow-other --allow-delete --allow-overwrite --uid {uid} --gid {gid} "
+                f"--region {shlex.quote(request.region)} {shlex.quote(b['name'])} {shlex.quote(b['dst'])}")
+
+    return bucket_lines(request, SSH_USER, install, mount)
+
+
+def bucket_exists(name: str, invoke: Any) -> bool:
+    """Whether S3 has bucket ``name`` (one this account can see): looked up while the
+    program runs, so a relaunch attaches the bucket its first run created."""
+    import pulumi_aws as aws
+
+    try:
+        aws.s3.get_bucket(bucket=name, opts=invoke)
+    except Exception:  # noqa: BLE001 - not found (or not visible): the program creates it
+        return False
+    return True
+
+
+def declare_buckets(request: ProvisionRequest, provider: Any, invoke: Any, tags: dict[str, str]) -> Any:
+    """The buckets (created or attached) and the instance profile that reaches them;
+    None when the task has no bucket."""
+    import pulumi
+    import pulumi_aws as aws
+
+    if not request.buckets:
+        return None
+    names = list(dict.fromkeys(str(b["name"]) for b in request.buckets))
+    made = []
+    for name in names:
+        if bucket_exists(name, invoke):
+            continue
+        aws.s3.Bucket(f"bucket-{name}", bucket=name, force_destroy=True,
+                      tags={**tags, OWNER_TAG: request.bucket_owner, "skyplan-bucket": name},
+                      opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True))
+        made.append(name)
+    pulumi.export("buckets", [{**dict(b), "store": "s3", "created": b["name"] in made} for b in request.buckets])
+    opts = pulumi.ResourceOptions(provider=provider)
+    role = aws.iam.Role(f"{request.stack}-role", assume_role_policy=ASSUME_EC2, tags=tags, opts=opts)
+    aws.iam.RolePolicy(f"{request.stack}-buckets", role=role.id, policy=bucket_policy(names), opts=opts)
+    return aws.iam.InstanceProfile(f"{request.stack}-profile", role=role.name, tags=tags, opts=opts)
+
+
 def build(request: ProvisionRequest) -> None:
     """Declare the placement's resources in the current Pulumi program."""
     import pulumi
@@ -127,6 +213,9 @@ def build(request: ProvisionRequest) -> None:
         opts=opts,
     )
 
+    profile = declare_buckets(request, provider, invoke, tags)
+    mounts = mount_script(request)
+
     market = None
     if request.use_spot:
         market = aws.ec2.InstanceInstanceMarketOptionsArgs(
@@ -153,8 +242,9 @@ def build(request: ProvisionRequest) -> None:
                 root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                     volume_size=request.disk_size or DEFAULT_DISK_GB, volume_type="gp3", delete_on_termination=True
                 ),
-                user_data=startup_input(request, rank, SSH_USER),
+                user_data=startup_input(request, rank, SSH_USER, buckets=mounts),
                 user_data_replace_on_change=True,
+                iam_instance_profile=profile.name if profile is not None else None,
                 tags={**tags, "Name": name, "skyplan-node-rank": str(rank)},
                 volume_tags=tags,
                 opts=opts,

@@ -11,6 +11,19 @@ Resources (tagged skyplan-cluster / skyplan-stack), all in the placement's regio
                       base64 custom data (root work at boot only; the task is started
                       over SSH after ``up``)
 
+Buckets (the task's ``{name, mode: MOUNT}`` file mounts, ``skyplan.clouds.buckets``): a
+bucket ``B`` is the Blob container ``B`` of storage account ``account_name(B)`` in resource
+group ``skyplan-bucket-B``, outside the cluster's group so that it outlives the cluster:
+  bucket-<B>-rg / -account / bucket-<B>
+                      created when the container does not exist (tagged ``skyplan-owner``:
+                      the managed job it belongs to) and kept when the stack is destroyed
+                      (``retain_on_delete``: a relaunch mounts it again); an existing one is
+                      attached
+  <node>-<B>-blob     the VM's system-assigned identity gets Storage Blob Data Contributor
+                      on that account only
+  The boot script installs blobfuse2 and mounts each container at its path with the VM's
+  managed identity (``mode: msi``).
+
 Zones: our catalog gives Azure no zones, so ``zone`` is normally None and the VM is
 regional. A zone ("2" or "eastus-2") pins the VM and its public IP to that zone.
 
@@ -19,21 +32,27 @@ Azure creates the one named here) accepts the cluster's SSH public key
 (``request.ssh_public_key``) and no password.
 
 Exports: cloud, region, zone, instance_type, resource_group, vm_ids, public_ips,
-private_ips (per rank), ssh_user, ssh_port, cluster, stack.
+private_ips (per rank), ssh_user, ssh_port, cluster, stack, and ``buckets`` ([{name, dst,
+store, created}]) when the task has any.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import shlex
+import uuid
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.vm import (
     DEFAULT_DISK_GB,
+    OWNER_TAG,
     SSH_PORT,
     all_ports,
     authorized_key,
+    bucket_lines,
     node_name,
     skyplan_labels,
     startup_input,
@@ -64,7 +83,121 @@ def zone_number(zone: str | None) -> str | None:
 
 def custom_data(request: ProvisionRequest, rank: int) -> Any:
     """The boot script, base64 as Azure wants it."""
-    return startup_input(request, rank, ADMIN_USER, lambda script: base64.b64encode(script.encode()).decode())
+    return startup_input(request, rank, ADMIN_USER, lambda script: base64.b64encode(script.encode()).decode(),
+                         buckets=mount_script(request))
+
+
+#: Storage Blob Data Contributor (a built-in role: the same id in every subscription).
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+BLOBFUSE_INSTALL = [
+    "command -v blobfuse2 >/dev/null || { apt-get update -y && apt-get install -y wget lsb-release && "
+    "wget -q -O /tmp/packages-microsoft-prod.deb "
+    "https://packages.microsoft.com/config/ubuntu/$(lsb_release -rs)/packages-microsoft-prod.deb && "
+    "dpkg -i /tmp/packages-microsoft-prod.deb && apt-get update -y && apt-get install -y blobfuse2 fuse3; }",
+]
+
+
+def account_name(bucket: str) -> str:
+    """The storage account holding bucket ``bucket``: 24 lowercase letters and digits,
+    the same for the same name (storage account names are global)."""
+    return "skyb" + hashlib.sha256(bucket.encode()).hexdigest()[:20]
+
+
+def bucket_group(bucket: str) -> str:
+    return f"skyplan-bucket-{bucket}"
+
+
+def blobfuse_config(bucket: str) -> str:
+    """blobfuse2's configuration for ``bucket``: the VM's managed identity, a local file cache."""
+    acct = account_name(bucket)
+    return "\n".join([
+        "allow-other: true",
+        "components: [libfuse, file_cache, attr_cache, azstorage]",
+        "libfuse: {default-permission: 0777, attribute-expiration-sec: 120}",
+        f"file_cache: {{path: /mnt/blobfuse2-cache/{bucket}, timeout-sec: 120}}",
+        "attr_cache: {timeout-sec: 7200}",
+        f"azstorage: {{type: block, account-name: {acct}, container: {bucket}, mode: msi, "
+        f"endpoint: 'https://{acct}.blob.core.windows.net'}}",
+    ]) + "\n"
+
+
+def mount_script(request: ProvisionRequest) -> list[str]:
+    """The boot script's lines that install blobfuse2 and mount each container."""
+    install = list(BLOBFUSE_INSTALL) + ["install -d -m 0700 /etc/skyplan"]
+    for name in dict.fromkeys(str(b["name"]) for b in request.buckets):
+        conf = f"/etc/skyplan/blobfuse2-{name}.yaml"
+        install += [f"printf '%s' {shlex.quote(blobfuse_config(name))} > {conf}",
+                    f"install -d -m 0700 /mnt/blobfuse2-cache/{name}"]
+
+    def mount(b: dict, uid: str, gid: str) -> str:
+        # The files are the login user's through default-permission: blobfuse2 has no uid option.
+        return f"blobfuse2 mount {shlex.quote(b['dst'])} --config-file=/etc/skyplan/blobfuse2-{b['name']}.yaml"
+
+    return bucket_lines(request, ADMIN_USER, install, mount)
+
+
+def bucket_exists(name: str) -> bool:
+    """Whether bucket ``name``'s container exists (in its account and group)."""
+    from pulumi_azure_native import storage
+
+    try:
+        storage.get_blob_container(account_name=account_name(name), container_name=name,
+                                   resource_group_name=bucket_group(name))
+    except Exception:  # noqa: BLE001 - not found (or not visible): the program creates it
+        return False
+    return True
+
+
+def declare_buckets(request: ProvisionRequest, tags: dict[str, str]) -> list[tuple[str, Any]]:
+    """The buckets (created or attached): (name, its storage account's id) each."""
+    import pulumi
+    from pulumi_azure_native import authorization, resources, storage
+
+    if not request.buckets:
+        return []
+    sub = authorization.get_client_config_output().subscription_id
+    out: list[tuple[str, Any]] = []
+    made = []
+    for name in dict.fromkeys(str(b["name"]) for b in request.buckets):
+        acct, group = account_name(name), bucket_group(name)
+        scope: Any = sub.apply(lambda s, g=group, a=acct: f"/subscriptions/{s}/resourceGroups/{g}/providers/"
+                                                          f"Microsoft.Storage/storageAccounts/{a}")
+        if not bucket_exists(name):
+            keep = pulumi.ResourceOptions(retain_on_delete=True)
+            owned = {**tags, OWNER_TAG: request.bucket_owner, "skyplan-bucket": name}
+            rg = resources.ResourceGroup(f"bucket-{name}-rg", resource_group_name=group, location=request.region,
+                                         tags=owned, opts=keep)
+            account = storage.StorageAccount(
+                f"bucket-{name}-account", account_name=acct, resource_group_name=rg.name, location=request.region,
+                kind="StorageV2", sku=storage.SkuArgs(name="Standard_LRS"), allow_blob_public_access=False,
+                minimum_tls_version="TLS1_2", tags=owned, opts=keep)
+            storage.BlobContainer(f"bucket-{name}", container_name=name, account_name=account.name,
+                                  resource_group_name=rg.name, public_access="None", opts=keep)
+            scope = account.id
+            made.append(name)
+        out.append((name, scope))
+    pulumi.export("buckets", [{**dict(b), "store": "azure", "created": b["name"] in made} for b in request.buckets])
+    return out
+
+
+def grant_buckets(request: ProvisionRequest, vm: Any, name: str, buckets: list[tuple[str, Any]]) -> None:
+    """Storage Blob Data Contributor for the VM's identity on each bucket's account."""
+    from pulumi_azure_native import authorization
+
+    if not buckets:
+        return
+    sub = authorization.get_client_config_output().subscription_id
+    for bucket, scope in buckets:
+        authorization.RoleAssignment(
+            f"{name}-{bucket}-blob",
+            # A GUID, the same for the same stack, node and bucket (an update keeps it).
+            role_assignment_name=str(uuid.uuid5(uuid.NAMESPACE_URL, f"skyplan:{request.stack}:{name}:{bucket}")),
+            principal_id=vm.identity.apply(lambda i: i.principal_id if i else None),
+            principal_type="ServicePrincipal",
+            role_definition_id=sub.apply(lambda s: f"/subscriptions/{s}/providers/Microsoft.Authorization/"
+                                                   f"roleDefinitions/{BLOB_CONTRIBUTOR}"),
+            scope=scope,
+        )
 
 
 def spot_settings(request: ProvisionRequest) -> dict[str, Any]:
@@ -132,6 +265,7 @@ def build(request: ProvisionRequest) -> None:
         ),
     )
 
+    buckets = declare_buckets(request, tags)
     vms = []
     ips = []
     nics = []
@@ -193,9 +327,12 @@ def build(request: ProvisionRequest) -> None:
                     network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True, delete_option="Delete")]
                 ),
                 tags={**tags, "skyplan-node-rank": str(rank)},
+                # Its own identity reaches the task's buckets (grant_buckets), and nothing else.
+                identity=compute.VirtualMachineIdentityArgs(type="SystemAssigned") if buckets else None,
                 **spot,
             )
         )
+        grant_buckets(request, vms[-1], name, buckets)
         ips.append(ip)
         nics.append(nic)
 

@@ -11,6 +11,17 @@ Resources (labelled skyplan-cluster / skyplan-stack):
                     :func:`skyplan.clouds.vm.startup_input` (root work at boot only;
                     the task is started over SSH after ``up``)
 
+Buckets (the task's ``{name, mode: MOUNT}`` file mounts, ``skyplan.clouds.buckets``):
+  bucket-<name>     the Cloud Storage bucket (uniform access, in the placement's region),
+                    created when it does not exist (labelled ``skyplan-owner``: the managed
+                    job it belongs to) and kept when the stack is destroyed
+                    (``retain_on_delete``: a relaunch mounts it again); an existing one is
+                    attached
+  <stack>-sa        a service account the instances run as (scope devstorage.read_write),
+  <stack>-<name>-rw granted roles/storage.objectAdmin on those buckets only
+  The boot script installs gcsfuse and mounts each bucket at its path, owned by the
+  login user.
+
 Login: ``ubuntu``, the user named in ``ssh-keys`` (the guest agent creates it, with
 passwordless sudo, if the image lacks it). OS Login would ignore metadata keys, so
 the instance turns it off for itself (``enable-oslogin: FALSE``); an organisation
@@ -22,20 +33,25 @@ on host maintenance (``TERMINATE``). The project is the provider's (``gcp:projec
 or GOOGLE_PROJECT / GOOGLE_CLOUD_PROJECT / gcloud's default).
 
 Exports: cloud, region, zone, instance_type, instance_names, instance_ids, public_ips, private_ips
-(per rank), ssh_user, ssh_port, cluster, stack.
+(per rank), ssh_user, ssh_port, cluster, stack, and ``buckets`` ([{name, dst, store, created}]) when
+the task has any.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shlex
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
 from skyplan.clouds.vm import (
     DEFAULT_DISK_GB,
+    OWNER_TAG,
     SSH_PORT,
     all_ports,
     authorized_key,
+    bucket_lines,
     node_name,
     skyplan_labels,
     startup_input,
@@ -144,6 +160,72 @@ def metadata(request: ProvisionRequest) -> dict[str, str]:
     return meta
 
 
+#: The scope of the instances' service account when the task has buckets (IAM narrows it).
+STORAGE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
+#: What the service account may do in each bucket: its objects, read and write.
+BUCKET_ROLE = "roles/storage.objectAdmin"
+#: gcsfuse's apt repository (signed by Google's Cloud packages key).
+GCSFUSE_INSTALL = [
+    "command -v gcsfuse >/dev/null || { apt-get update -y && apt-get install -y curl lsb-release && "
+    "curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg -o /usr/share/keyrings/cloud.google.asc && "
+    'echo "deb [signed-by=/usr/share/keyrings/cloud.google.asc] https://packages.cloud.google.com/apt '
+    'gcsfuse-$(lsb_release -c -s) main" > /etc/apt/sources.list.d/gcsfuse.list && '
+    "apt-get update -y && apt-get install -y gcsfuse; }",
+]
+
+
+def service_account_id(request: ProvisionRequest) -> str:
+    """The instances' service account id: 6-30 characters, unique per stack."""
+    return "skyplan-" + hashlib.sha256(request.stack.encode()).hexdigest()[:20]
+
+
+def mount_script(request: ProvisionRequest) -> list[str]:
+    """The boot script's lines that install gcsfuse and mount each bucket."""
+    def mount(b: dict, uid: str, gid: str) -> str:
+        return (f"gcsfuse --implicit-dirs -o allow_other --uid {uid} --gid {gid} --file-mode 664 --dir-mode 775 "
+                f"{shlex.quote(b['name'])} {shlex.quote(b['dst'])}")
+
+    return bucket_lines(request, SSH_USER, list(GCSFUSE_INSTALL), mount)
+
+
+def bucket_exists(name: str) -> bool:
+    """Whether Cloud Storage has bucket ``name`` (one the project can see)."""
+    import pulumi_gcp as gcp
+
+    try:
+        gcp.storage.get_bucket(name=name)
+    except Exception:  # noqa: BLE001 - not found (or not visible): the program creates it
+        return False
+    return True
+
+
+def declare_buckets(request: ProvisionRequest) -> Any:
+    """The buckets (created or attached), and the service account that reaches them
+    (None when the task has no bucket)."""
+    import pulumi
+    import pulumi_gcp as gcp
+
+    if not request.buckets:
+        return None
+    names = list(dict.fromkeys(str(b["name"]) for b in request.buckets))
+    account = gcp.serviceaccount.Account(f"{request.stack}-sa", account_id=service_account_id(request),
+                                         display_name=f"skyplan {request.stack}"[:100])
+    made = []
+    for name in names:
+        bucket: Any = name
+        if not bucket_exists(name):
+            bucket = gcp.storage.Bucket(
+                f"bucket-{name}", name=name, location=request.region.upper(), force_destroy=True,
+                uniform_bucket_level_access=True,
+                labels={**labels(request), OWNER_TAG: gcp_label(request.bucket_owner), "skyplan-bucket": name},
+                opts=pulumi.ResourceOptions(retain_on_delete=True)).name
+            made.append(name)
+        gcp.storage.BucketIAMMember(f"{request.stack}-{name}-rw", bucket=bucket, role=BUCKET_ROLE,
+                                    member=account.email.apply(lambda e: f"serviceAccount:{e}"))
+    pulumi.export("buckets", [{**dict(b), "store": "gcs", "created": b["name"] in made} for b in request.buckets])
+    return account
+
+
 def build(request: ProvisionRequest) -> None:
     """Declare the placement's resources in the current Pulumi program."""
     import pulumi
@@ -163,6 +245,8 @@ def build(request: ProvisionRequest) -> None:
     )
 
     accelerators = [gcp.compute.InstanceGuestAcceleratorArgs(**a) for a in guest_accelerators(request)]
+    account = declare_buckets(request)
+    mounts = mount_script(request)
     instances = []
     for rank in range(max(1, int(request.num_nodes))):
         instances.append(
@@ -186,7 +270,10 @@ def build(request: ProvisionRequest) -> None:
                 guest_accelerators=accelerators or None,
                 metadata=metadata(request),
                 # The boot marker waits for that driver: the task starts once its GPUs work.
-                metadata_startup_script=startup_input(request, rank, SSH_USER, gpu_driver_wait=True),
+                metadata_startup_script=startup_input(request, rank, SSH_USER, gpu_driver_wait=True,
+                                                      buckets=mounts),
+                service_account=gcp.compute.InstanceServiceAccountArgs(email=account.email, scopes=[STORAGE_SCOPE])
+                if account is not None else None,
                 labels={**labels(request), "skyplan-node-rank": str(rank)},
                 tags=[tag],
                 allow_stopping_for_update=True,

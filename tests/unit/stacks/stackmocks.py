@@ -98,8 +98,10 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and _SECRET_SIG in value
 
 
-def run_program(build: Callable[[ProvisionRequest], None], request: ProvisionRequest) -> RecordingMocks:
-    mocks = RecordingMocks()
+def run_program(build: Callable[[ProvisionRequest], None], request: ProvisionRequest,
+                mocks: RecordingMocks | None = None) -> RecordingMocks:
+    """``mocks``: a RecordingMocks (subclass) of the test's own, e.g. with canned invoke results."""
+    mocks = mocks if mocks is not None else RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="skyplan-test", stack=request.stack, preview=False)
 
     @pulumi.runtime.test
