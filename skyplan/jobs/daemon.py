@@ -30,7 +30,7 @@ Threads (where the HTTP API lives; ``skyplan.jobs.http``)
     on this loop too; it must never block it (the store is synchronous: run
     its reads in a thread pool, as ``http.py`` does).
   * ONE thread, ``jobs-controller``, runs the synchronous controller
-    (``Controller.resume`` then ``Controller.run(stop)``), which keeps its own
+    (``Controller.run(stop)``, which resumes every unfinished job first), which keeps its own
     bounded pool of worker threads for launches and teardowns.
   * ``stop`` (a ``threading.Event``) ends both: set by a signal, by a lost
     lease, or by the loop when the controller thread returns.
@@ -201,8 +201,7 @@ class Daemon:
         try:
             if self.controller is None:
                 self.controller = self._make_controller()
-            self.controller.resume()
-            self.controller.run(self.stop)
+            self.controller.run(self.stop)  # resumes every unfinished job first
         except BaseException as exc:  # noqa: BLE001 - logged; the process exits non-zero
             self.error = exc
             log.exception("the controller failed")

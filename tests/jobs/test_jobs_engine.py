@@ -369,3 +369,62 @@ def test_local_processes_that_vanish_are_failed_hardware_and_recovered(jobs_env:
     assert job.tasks[0].recoveries == 1
     assert _count(ckpt) == 16
     jobs_env.assert_nothing_left()
+
+
+def test_checks_that_time_out_while_the_cloud_says_running_cause_no_recovery(jobs_env: Jobs) -> None:
+    """The controller in this process, over the real executor, whose status checks stop
+    answering for many grace periods while the sim's ledger says the node runs."""
+    import threading
+
+    from skyplan.jobs.controller import Controller
+    from skyplan.jobs.executor import Check, CloudSays, ProvisionExecutor
+    from skyplan.jobs.settings import load
+    from skyplan.jobs.submit import submit
+
+    class Unanswering(ProvisionExecutor):
+        def __init__(self, **kw) -> None:  # noqa: ANN003
+            super().__init__(**kw)
+            self.answer = threading.Event()
+            self.answer.set()
+            self.cloud_answers: list[CloudSays] = []
+
+        def check(self, cluster: str) -> Check:
+            if not self.answer.is_set():
+                return Check(time.time(), "timeout", detail="no answer within 0.1 s")
+            return super().check(cluster)
+
+        def cloud_says(self, cluster: str) -> CloudSays:
+            says = super().cloud_says(cluster)
+            self.cloud_answers.append(says)
+            return says
+
+    mark = jobs_env.tmp / "ran"
+    path = jobs_env.tmp / "patient.yaml"
+    path.write_text(f"name: patient\n{TWO_ZONES}run: |\n  sleep 8\n  echo finished >> {mark}\n")
+    settings = load()
+    store = jobs_env.store()
+    done = submit(str(path), simulate=str(jobs_env.scenario), store=store, start_controller=False)
+    ex = Unanswering(store=store)
+    controller = Controller(store, ex, settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        jobs_env.wait_status(done.job_id, "RUNNING")
+        ex.answer.clear()
+        grace = float(settings.grace_s)
+        time.sleep(3 * grace)  # many grace periods of failed checks
+        assert ex.cloud_answers and set(ex.cloud_answers) == {CloudSays.RUNNING}
+        job = jobs_env.job(done.job_id)
+        assert job.status.value == "RUNNING" and job.tasks[0].recoveries == 0
+        ex.answer.set()
+        job = jobs_env.wait_end(done.job_id)
+    finally:
+        stop.set()
+        thread.join(60)
+        store.close()
+    assert job.status.value == "SUCCEEDED", job
+    assert job.tasks[0].recoveries == 0 and len(jobs_env.runs(done.job_id)) == 1
+    assert mark.read_text() == "finished\n"  # one run, never interrupted
+    assert not any(e.status.value == "RECOVERING" for e in job.tasks[0].events)
+    jobs_env.assert_nothing_left()
