@@ -428,3 +428,25 @@ def test_checks_that_time_out_while_the_cloud_says_running_cause_no_recovery(job
     assert mark.read_text() == "finished\n"  # one run, never interrupted
     assert not any(e.status.value == "RECOVERING" for e in job.tasks[0].events)
     jobs_env.assert_nothing_left()
+
+
+def test_a_job_on_an_ssh_pool_runs_with_its_identity_and_leaves_nothing(jobs_env: Jobs, sshd) -> None:  # noqa: ANN001
+    """The same launch path reaches a pool of one's own machines (a real sshd on loopback)."""
+    from skyplan.state import StateDB
+
+    home_dir = Path(os.environ["SKYPLAN_HOME"])
+    home_dir.mkdir(parents=True, exist_ok=True)
+    (home_dir / "config.yaml").write_text(
+        f"ssh:\n  pools:\n    lab:\n      known_hosts: {sshd.known_hosts}\n      hosts:\n"
+        f"        - {{host: {sshd.host}, port: {sshd.port}, user: {sshd.user}, identity_file: {sshd.identity_file}}}\n")
+    path = jobs_env.tmp / "pooled.yaml"
+    path.write_text("name: pooled\nresources: {cloud: ssh, region: lab, cpus: 1+}\n"
+                    "run: echo \"id=$SKYPLAN_TASK_ID job=$SKYPLAN_JOB_ID recoveries=$SKYPLAN_NUM_RECOVERIES\"\n")
+    r = _sh(jobs_env.env, "jobs", "launch", str(path), "--yes", "--detach", "--json")
+    assert r.returncode == 0, r.stderr
+    job_id = json.loads(r.stdout)["job_id"]
+    job = jobs_env.wait_end(job_id)
+    assert job.status.value == "SUCCEEDED", job
+    assert job.tasks[0].placement.cloud == "ssh"
+    assert f"id={job.tasks[0].task_id} job={job_id} recoveries=0" in jobs_env.logs(job_id)
+    jobs_env.wait(lambda: not StateDB().clusters(), "the teardown", 60)
