@@ -39,11 +39,16 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def open_reader(url: str) -> SqliteReader | None:
-    """A reader for ``url`` when it is an existing SQLite database at ``records.SCHEMA_REVISION``, else None."""
+def open_reader(url: str) -> SqliteReader | NoJobs | None:
+    """A reader for ``url`` when it is an existing SQLite database at ``records.SCHEMA_REVISION``
+    (``NoJobs`` when the file does not exist yet), else None."""
     path = sqlite_path(url)
-    if path is None or not os.path.isfile(path):
+    if path is None:
         return None
+    if not os.path.lexists(path):
+        return NoJobs()
+    if not os.path.isfile(path):
+        return None  # the Store says what is wrong with it
     try:
         reader = SqliteReader(path)
     except sqlite3.Error:
@@ -52,6 +57,28 @@ def open_reader(url: str) -> SqliteReader | None:
         reader.close()
         return None
     return reader
+
+
+class NoJobs:
+    """The reader of an SQLite database that does not exist yet: no jobs (a read creates no file)."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> NoJobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def queue(self, **_: Any) -> list[JobRecord]:
+        return []
+
+    def count(self, **_: Any) -> int:
+        return 0
+
+    def status_counts(self, **_: Any) -> dict[Status, int]:
+        return {}
 
 
 class SqliteReader:

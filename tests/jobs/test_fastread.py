@@ -62,7 +62,8 @@ def test_the_reader_reads_what_the_store_reads(url: str):
 
 def test_only_an_existing_sqlite_database_at_the_current_schema_is_read_directly(url: str, tmp_path: Path):
     path = fastread.sqlite_path(url)
-    assert fastread.open_reader(url) is None  # not created yet: the Store creates and migrates it
+    empty = fastread.open_reader(url)  # not created yet: no jobs, and reading creates no file
+    assert isinstance(empty, fastread.NoJobs) and empty.queue(limit=5) == [] and empty.count() == 0
     assert not Path(path).exists()
     Store(url).close()
     reader = fastread.open_reader(url)
