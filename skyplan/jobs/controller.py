@@ -53,6 +53,8 @@ RECOVERY_ROUNDS = 3
 POLL_WAIT_S = 30.0
 #: Seconds the loop sleeps at most between two passes when nothing wakes it.
 MAX_NAP_S = 1.0
+#: At start, the newest finished jobs looked at for a teardown the last controller left unfinished.
+SWEEP_RECENT = 200
 
 
 def cluster_name(job_id: int, task_index: int) -> str:
@@ -73,6 +75,9 @@ class _Live:
     retry_at: float | None = None  # a launch waiting out its backoff
     rounds: int = 0  # recovery rounds that found no resource
     avoid: Placement | None = None  # the placement a relaunch reorders around (EAGER_NEXT_REGION, FAILOVER)
+    #: How the open run ends once the final teardown is done: (placement, outcome).
+    final: tuple[Placement | None, str] | None = None
+    noted: bool = False  # the current streak of failed checks has its event
     cancel: threading.Event = field(default_factory=threading.Event)
     log: RunLog | None = None
     run_no: int | None = None
@@ -126,6 +131,7 @@ class Controller:
         self._tasks: dict[tuple[int, int], Any] = {}  # parsed Task per task, by key
         self._idle_since: float | None = None
         self._held: set[int] = set()  # jobs holding a cluster, this pass (max_concurrent)
+        self._swept = False
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -164,9 +170,13 @@ class Controller:
         return None if self._idle_since is None else max(0.0, self.clock() - self._idle_since)
 
     def close(self) -> None:
-        """Wait for the launches and teardowns in flight, then stop the pools."""
+        """Wait for the launches and teardowns in flight, record them, then stop the pools."""
         self._pool.shutdown(wait=True)
         self._checks.shutdown(wait=False, cancel_futures=True)
+        try:
+            self._harvest()
+        except Exception:  # the database is gone: the next controller's ``resume`` picks it up
+            log.exception("recording the last actions failed")
 
     def wait_actions(self, timeout: float = 30.0) -> bool:
         """Wait until no launch or teardown is in flight (tests); True if none is."""
@@ -196,6 +206,9 @@ class Controller:
             log.exception("executor tick failed")
         self._harvest()
         jobs = self.store.unfinished()
+        if not self._swept:
+            self._swept = True
+            self._sweep(jobs)
         self._held = {j.job_id for j in jobs if any(t.status in ACTIVE for t in j.tasks)}
         self._held |= {k[0] for k, lv in self._live.items() if lv.action is not None}
         for job in jobs:
@@ -430,9 +443,9 @@ class Controller:
             lv.retry_at = self.clock() + 2 * float(self.settings.poll_s)
             return
         if isinstance(exc, (ProvisionFailed, NoCandidatesError)):
-            self._end_run(t, None, "no resource")
             why = _first_line(exc)
             if t.status is Status.RECOVERING and lv.rounds < self.recovery_rounds:
+                self._end_run(t, None, "no resource")
                 lv.rounds += 1
                 wait = recovery.backoff_s(lv.rounds, self.rng)
                 lv.retry_at = self.clock() + wait
@@ -441,18 +454,17 @@ class Controller:
                                       f"{self.recovery_rounds + 1} in {wait:.0f} s")
                 return
             rounds = f" after {lv.rounds + 1} recovery rounds" if t.status is Status.RECOVERING else ""
-            self._end(job, t, Status.FAILED_NO_RESOURCE, f"no resource{rounds}: {why}", teardown=True)
+            self._end(job, t, Status.FAILED_NO_RESOURCE, f"no resource{rounds}: {why}", teardown=True,
+                      outcome="no resource")
             return
         if isinstance(exc, InputError):
-            self._end_run(t, None, "failed setup")
             self._end(job, t, Status.FAILED_SETUP, f"the task cannot run as written: {_first_line(exc)}",
-                      teardown=True)
+                      teardown=True, outcome="failed setup")
             return
-        self._end_run(t, None, "controller error")
         what = "cleanup failed (something may be left: `skyplan down " + (t.cluster or "") + "`)" \
             if isinstance(exc, CleanupError) else "launch failed"
         self._end(job, t, Status.FAILED_CONTROLLER, f"{what}: {_first_line(exc)}",
-                  teardown=not isinstance(exc, CleanupError))
+                  teardown=not isinstance(exc, CleanupError), outcome="controller error")
 
     def _torn_down(self, job: JobRecord, t: TaskRecord, lv: _Live, r: _Launched) -> None:
         after, lv.after_teardown = lv.after_teardown, ""
@@ -467,13 +479,24 @@ class Controller:
             self._end_run(t, t.placement, "cancelled")
             self.store.transition(job.job_id, t.task_index, Status.CANCELLED,
                                   f"cancelled by the user; {t.cluster} torn down")
+        elif lv.final is not None:
+            # the run is closed once its cluster is gone: a run still open after a restart
+            # marks a teardown that may not have finished (``_sweep``)
+            self._end_run(t, *lv.final)
+        lv.final = None
 
     # --- endings ----------------------------------------------------------------------------
 
     def _end(self, job: JobRecord, t: TaskRecord, status: Status, reason: str, *, teardown: bool,
-             counters: Counters | None = None) -> None:
-        """Record the task's end, then tear its cluster down (the record comes first:
-        a controller killed in between finds the task ended)."""
+             outcome: str, placement: Placement | None = None, counters: Counters | None = None) -> None:
+        """Record the task's end, then tear its cluster down. The end comes first (a
+        controller killed in between finds the task ended); the run is closed with
+        ``outcome`` once the teardown is done, so a restarted controller finds the
+        teardown it must finish (``_sweep``)."""
+        if teardown:
+            self._lv(t).final = (placement, outcome)
+        else:
+            self._end_run(t, placement, outcome)
         fields: dict[str, Any] = {}
         if counters is not None:
             fields.update(recoveries=counters.recoveries, restarts_on_errors=counters.restarts_on_errors,
@@ -500,7 +523,31 @@ class Controller:
                 self.store.transition(job.job_id, t.task_index, Status.FAILED_CONTROLLER,
                                       f"controller error: {type(exc).__name__}: {_first_line(exc)}")
                 if t.status in ACTIVE:
+                    self._lv(t).final = (t.placement, "controller error")
                     self._teardown(job, t, after="final")
+                else:
+                    self._end_run(t, t.placement, "controller error")
+
+    def _sweep(self, unfinished: list[JobRecord]) -> None:
+        """At start: a task that ended but whose run is still open was being torn down
+        when the last controller stopped; its teardown is done again (it is idempotent).
+        Looks at the unfinished jobs and the ``SWEEP_RECENT`` newest finished ones."""
+        recent = [j for j in self.store.queue(limit=SWEEP_RECENT, include_finished=True)
+                  if j.status in TERMINAL]
+        for job in list(unfinished) + recent:
+            ended = {t.task_index: t for t in job.tasks if t.status in TERMINAL}
+            if not ended:
+                continue
+            for run in self.store.runs(job.job_id):
+                t = ended.get(run.task_index)
+                if run.outcome is not None or t is None or (t.job_id, t.task_index) in self._live:
+                    continue
+                lv = self._lv(t)
+                from skyplan.jobs.logs import RunLogFile
+
+                lv.log, lv.run_no = RunLogFile(run.log_path), run.run_no
+                lv.final = (run.placement, f"{t.status.value.lower()} (torn down after a controller restart)")
+                self._teardown(job, dataclasses.replace(t, cluster=t.cluster or run.cluster), after="final")
 
     def _cancel(self, job: JobRecord) -> None:
         for t in job.tasks:
@@ -583,14 +630,18 @@ class Controller:
             lv.checks = lv.checks[:1] + lv.checks[-keep:]
         v = detect.verdict(lv.checks, says, now, int(self.settings.grace_checks), float(self.settings.grace_s))
         lv.next_check_at = now + float(self.settings.poll_s)
-        if v.outcome in (detect.Outcome.HEALTHY, detect.Outcome.SUSPECT):
-            if v.outcome is detect.Outcome.HEALTHY:
-                lv.checks = []
+        if v.outcome is detect.Outcome.HEALTHY:
+            lv.checks, lv.noted = [], False
             return
-        lv.checks = []
+        if v.outcome is detect.Outcome.SUSPECT:
+            if not lv.noted:  # one event per streak of failed checks: what was seen, and why no recovery yet
+                lv.noted = True
+                self.store.transition(job.job_id, t.task_index, Status.RUNNING, v.reason)
+            return
+        lv.checks, lv.noted = [], False
         if v.outcome is detect.Outcome.SUCCEEDED:
-            self._end_run(t, t.placement, "succeeded")
-            self._end(job, t, Status.SUCCEEDED, "the task exited 0", teardown=True)
+            self._end(job, t, Status.SUCCEEDED, "the task exited 0", teardown=True, outcome="succeeded",
+                      placement=t.placement)
             return
         policy = recovery.policy_for(self._task(t))
         if v.outcome is detect.Outcome.FAILED:
@@ -603,10 +654,11 @@ class Controller:
             what = ("preempted: " if spot else "node lost: ") + v.reason
         counters = Counters(t.recoveries, t.restarts_on_errors, t.failures)
         decision = recovery.after_failure(policy, counters, failure, what)
-        self._end_run(t, t.placement, failure.value.lower())
         if isinstance(decision, Fail):
-            self._end(job, t, decision.status, decision.reason, teardown=True, counters=decision.counters)
+            self._end(job, t, decision.status, decision.reason, teardown=True, counters=decision.counters,
+                      outcome=failure.value.lower(), placement=t.placement)
             return
+        self._end_run(t, t.placement, failure.value.lower())
         c = decision.counters
         self.store.transition(job.job_id, t.task_index, Status.RECOVERING, decision.reason,
                               recoveries=c.recoveries, restarts_on_errors=c.restarts_on_errors, failures=c.failures)

@@ -112,6 +112,7 @@ def test_a_job_runs_succeeds_and_its_cluster_goes_after_its_logs(w: World):
     assert ops[0] == "launch" and ops[-2:] == ["pump_logs", "teardown"]
     env = w.fx.launched[0][2]
     assert env == {"SKYPLAN_TASK_ID": t.task_id, "SKYPLAN_JOB_ID": "1", "SKYPLAN_NUM_RECOVERIES": "0"}
+    w.spin()  # the final teardown is recorded: the run is closed once its cluster is gone
     runs = w.store.runs(1)
     assert [(r.run_no, r.outcome, r.placement.region) for r in runs] == [(1, "succeeded", "r1")]
     assert "fake: up on r1" in Path(runs[0].log_path).read_text()
@@ -133,6 +134,7 @@ def test_preempted_twice_recovers_elsewhere_with_the_same_task_id(w: World):
     assert w.store.job(1).recoveries == 2
     recovering = [r for s, r in w.reasons() if s == "RECOVERING"]
     assert len(recovering) == 2 and all("cloud confirmed" in r for r in recovering)
+    w.spin()
     assert [r.outcome for r in w.store.runs(1)] == ["preempted", "preempted", "succeeded"]
     assert w.fx.up == {}
     # each relaunch tears the old cluster down first
@@ -213,6 +215,7 @@ def test_an_on_demand_node_lost_is_a_hardware_failure_recovered_the_same(w: Worl
     w.until(lambda: w.ended())
     assert w.status() is Status.SUCCEEDED
     assert any(s == "RECOVERING" and r.startswith("node lost") for s, r in w.reasons())
+    w.spin()
     assert [r.outcome for r in w.store.runs(1)] == ["hardware", "succeeded"]
 
 
@@ -513,3 +516,26 @@ def test_every_story_ends_within_its_budgets_and_leaves_nothing(tmp_path_factory
     finally:
         w.ctl.close()
         w.store.close()
+
+
+def test_a_restarted_controller_finishes_a_teardown_left_half_done(w: World):
+    w.fx.script(C0, Run(1, "done"))
+    w.fx.teardown_errors[C0] = [KeyboardInterrupt()]  # stands for the controller killed mid-teardown
+    w.submit(yaml())
+    w.until(lambda: w.ended())
+    assert w.status() is Status.SUCCEEDED and C0 in w.fx.up  # ended, but its cluster is still there
+    w.ctl = w.controller()
+    w.spin(2)
+    assert w.fx.up == {} and w.status() is Status.SUCCEEDED
+    assert [r.outcome for r in w.store.runs(1)] == ["succeeded (torn down after a controller restart)"]
+    w.ctl = w.controller()
+    w.spin(2)
+    assert w.fx.ops(C0, ("teardown",)) == ["teardown", "teardown"]  # done once: nothing left to sweep
+
+
+def test_a_streak_of_failed_checks_is_one_event_saying_why_there_is_no_recovery(w: World):
+    w.fx.script(C0, Run(1, "timeout"))
+    w.submit(yaml())
+    w.spin(30)
+    running = [r for s, r in w.reasons() if s == "RUNNING"]
+    assert len(running) == 2 and "the cloud says the node is running: no recovery" in running[1]
