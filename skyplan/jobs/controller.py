@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from skyplan.errors import CleanupError, InputError, LockedError, NoCandidatesError, ProvisionFailed
+from skyplan.errors import CleanupError, InputError, LockedError, NoCandidatesError, PreflightError, ProvisionFailed
 from skyplan.jobs import detect, recovery
 from skyplan.jobs.executor import Check, CloudSays, Executor, RunLog, run_env
 from skyplan.jobs.recovery import Counters, Fail, Failure, RecoveryPolicy
@@ -48,9 +48,10 @@ log = logging.getLogger("skyplan.jobs.controller")
 
 #: Recovery rounds that find no resource before the task ends FAILED_NO_RESOURCE.
 RECOVERY_ROUNDS = 3
-#: Seconds the loop waits at most for the status checks of one pass (each is bounded
-#: by the executor too; one still running is judged at a later pass).
-POLL_WAIT_S = 30.0
+#: Seconds a pass waits at most for its status checks (each is bounded by the executor
+#: too); one still running is judged at a later pass, which its answer wakes at once,
+#: so a check that hangs never holds up launches, cancels and the other tasks.
+POLL_WAIT_S = 2.0
 #: Seconds the loop sleeps at most between two passes when nothing wakes it.
 MAX_NAP_S = 1.0
 #: At start, the newest finished jobs looked at for a teardown the last controller left unfinished.
@@ -442,7 +443,8 @@ class Controller:
             # another launch of this cluster holds its lock (a controller that is still stopping): later
             lv.retry_at = self.clock() + 2 * float(self.settings.poll_s)
             return
-        if isinstance(exc, (ProvisionFailed, NoCandidatesError)):
+        if isinstance(exc, (ProvisionFailed, NoCandidatesError, PreflightError)):
+            # PreflightError: no cloud among the candidates can be used (plugin, credentials)
             why = _first_line(exc)
             if t.status is Status.RECOVERING and lv.rounds < self.recovery_rounds:
                 self._end_run(t, None, "no resource")
@@ -602,6 +604,7 @@ class Controller:
                     return c, says
 
                 lv.check = self._checks.submit(work)
+                lv.check.add_done_callback(lambda _f: self._wake.set())
         pending = [lv.check for lv in self._live.values() if lv.check is not None]
         if pending:
             cf.wait(pending, timeout=self.poll_wait_s)

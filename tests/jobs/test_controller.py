@@ -298,6 +298,26 @@ def test_a_launch_that_cannot_run_the_task_is_failed_setup(w: World):
     assert w.status() is Status.FAILED_SETUP and "workdir" in w.task().events[-1].reason
 
 
+def test_no_usable_cloud_is_failed_no_resource(w: World):
+    from skyplan.errors import PreflightError
+
+    w.fx.launch_errors[C0] = [PreflightError("no credentials for any candidate's cloud")]
+    w.submit(yaml())
+    w.until(lambda: w.ended())
+    assert w.status() is Status.FAILED_NO_RESOURCE and "credentials" in w.task().events[-1].reason
+
+
+def test_a_locked_cluster_is_launched_again_later_without_spending_anything(w: World):
+    from skyplan.errors import LockedError
+
+    w.fx.launch_errors[C0] = [LockedError(f"{C0} is being launched by another process")]
+    w.submit(yaml())
+    w.until(lambda: w.ended())
+    t = w.task()
+    assert t.status is Status.SUCCEEDED and (t.recoveries, t.failures) == (0, 0)
+    assert w.fx.ops(C0) == ["launch", "launch", "teardown"]
+
+
 def test_a_launch_whose_cleanup_failed_is_failed_controller(w: World):
     w.fx.launch_errors[C0] = [cleanup_error(C0)]
     w.submit(yaml())
