@@ -110,11 +110,11 @@ class ProvisionRequest:
     #: ``file_mounts`` with a local source: destination -> the source's absolute
     #: path. Bucket and URL mounts are not here.
     file_mounts: dict[str, str] = field(default_factory=dict)
-    #: The task's buckets (``skyplan.clouds.buckets``): ``{"dst", "name", "store"}``
-    #: each, by destination; the program mounts each at ``dst`` (see ``Capabilities.bucket_store``).
+    #: The task's buckets (``skyplan.clouds.buckets``): ``{"dst", "name", "store",
+    #: "owner"}`` each, by destination; the program mounts each at ``dst`` (see
+    #: ``Capabilities.bucket_store``) and, creating one, records its ``owner`` (the
+    #: managed job it is made for; "" for a bucket the user named).
     buckets: tuple[dict[str, Any], ...] = ()
-    #: Who a bucket this launch creates belongs to: a managed job's id, or "" (nobody).
-    bucket_owner: str = ""
     setup: str | None = None
     run: str | None = None
     # sim only: the scenario file path (absolute) standing in for the real cloud.

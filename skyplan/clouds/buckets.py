@@ -20,13 +20,21 @@ Where a bucket is, by what the cloud declares (``Capabilities.bucket_store``):
   when given, must be the cloud's own.
 * None: the cloud cannot mount buckets; a task with one is refused.
 
-Ownership: whoever creates a bucket records who it belongs to: the managed job
-whose task launched it (``OWNER_ENV`` in the task's envs, set by the jobs
-executor), else nobody. ``skyplan.jobs.buckets.release`` deletes, at the end
-of a job, the buckets that job created, and keeps every other (one the user
-made, or that existed before the job). The record: on ``"dir"`` clouds the file
-``<base>/buckets/.<B>.json`` written when the directory is made; on the
-provider clouds the bucket's ``skyplan-owner`` tag/label.
+Named and job buckets (seed 003: "the bucket will be created during the job
+running time, and cleaned up after the job finishes"):
+
+* a bucket **the user named** (``{name: B, mode: MOUNT}``) is created when it
+  does not exist and is never deleted by skyplan: it is the user's, and so are
+  the checkpoints in it;
+* a bucket **without a name** (``{mode: MOUNT}``, as seed 003's bert_qa.yaml
+  leaves it) is made *for a managed job*: its name comes from the task's
+  ``SKYPLAN_TASK_ID`` (the same across recoveries, unique per pipeline task)
+  and the destination (``job_bucket_name``), it is recorded as the job's when
+  created (``SKYPLAN_JOB_ID``: on ``"dir"`` clouds the file
+  ``<base>/buckets/.<B>.json`` written when the directory is made; on the
+  provider clouds the bucket's ``skyplan-owner`` tag/label), and
+  ``skyplan.jobs.buckets.release`` deletes it when the job ends. Outside a
+  managed job a bucket needs a name.
 
 No cloud is named here: clouds say what they store in their capabilities.
 """
@@ -39,9 +47,11 @@ from typing import Any, Mapping
 
 from skyplan.errors import InputError
 
-#: The task env that names the managed job a launch belongs to: a bucket it
-#: creates is that job's (``skyplan.jobs.buckets.release``).
+#: The task env that names the managed job a launch belongs to: a bucket made for
+#: it is that job's (``skyplan.jobs.buckets.release``).
 OWNER_ENV = "SKYPLAN_JOB_ID"
+#: The task env that identifies a managed task across its recoveries: names its job buckets.
+TASK_ID_ENV = "SKYPLAN_TASK_ID"
 
 #: ``Capabilities.bucket_store`` of clouds whose buckets are directories on the node's machine.
 DIR_STORE = "dir"
@@ -53,15 +63,27 @@ _NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]")
 
 @dataclass(frozen=True)
 class Bucket:
-    """One bucket mount of a task: where (``dst``), which (``name``) and, if the
-    task said so, in which store (``store``)."""
+    """One bucket mount of a task: where (``dst``), which (``name``), if the task
+    said so in which store (``store``), and the managed job it is made for
+    (``owner``: "" for a bucket the user named, which is never deleted)."""
 
     dst: str
     name: str
     store: str | None = None
+    owner: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"dst": self.dst, "name": self.name, "store": self.store}
+        return {"dst": self.dst, "name": self.name, "store": self.store, "owner": self.owner}
+
+
+def job_bucket_name(task_id: str, dst: str, job_id: str) -> str:
+    """The name of the bucket made for a managed task's unnamed mount at ``dst``:
+    the same for every recovery of the task (its ``SKYPLAN_TASK_ID`` holds the
+    submission time to the microsecond), valid in every store."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{task_id}\0{dst}".encode()).hexdigest()[:12]
+    return f"skyplan-job{int(job_id) if job_id.isdigit() else 0}-{digest}"
 
 
 def is_bucket(mount: Any) -> bool:
@@ -70,33 +92,32 @@ def is_bucket(mount: Any) -> bool:
 
 
 def task_buckets(task: Any) -> tuple[Bucket, ...]:
-    """The task's bucket mounts, by destination. A bucket without a name is
-    kept with name "" (``check_buckets`` refuses it)."""
-    return tuple(Bucket(m.dst, m.name or "", (m.store or "").lower() or None)
-                 for m in sorted(task.file_mounts, key=lambda m: m.dst) if is_bucket(m))
+    """The task's bucket mounts, by destination. An unnamed one gets its job
+    bucket's name when the task's envs say which managed task it is (``OWNER_ENV``
+    and ``TASK_ID_ENV``), else name "" (``check_names`` refuses it)."""
+    envs: Mapping[str, Any] = dict(task.envs)
+    job, task_id = str(envs.get(OWNER_ENV) or ""), str(envs.get(TASK_ID_ENV) or "")
+    out = []
+    for m in sorted(task.file_mounts, key=lambda m: m.dst):
+        if not is_bucket(m):
+            continue
+        store = (m.store or "").lower() or None
+        if m.name:
+            out.append(Bucket(m.dst, m.name, store))
+        elif job and task_id:
+            out.append(Bucket(m.dst, job_bucket_name(task_id, m.dst, job), store, owner=job))
+        else:
+            out.append(Bucket(m.dst, "", store))
+    return tuple(out)
 
 
-def owner_of(envs: Mapping[str, Any]) -> str:
-    """Who a bucket created by a launch with these task envs belongs to ("" : nobody)."""
-    value = envs.get(OWNER_ENV)
-    return "" if value is None else str(value)
-
-
-def release_here(names: Any, owner: str, since: float) -> tuple[str, ...]:
+def release_here(owner: str, since: float) -> tuple[str, ...]:
     """``CloudBase.release_buckets`` of the clouds whose buckets are directories
     under this machine's skyplan home (``<home>/buckets``)."""
     from skyplan import home
     from skyplan.clouds.local import runner
 
-    base = home.home()
-    out = []
-    for name in names:
-        try:
-            if runner.release_bucket(base, name, owner, since):
-                out.append(name)
-        except (OSError, runner.SandboxError):
-            continue  # kept: the next release tries again
-    return tuple(out)
+    return tuple(runner.release_owned(home.home(), owner, since))
 
 
 def check_names(buckets: tuple[Bucket, ...]) -> None:
@@ -105,8 +126,10 @@ def check_names(buckets: tuple[Bucket, ...]) -> None:
     seen: dict[str, str] = {}
     for b in buckets:
         if not b.name:
-            raise InputError(f"file_mounts '{b.dst}': a bucket (mode MOUNT) needs a name",
-                             hint="write `{name: my-bucket, mode: MOUNT}`; nothing was created")
+            raise InputError(f"file_mounts '{b.dst}': a bucket (mode MOUNT) needs a name outside a managed job",
+                             hint="write `{name: my-bucket, mode: MOUNT}` (kept after the task), or launch it with "
+                                  "`skyplan jobs launch`, which makes a bucket for the job and deletes it when the "
+                                  "job ends; nothing was created")
         if not _NAME.fullmatch(b.name):
             raise InputError(f"file_mounts '{b.dst}': bucket name '{b.name}' is not one every store accepts",
                              hint="use 3-63 lowercase letters, digits and single hyphens, starting and ending "

@@ -112,13 +112,12 @@ class CloudBase:
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         return None
 
-    def release_buckets(self, names: Collection[str], owner: str, since: float,
-                        zones: Collection[str | None]) -> tuple[str, ...]:
-        """Delete the buckets among ``names`` that ``owner`` (a managed job's id)
-        created at or after ``since``, wherever this cloud keeps them (``zones``:
-        where the job's runs were placed); keep every other. The names deleted.
-        Never raises for a bucket it cannot reach (it is kept, and not named).
-        See ``skyplan.clouds.buckets`` and ``skyplan.jobs.buckets.release``."""
+    def release_buckets(self, owner: str, since: float, zones: Collection[str | None]) -> tuple[str, ...]:
+        """Delete the buckets made for managed job ``owner`` (its id) at or after
+        ``since``, wherever this cloud keeps them (``zones``: where the job's runs
+        were placed); keep every other (a bucket the user named has no owner). The
+        names deleted. Never raises for a bucket it cannot reach (it is kept, and
+        not named). See ``skyplan.clouds.buckets`` and ``skyplan.jobs.buckets``."""
         return ()
 
     def node_state(self, outputs: Mapping[str, Any]) -> str:

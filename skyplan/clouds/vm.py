@@ -105,6 +105,11 @@ def _absolute_mounts(request: ProvisionRequest) -> list[tuple[str, bool]]:
     return out
 
 
+def bucket_owners(request: ProvisionRequest) -> dict[str, str]:
+    """Each bucket's name -> the managed job a bucket made now is recorded for ("" : none)."""
+    return {str(b["name"]): str(b.get("owner") or "") for b in request.buckets}
+
+
 def bucket_lines(request: ProvisionRequest, login_user: str, install: list[str],
                  mount: Callable[[dict, str, str], str]) -> list[str]:
     """The boot script's lines that mount each of the request's buckets at its

@@ -182,7 +182,7 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
     first entry's. Secret values go in ``secrets`` only (``launch`` has made sure
     every one is given)."""
     from skyplan.clouds.base import SecretValues
-    from skyplan.clouds.buckets import owner_of, task_buckets
+    from skyplan.clouds.buckets import task_buckets
     from skyplan.spec.secrets import revealed
 
     task = plan.task
@@ -204,7 +204,6 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         workdir=workdir,
         file_mounts=task_file_mounts(plan)[0],
         buckets=tuple(b.to_json() for b in task_buckets(task)),
-        bucket_owner=owner_of(dict(task.envs)),
         setup=task.setup,
         run=task.run,
         scenario=os.path.abspath(scenario) if scenario else None,

@@ -70,7 +70,6 @@ def spec_json(address: NodeAddress, task: TaskSpec) -> dict[str, Any]:
         spec["node_ips"] = list(task.node_ips)
     if task.buckets:
         spec["buckets"] = [dict(b) for b in task.buckets]
-        spec["bucket_owner"] = task.bucket_owner
     if address.mounts_at_root:
         spec["mounts_at_root"] = True
     return spec

@@ -91,11 +91,10 @@ class TaskSpec:
     envs: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
     node_ips: tuple[str, ...] = ()
-    #: Buckets (``{"dst", "name"}`` each): directories beside the node's sandbox that
-    #: the task sees at ``dst``, in a private mount namespace (the runner's ``launch``).
+    #: Buckets (``{"dst", "name", "owner"}`` each): directories beside the node's
+    #: sandbox that the task sees at ``dst``, in a private mount namespace (the
+    #: runner's ``launch``); ``owner``: the managed job one made now belongs to.
     buckets: tuple[Mapping[str, str], ...] = ()
-    #: Who a bucket this start creates belongs to (``skyplan.clouds.buckets``).
-    bucket_owner: str = ""
 
 
 @dataclass(frozen=True)

@@ -509,11 +509,11 @@ class SshNode:
     async def stop(self) -> NodeStatus:
         return node_status(self.address.rank, await self._runner("stop", self._root()))
 
-    async def release_bucket(self, name: str, owner: str, since: float = 0.0) -> bool:
-        """Delete bucket ``name`` on the host (``~/.skyplan/buckets``) if ``owner``
-        created it at or after ``since`` (the runner's ``release_bucket``); True if deleted."""
-        out = await self._runner("release_bucket", "~/.skyplan", name=name, owner=owner, since=since)
-        return bool(out.get("released"))
+    async def release_owned(self, owner: str, since: float = 0.0) -> list[str]:
+        """Delete the buckets on the host (``~/.skyplan/buckets``) made for managed
+        job ``owner`` at or after ``since`` (the runner's ``release_owned``); their names."""
+        out = await self._runner("release_owned", "~/.skyplan", owner=owner, since=since)
+        return [str(n) for n in out.get("released") or []]
 
     async def remove(self) -> None:
         await self._runner("remove", self._root())

@@ -50,6 +50,7 @@ from skyplan.clouds.vm import (
     all_ports,
     authorized_key,
     bucket_lines,
+    bucket_owners,
     node_name,
     skyplan_labels,
     startup_input,
@@ -154,12 +155,13 @@ def declare_buckets(request: ProvisionRequest, provider: Any, invoke: Any, tags:
     if not request.buckets:
         return None
     names = list(dict.fromkeys(str(b["name"]) for b in request.buckets))
+    owners = bucket_owners(request)
     made = []
     for name in names:
         if bucket_exists(name, invoke):
             continue
         aws.s3.Bucket(f"bucket-{name}", bucket=name, force_destroy=True,
-                      tags={**tags, OWNER_TAG: request.bucket_owner, "skyplan-bucket": name},
+                      tags={**tags, OWNER_TAG: owners[name], "skyplan-bucket": name},
                       opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True))
         made.append(name)
     pulumi.export("buckets", [{**dict(b), "store": "s3", "created": b["name"] in made} for b in request.buckets])

@@ -53,6 +53,7 @@ from skyplan.clouds.vm import (
     all_ports,
     authorized_key,
     bucket_lines,
+    bucket_owners,
     node_name,
     skyplan_labels,
     startup_input,
@@ -158,13 +159,14 @@ def declare_buckets(request: ProvisionRequest, tags: dict[str, str]) -> list[tup
     sub = authorization.get_client_config_output().subscription_id
     out: list[tuple[str, Any]] = []
     made = []
+    owners = bucket_owners(request)
     for name in dict.fromkeys(str(b["name"]) for b in request.buckets):
         acct, group = account_name(name), bucket_group(name)
         scope: Any = sub.apply(lambda s, g=group, a=acct: f"/subscriptions/{s}/resourceGroups/{g}/providers/"
                                                           f"Microsoft.Storage/storageAccounts/{a}")
         if not bucket_exists(name):
             keep = pulumi.ResourceOptions(retain_on_delete=True)
-            owned = {**tags, OWNER_TAG: request.bucket_owner, "skyplan-bucket": name}
+            owned = {**tags, OWNER_TAG: owners[name], "skyplan-bucket": name}
             rg = resources.ResourceGroup(f"bucket-{name}-rg", resource_group_name=group, location=request.region,
                                          tags=owned, opts=keep)
             account = storage.StorageAccount(

@@ -52,6 +52,7 @@ from skyplan.clouds.vm import (
     all_ports,
     authorized_key,
     bucket_lines,
+    bucket_owners,
     node_name,
     skyplan_labels,
     startup_input,
@@ -208,6 +209,7 @@ def declare_buckets(request: ProvisionRequest) -> Any:
     if not request.buckets:
         return None
     names = list(dict.fromkeys(str(b["name"]) for b in request.buckets))
+    owners = bucket_owners(request)
     account = gcp.serviceaccount.Account(f"{request.stack}-sa", account_id=service_account_id(request),
                                          display_name=f"skyplan {request.stack}"[:100])
     made = []
@@ -217,7 +219,7 @@ def declare_buckets(request: ProvisionRequest) -> Any:
             bucket = gcp.storage.Bucket(
                 f"bucket-{name}", name=name, location=request.region.upper(), force_destroy=True,
                 uniform_bucket_level_access=True,
-                labels={**labels(request), OWNER_TAG: gcp_label(request.bucket_owner), "skyplan-bucket": name},
+                labels={**labels(request), OWNER_TAG: gcp_label(owners[name]), "skyplan-bucket": name},
                 opts=pulumi.ResourceOptions(retain_on_delete=True)).name
             made.append(name)
         gcp.storage.BucketIAMMember(f"{request.stack}-{name}-rw", bucket=bucket, role=BUCKET_ROLE,

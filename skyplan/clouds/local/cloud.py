@@ -79,10 +79,10 @@ class Local(CloudBase):
             return "stopped"
         return "running"
 
-    def release_buckets(self, names: Any, owner: str, since: float, zones: Any) -> tuple[str, ...]:
+    def release_buckets(self, owner: str, since: float, zones: Any) -> tuple[str, ...]:
         from skyplan.clouds.buckets import release_here
 
-        return release_here(names, owner, since)
+        return release_here(owner, since)
 
     def node_addresses(self, outputs: Mapping[str, Any]) -> list[Any]:
         from skyplan.clouds.local.logs import sandbox_addresses

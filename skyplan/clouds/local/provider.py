@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 #: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
 INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs",
-              "secrets", "revision", "file_mounts", "buckets", "bucket_owner")
+              "secrets", "revision", "file_mounts", "buckets")
 #: Inputs whose change re-runs the task on the same node (``update``: the runner
 #: stops it, re-syncs the workdir, starts setup and run again); any other
 #: changed input replaces the node.
-RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts", "buckets", "bucket_owner")
+RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts", "buckets")
 #: What create adds (see ``runner.start``).
 OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file")
 
@@ -56,7 +56,6 @@ def spec_of(props: dict[str, Any]) -> dict[str, Any]:
         "envs": dict(props.get("envs") or {}),
         "secrets": dict(props.get("secrets") or {}),
         "buckets": list(props.get("buckets") or []),
-        "bucket_owner": props.get("bucket_owner") or "",
     }
 
 
@@ -146,11 +145,11 @@ def task_props(request: ProvisionRequest) -> dict[str, Any]:
     sandbox runner): workdir, file mounts, setup, run, envs, revision, secrets;
     and, only for a task that has buckets (a node made before buckets existed
     has no such inputs, and must not see a change), its buckets (``{"dst",
-    "name"}`` each: the runner binds ``<base>/buckets/<name>`` at ``dst``) and
-    who a bucket it creates belongs to."""
-    buckets = [{"dst": b["dst"], "name": b["name"]} for b in request.buckets]
+    "name", "owner"}`` each: the runner binds ``<base>/buckets/<name>`` at ``dst``,
+    made for ``owner`` if missing)."""
+    buckets = [{"dst": b["dst"], "name": b["name"], "owner": b.get("owner") or ""} for b in request.buckets]
     return {
-        **({"buckets": buckets, "bucket_owner": request.bucket_owner} if buckets else {}),
+        **({"buckets": buckets} if buckets else {}),
         # The request's workdir is made absolute here, in the apply process, whose
         # cwd is the user's; the provider process runs elsewhere.
         "workdir": os.path.abspath(os.path.expanduser(request.workdir)) if request.workdir else None,

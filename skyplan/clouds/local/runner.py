@@ -20,8 +20,8 @@ its bucket at the exact path it asked for (``/checkpoint`` included) through a
 bind mount in a private mount namespace of its own (``unshare --mount``, the
 supervisor and everything it runs). The host's mountpoint stays an empty
 directory, so no other task sees the bucket. ``<base>/buckets/.<B>.json``
-records who created a bucket (``ensure_bucket``): skyplan's managed jobs
-delete the buckets they created when they end (``release_bucket``).
+records who created a bucket (``ensure_bucket``): a managed job deletes the
+buckets made for it when it ends (``release_owned``).
 
 ``start`` is ``prepare`` (the sandbox and its copies: workdir, file mounts)
 then ``launch``. ``launch`` starts a small supervisor (this file, run as a script) in a new
@@ -138,8 +138,8 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
     source directory, absolute, or None), file_mounts (destination -> absolute
     source, copied in: see ``mount_path``), setup, run, envs, secrets (these two
     reach the task's environment only: see ``task_env``), node_ips (optional),
-    buckets (optional: ``[{"dst", "name"}]``, see ``launch``) and bucket_owner
-    (who a bucket created now belongs to: ``ensure_bucket``).
+    buckets (optional: ``[{"dst", "name", "owner"}]``, see ``launch``; ``owner``:
+    the managed job a bucket made now belongs to, ``ensure_bucket``).
     Returns the info the provider exports: sandbox, workdir, pid, pgid, logs,
     status_file. Raises SandboxError.
     """
@@ -531,6 +531,21 @@ def release_bucket(base: str | os.PathLike[str], name: str, owner: str, since: f
     return True
 
 
+def release_owned(base: str | os.PathLike[str], owner: str, since: float = 0.0) -> list[str]:
+    """``release_bucket`` for every bucket under ``base`` whose record names
+    ``owner``; the names deleted. A bucket that cannot be deleted now is kept."""
+    out = []
+    for record in sorted((Path(os.path.expanduser(str(base))) / "buckets").glob(".*.json")):
+        name = _read_json(record).get("name")
+        try:
+            if isinstance(name, str) and _read_json(record).get("owner") == owner and release_bucket(
+                    base, name, owner, since):
+                out.append(name)
+        except (OSError, SandboxError):
+            continue
+    return out
+
+
 def namespace_command() -> list[str]:
     """The command prefix that runs a program in a private mount namespace of its
     own: as root, ``unshare --mount --propagation private``; otherwise in a user
@@ -611,7 +626,7 @@ def _prepare_buckets(spec: Mapping[str, Any], root: Path) -> list[dict[str, str]
         name, dst = str(b.get("name") or ""), str(b.get("dst") or "")
         target = bucket_target(root, dst)
         try:
-            ensure_bucket(base, name, str(spec.get("bucket_owner") or NO_OWNER), str(spec.get("cluster") or ""))
+            ensure_bucket(base, name, str(b.get("owner") or NO_OWNER), str(spec.get("cluster") or ""))
             why = mountpoint_problem(str(target))
             if why:
                 raise SandboxError(f"LocalBucketMountpoint: bucket '{name}' at {dst}: {why}")
@@ -725,9 +740,8 @@ def handle(op: str, root: str, request: Mapping[str, Any] | None = None) -> dict
         return {"removed": True, "sandbox": root}
     if op == "probe":
         return {"problem": namespace_problem()}
-    if op == "release_bucket":
-        return {"released": release_bucket(root, str(request.get("name")),
-                                           owner=str(request.get("owner")), since=float(request.get("since") or 0))}
+    if op == "release_owned":
+        return {"released": release_owned(root, str(request.get("owner")), float(request.get("since") or 0))}
     if op == "read":
         import base64
 

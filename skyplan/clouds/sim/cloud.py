@@ -161,11 +161,11 @@ class Sim(CloudBase):
 
         return sandbox_addresses(outputs)
 
-    def release_buckets(self, names: Any, owner: str, since: float, zones: Any) -> tuple[str, ...]:
+    def release_buckets(self, owner: str, since: float, zones: Any) -> tuple[str, ...]:
         # Its nodes are sandboxes here: its buckets are the local cloud's directories.
         from skyplan.clouds.buckets import release_here
 
-        return release_here(names, owner, since)
+        return release_here(owner, since)
 
     def sample_error(self, outcome: str, request: ProvisionRequest) -> str:
         from skyplan.clouds.sim.texts import error_text

@@ -156,10 +156,10 @@ class Ssh(CloudBase):
 
         return addresses(outputs)
 
-    def release_buckets(self, names: Any, owner: str, since: float, zones: Any) -> tuple[str, ...]:
+    def release_buckets(self, owner: str, since: float, zones: Any) -> tuple[str, ...]:
         """On each pool host among ``zones`` (where the job ran): the runner deletes
-        the buckets ``owner`` created there (``~/.skyplan/buckets``). A host that
-        cannot be reached keeps its buckets."""
+        the buckets made there for job ``owner`` (``~/.skyplan/buckets``). A host
+        that cannot be reached keeps its buckets."""
         from skyplan.clouds.ssh.nodes import NO_SANDBOX, host_address
         from skyplan.clouds.ssh.pools import pools
         from skyplan.runtime.sync_api import open_node, run
@@ -172,12 +172,10 @@ class Ssh(CloudBase):
             return ()
         for host in hosts:
             node = open_node(host_address(host, rank=0, sandbox=NO_SANDBOX))
-            for name in names:
-                try:
-                    if run(node.release_bucket(name, owner, since), timeout=60):
-                        out.append(name)
-                except Exception:  # noqa: BLE001 - unreachable: kept, and not named
-                    break
+            try:
+                out += run(node.release_owned(owner, since), timeout=60)
+            except Exception:  # noqa: BLE001 - unreachable: kept, and not named
+                continue
         return tuple(dict.fromkeys(out))
 
     def resolve_interrupted(self, op: Any) -> bool:

@@ -166,7 +166,7 @@ def _task(props: dict[str, Any]) -> Any:
                     num_nodes=int(props.get("num_nodes") or 1), setup=props.get("setup") or None,
                     run=props.get("run") or None, envs=dict(props.get("envs") or {}),
                     secrets=dict(props.get("secrets") or {}), node_ips=tuple(props.get("node_ips") or ()),
-                    buckets=tuple(props.get("buckets") or ()), bucket_owner=str(props.get("bucket_owner") or ""))
+                    buckets=tuple(props.get("buckets") or ()))
 
 
 def _node(props: dict[str, Any]) -> Any:

@@ -25,7 +25,8 @@ def _finish(root: Path, wait_for) -> dict:
 
 
 def _spec(dst: str, run: str, **kw) -> dict:
-    return {"cluster": "c1", "stack": "stk", "run": run, "buckets": [{"dst": dst, "name": "ckpt-a"}], **kw}
+    return {"cluster": "c1", "stack": "stk", "run": run, "buckets": [{"dst": dst, "name": "ckpt-a", "owner": "3"}],
+            **kw}
 
 
 @needs_namespaces
@@ -38,6 +39,7 @@ def test_a_node_sees_its_bucket_at_the_exact_path_and_the_host_path_stays_empty(
     assert (root / "logs" / "run.log").read_text().strip() == "1"  # bound there, in the node's namespace
     bucket = runner.bucket_dir(runner.base_of(root), "ckpt-a")
     assert (bucket / "state").read_text() == "one\n"
+    assert json.loads(runner.bucket_record(runner.base_of(root), "ckpt-a").read_text())["owner"] == "3"
     assert os.listdir(dst) == []  # the host's mountpoint: an empty directory, not the bucket
     assert f" {dst} " not in Path("/proc/self/mountinfo").read_text()
 
@@ -91,6 +93,10 @@ def test_whoever_makes_a_bucket_records_its_owner_and_only_that_owner_releases_i
     assert runner.release_bucket(base, "ckpt-a", owner="7") is True
     assert not runner.bucket_dir(base, "ckpt-a").exists() and not runner.bucket_record(base, "ckpt-a").exists()
     assert runner.release_bucket(base, "ckpt-a", owner="7") is False  # idempotent
+    runner.ensure_bucket(base, "ckpt-b", owner="7")
+    runner.ensure_bucket(base, "ckpt-c", owner="8")
+    assert runner.release_owned(base, "7") == ["ckpt-b"]
+    assert runner.bucket_dir(base, "ckpt-c").is_dir()
 
 
 def test_a_bucket_the_user_made_has_no_owner_and_is_never_released(tmp_path: Path) -> None:
@@ -114,7 +120,7 @@ def test_buckets_are_the_named_mounts_in_mount_mode() -> None:
     assert buckets.task_buckets(task) == (buckets.Bucket("/b", "b-b", "s3"), buckets.Bucket("/ckpt", "ckpt-a"))
 
 
-@pytest.mark.parametrize("name", ["", "A-b", "ab", "a--b", "-ab", "a_b", "a.b", "x" * 64])
+@pytest.mark.parametrize("name", ["A-b", "ab", "a--b", "-ab", "a_b", "a.b", "x" * 64])
 def test_a_bucket_name_no_store_accepts_is_refused(name: str) -> None:
     with pytest.raises(InputError, match="bucket"):
         buckets.check_names((buckets.Bucket("/ckpt", name),))
@@ -148,6 +154,14 @@ def test_under_simulate_a_provider_cloud_is_checked_as_the_simulator_that_runs_i
     launch.check_task(plan)  # a real GCP VM mounts it with gcsfuse: nothing to check here
     with pytest.raises(InputError, match="no namespaces"):
         launch.check_task(plan, simulate="scenario.yaml")
+
+
+def test_a_vm_mounts_a_bucket_at_an_absolute_path_only(home: Path) -> None:
+    # Its sandbox is replaced at each sync: a bucket mounted inside it would be emptied.
+    from skyplan.provision import launch
+
+    with pytest.raises(InputError, match="absolute path only"):
+        launch.check_task(_plan(_task(FileMount("~/ckpt", name="ckpt-a"), cloud="gcp")))
 
 
 def test_a_store_the_cloud_does_not_mount_is_refused(home: Path) -> None:

@@ -56,9 +56,10 @@ class BucketMocks(RecordingMocks):
 
 
 def _request(cloud: str, **kw: Any):
-    buckets = ({"dst": "/checkpoint", "name": "ckpt-run", "store": None},
-               {"dst": "/data/shared", "name": "team-data", "store": None})
-    return make_request(cloud, buckets=buckets, bucket_owner="17", **kw)
+    # /checkpoint: a bucket made for managed job 17; /data/shared: one the user named.
+    buckets = ({"dst": "/checkpoint", "name": "ckpt-run", "store": None, "owner": "17"},
+               {"dst": "/data/shared", "name": "team-data", "store": None, "owner": ""})
+    return make_request(cloud, buckets=buckets, **kw)
 
 
 def _run(cloud: str, existing: set[str], **kw: Any) -> BucketMocks:
@@ -88,8 +89,8 @@ def test_aws_creates_a_missing_bucket_kept_past_the_stack_and_attaches_an_existi
     assert bucket.inputs["tags"]["skyplan-owner"] == "17"  # the job it belongs to
     assert kept == {"bucket-ckpt-run"}  # destroying the cluster's stack keeps the bucket
     assert m.exports["buckets"] == [
-        {"dst": "/checkpoint", "name": "ckpt-run", "store": "s3", "created": True},
-        {"dst": "/data/shared", "name": "team-data", "store": "s3", "created": False}]
+        {"dst": "/checkpoint", "name": "ckpt-run", "store": "s3", "owner": "17", "created": True},
+        {"dst": "/data/shared", "name": "team-data", "store": "s3", "owner": "", "created": False}]
     policy = json.loads(m.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     resources = {r for s in policy["Statement"] for r in s["Resource"]}
     assert resources == {"arn:aws:s3:::ckpt-run", "arn:aws:s3:::ckpt-run/*", "arn:aws:s3:::team-data",
