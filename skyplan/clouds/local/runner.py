@@ -43,7 +43,6 @@ sandbox there with it (the workdir arrives there as a tar stream instead of
     python3 -I runner.py stop ROOT
     python3 -I runner.py remove ROOT
     python3 -I runner.py serve           the same requests as JSON lines (``serve``)
-    python3 -I runner.py probe           can this machine mount buckets? (``namespace_problem``)
 
 ROOT may start with ``~`` (the login's home).
 """
@@ -476,19 +475,18 @@ def base_of(root: str | os.PathLike[str]) -> Path:
     return Path(root).absolute().parent.parent.parent
 
 
-def bucket_dir(base: str | os.PathLike[str], name: str) -> Path:
-    """Where bucket ``name`` lives under the skyplan ``base``: ``<base>/buckets/<name>``."""
-    return Path(os.path.expanduser(str(base))) / "buckets" / name
+def bucket_dir(base: str | os.PathLike[str], name: str, record: bool = False) -> Path:
+    """Where bucket ``name`` lives under the skyplan ``base``, ``<base>/buckets/<name>``;
+    ``record``: its creation record beside it, ``.<name>.json`` (the task sees none of it)."""
+    return Path(os.path.expanduser(str(base))) / "buckets" / (f".{name}.json" if record else name)
 
 
 def bucket_record(base: str | os.PathLike[str], name: str) -> Path:
-    """The creation record of bucket ``name``, beside it (the task sees none of it)."""
-    return Path(os.path.expanduser(str(base))) / "buckets" / f".{name}.json"
+    return bucket_dir(base, name, record=True)
 
 
 def _check_bucket_name(name: str) -> None:
-    # The launch has checked the name (skyplan.clouds.buckets); a path must never come of one.
-    if not name or "/" in name or name.startswith(".") or name != os.path.basename(name):
+    if not name or "/" in name or name.startswith("."):  # checked at launch; never a path here
         raise SandboxError(f"LocalBucketInvalid: bucket name {name!r} is not a plain name")
 
 
@@ -524,9 +522,8 @@ def release_bucket(base: str | os.PathLike[str], name: str, owner: str, since: f
     info = _read_json(record)
     if info.get("owner") != owner or float(info.get("created_at") or 0) < since:
         return False
-    shutil.rmtree(bucket_dir(base, name), ignore_errors=True)
     if bucket_dir(base, name).exists():
-        shutil.rmtree(bucket_dir(base, name))  # a second pass raises what the first ignored
+        shutil.rmtree(bucket_dir(base, name))
     record.unlink(missing_ok=True)
     return True
 
@@ -535,14 +532,13 @@ def release_owned(base: str | os.PathLike[str], owner: str, since: float = 0.0) 
     """``release_bucket`` for every bucket under ``base`` whose record names
     ``owner``; the names deleted. A bucket that cannot be deleted now is kept."""
     out = []
-    for record in sorted((Path(os.path.expanduser(str(base))) / "buckets").glob(".*.json")):
-        name = _read_json(record).get("name")
+    for record in sorted(bucket_dir(base, "").glob(".*.json")):
+        info = _read_json(record)
         try:
-            if isinstance(name, str) and _read_json(record).get("owner") == owner and release_bucket(
-                    base, name, owner, since):
-                out.append(name)
+            if info.get("owner") == owner and release_bucket(base, str(info.get("name")), owner, since):
+                out.append(str(info["name"]))
         except (OSError, SandboxError):
-            continue
+            continue  # kept: the next release tries again
     return out
 
 
@@ -589,10 +585,9 @@ def namespace_problem() -> str | None:
 
 def mountpoint_problem(dst: str) -> str | None:
     """Why the mountpoint ``dst`` (absolute) cannot be made on this machine, or None."""
-    path = Path(os.path.normpath(dst))
+    path = parent = Path(os.path.normpath(dst))
     if path.exists():
         return None if path.is_dir() else f"{path} exists and is not a directory"
-    parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if os.geteuid() != 0 and not os.access(parent, os.W_OK):
@@ -738,8 +733,6 @@ def handle(op: str, root: str, request: Mapping[str, Any] | None = None) -> dict
     if op == "remove":
         remove(root)
         return {"removed": True, "sandbox": root}
-    if op == "probe":
-        return {"problem": namespace_problem()}
     if op == "release_owned":
         return {"released": release_owned(root, str(request.get("owner")), float(request.get("since") or 0))}
     if op == "read":
@@ -792,9 +785,6 @@ def main(argv: list[str]) -> int:
     prints ``{"error": "Code: message"}`` and exits 3."""
     if argv == ["serve"]:
         return serve()
-    if argv == ["probe"]:
-        sys.stdout.write(json.dumps({"problem": namespace_problem()}) + "\n")
-        return 0
     if len(argv) != 2 or argv[0] not in ("supervise", "start", "status", "stop", "remove"):
         sys.stderr.write("usage: runner.py supervise|start|status|stop|remove ROOT | runner.py serve\n")
         return 2
