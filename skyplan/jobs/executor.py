@@ -297,9 +297,37 @@ class ProvisionExecutor:
         except NotFoundError:
             if log is not None:
                 note(log, f"{cluster}: nothing to tear down")
+            self._release_buckets(cluster, log)
             return
         if log is not None:
             note(log, f"torn down {cluster}: {len(result.stacks)} stack(s) destroyed, checked empty and removed")
+        self._release_buckets(cluster, log)
+
+    def _release_buckets(self, cluster: str, log: RunLog | None) -> None:
+        """After the last teardown of a job (each of its tasks ended, or being
+        cancelled): the buckets made for it are deleted (``skyplan.jobs.buckets``;
+        the ones the user named are kept). Idempotent: a teardown done again after
+        a controller restart asks again."""
+        from skyplan.jobs.buckets import release
+        from skyplan.jobs.states import TERMINAL, Status
+
+        m = _CLUSTER.match(cluster)
+        if m is None or self.store is None:
+            return
+        try:
+            job = self.store.job(int(m.group(1)))
+            if job is None or any(t.status not in TERMINAL and t.status is not Status.CANCELLING
+                                  for t in job.tasks):
+                return
+            placements = [r.placement for r in self.store.runs(job.job_id)] + [t.placement for t in job.tasks]
+            gone = release(job.job_id, since=job.submitted_at, placements=placements,
+                           simulate=bool(self.store.options(job.job_id).get("simulate")))
+        except Exception as exc:  # noqa: BLE001 - the teardown itself is done; the buckets wait for the next
+            if log is not None:
+                note(log, f"could not release job {m.group(1)}'s buckets: {exc}")
+            return
+        if gone and log is not None:
+            note(log, f"deleted the bucket(s) made for job {job.job_id}: {', '.join(gone)}")
 
     def adopt(self, cluster: str, log: RunLog) -> None:
         """After a controller restart: ``log`` is the run log of ``cluster``'s current run."""
