@@ -120,6 +120,85 @@ def release_here(owner: str, since: float) -> tuple[str, ...]:
     return tuple(runner.release_owned(home.home(), owner, since))
 
 
+def cloud_record(store: str, name: str) -> Any:
+    """Where this machine records a bucket it made for a managed job in a cloud's
+    ``store``: ``<home>/buckets/.cloud/<store>/<name>.json``. The program writes it
+    once the bucket exists (``record_cloud_bucket``); ``release_cloud_buckets``
+    reads it, so that a job's end finds the buckets to delete without listing the
+    cloud's (the tag says the same in the cloud)."""
+    from skyplan import home
+
+    return home.home() / "buckets" / ".cloud" / store / f"{name}.json"
+
+
+def record_cloud_bucket(store: str, name: str, owner: str, **details: Any) -> None:
+    """Record bucket ``name`` of ``store`` as made for managed job ``owner``;
+    ``details`` are what the cloud's program needs to adopt it again (region,
+    tags, its id ...). Called by the program, from an ``apply`` on the new
+    bucket's id: only a bucket that was really created is recorded."""
+    import json
+    import os
+    import time
+
+    path = cloud_record(store, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"name": name, "store": store, "owner": owner, "created_at": time.time(),
+                               **details}, sort_keys=True))
+    os.replace(tmp, path)
+
+
+#: Seconds each engine operation of a bucket's release may take.
+RELEASE_TIMEOUT_S = 900.0
+
+
+def release_cloud_buckets(cloud: Any, owner: str, since: float, driver: Any = None) -> tuple[str, ...]:
+    """``CloudBase.release_buckets`` of a cloud whose program makes buckets in its
+    object store: each bucket recorded on this machine (``cloud_record``) as made
+    for job ``owner`` at or after ``since`` is adopted into a throwaway stack
+    (``skyplan-bucket-<name>``: the program's ``adopt_bucket``, first importing it,
+    then with ``force_destroy`` in its state, so that a bucket holding objects can
+    go), which is then destroyed and removed; its record goes with it. A bucket
+    whose release fails is kept with its record (the next release tries again).
+    ``driver``: a StackDriver (default: one on the default backend)."""
+    import json
+
+    from skyplan.clouds import programs
+
+    store = cloud.capabilities.bucket_store
+    base = cloud_record(store, "x").parent
+    records = []
+    for path in sorted(base.glob("*.json")) if base.is_dir() else []:
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if rec.get("owner") == owner and owner and float(rec.get("created_at") or 0) >= since:
+            records.append((path, rec))
+    if not records:
+        return ()
+    if driver is None:
+        from skyplan.provision.driver import StackDriver
+
+        driver = StackDriver()
+    program = programs.load(cloud.name)
+    out = []
+    for path, rec in records:
+        stack = f"skyplan-bucket-{rec['name']}"
+        try:
+            for adopt in (True, False):
+                res = driver.up(stack, lambda rec=rec, adopt=adopt: program.adopt_bucket(rec, adopt=adopt),
+                                timeout_s=RELEASE_TIMEOUT_S)
+                if not res.ok:
+                    raise RuntimeError(res.error or "the bucket could not be adopted")
+            driver.destroy_and_remove(stack, timeout_s=RELEASE_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - kept, with its record: the next release tries again
+            continue
+        path.unlink(missing_ok=True)
+        out.append(str(rec["name"]))
+    return tuple(out)
+
+
 def check_names(buckets: tuple[Bucket, ...]) -> None:
     """InputError for a bucket without a name, with a name no store accepts, or
     a destination two mounts share."""

@@ -69,6 +69,13 @@ class ProviderCloud(CloudBase):
 
         return run
 
+    def release_buckets(self, owner: str, since: float, zones: Any) -> tuple[str, ...]:
+        """The buckets its program made for job ``owner``, recorded on this machine,
+        adopted into a throwaway stack and destroyed (``skyplan.clouds.buckets``)."""
+        from skyplan.clouds.buckets import release_cloud_buckets
+
+        return release_cloud_buckets(self, owner, since)
+
     def log_source(self, outputs: Mapping[str, Any]) -> LogSource | None:
         if not self.capabilities.nodes_over_ssh:
             return None

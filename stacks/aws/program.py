@@ -43,6 +43,7 @@ import shlex
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
+from skyplan.clouds.buckets import record_cloud_bucket
 from skyplan.clouds.vm import (
     DEFAULT_DISK_GB,
     OWNER_TAG,
@@ -160,15 +161,32 @@ def declare_buckets(request: ProvisionRequest, provider: Any, invoke: Any, tags:
     for name in names:
         if bucket_exists(name, invoke):
             continue
-        aws.s3.Bucket(f"bucket-{name}", bucket=name, force_destroy=True,
-                      tags={**tags, OWNER_TAG: owners[name], "skyplan-bucket": name},
-                      opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True))
+        owned = {**tags, OWNER_TAG: owners[name], "skyplan-bucket": name}
+        bucket = aws.s3.Bucket(f"bucket-{name}", bucket=name, force_destroy=True, tags=owned,
+                               opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True))
+        if owners[name]:  # made for a managed job: its end deletes it (skyplan.clouds.buckets)
+            bucket.id.apply(lambda _id, name=name, owned=owned: record_cloud_bucket(
+                "s3", name, owners[name], region=request.region, tags=owned))
         made.append(name)
     pulumi.export("buckets", [{**dict(b), "store": "s3", "created": b["name"] in made} for b in request.buckets])
     opts = pulumi.ResourceOptions(provider=provider)
     role = aws.iam.Role(f"{request.stack}-role", assume_role_policy=ASSUME_EC2, tags=tags, opts=opts)
     aws.iam.RolePolicy(f"{request.stack}-buckets", role=role.id, policy=bucket_policy(names), opts=opts)
     return aws.iam.InstanceProfile(f"{request.stack}-profile", role=role.name, tags=tags, opts=opts)
+
+
+def adopt_bucket(record: dict[str, Any], *, adopt: bool) -> None:
+    """The program of a bucket's release (``skyplan.clouds.buckets.release_cloud_buckets``):
+    the bucket a job's run created, imported as it was made (``adopt``), then with
+    ``force_destroy`` in the state, so that destroying the stack deletes it, objects and all."""
+    import pulumi
+    import pulumi_aws as aws
+
+    name = str(record["name"])
+    provider = aws.Provider(f"bucket-{name}-aws", region=record["region"])
+    aws.s3.Bucket(f"bucket-{name}", bucket=name, force_destroy=True, tags=dict(record.get("tags") or {}),
+                  opts=pulumi.ResourceOptions(provider=provider, import_=name if adopt else None,
+                                              ignore_changes=["forceDestroy"] if adopt else None))
 
 
 def build(request: ProvisionRequest) -> None:

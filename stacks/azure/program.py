@@ -46,6 +46,7 @@ import uuid
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
+from skyplan.clouds.buckets import record_cloud_bucket
 from skyplan.clouds.vm import (
     DEFAULT_DISK_GB,
     OWNER_TAG,
@@ -169,6 +170,10 @@ def declare_buckets(request: ProvisionRequest, tags: dict[str, str]) -> list[tup
             owned = {**tags, OWNER_TAG: owners[name], "skyplan-bucket": name}
             rg = resources.ResourceGroup(f"bucket-{name}-rg", resource_group_name=group, location=request.region,
                                          tags=owned, opts=keep)
+            if owners[name]:  # made for a managed job: its end deletes its group (skyplan.clouds.buckets)
+                rg.id.apply(lambda rg_id, name=name, owned=owned: record_cloud_bucket(
+                    "azure", name, owners[name], id=rg_id, group=bucket_group(name), location=request.region,
+                    tags=owned))
             account = storage.StorageAccount(
                 f"bucket-{name}-account", account_name=acct, resource_group_name=rg.name, location=request.region,
                 kind="StorageV2", sku=storage.SkuArgs(name="Standard_LRS"), allow_blob_public_access=False,
@@ -207,6 +212,19 @@ def spot_settings(request: ProvisionRequest) -> dict[str, Any]:
     if not request.use_spot:
         return {"priority": "Regular"}
     return {"priority": "Spot", "eviction_policy": "Delete", "billing_profile": {"max_price": -1}}
+
+
+def adopt_bucket(record: dict[str, Any], *, adopt: bool) -> None:
+    """The program of a bucket's release (``skyplan.clouds.buckets.release_cloud_buckets``):
+    the resource group a job's run created for the bucket, imported as it was made
+    (``adopt``); destroying the stack deletes the group, its account and container."""
+    import pulumi
+    from pulumi_azure_native import resources
+
+    name = str(record["name"])
+    resources.ResourceGroup(f"bucket-{name}-rg", resource_group_name=record["group"], location=record["location"],
+                            tags=dict(record.get("tags") or {}),
+                            opts=pulumi.ResourceOptions(import_=record["id"] if adopt else None))
 
 
 def build(request: ProvisionRequest) -> None:

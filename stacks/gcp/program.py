@@ -45,6 +45,7 @@ import shlex
 from typing import Any
 
 from skyplan.clouds.base import ProvisionRequest
+from skyplan.clouds.buckets import record_cloud_bucket
 from skyplan.clouds.vm import (
     DEFAULT_DISK_GB,
     OWNER_TAG,
@@ -216,16 +217,33 @@ def declare_buckets(request: ProvisionRequest) -> Any:
     for name in names:
         bucket: Any = name
         if not bucket_exists(name):
-            bucket = gcp.storage.Bucket(
+            owned = {**labels(request), OWNER_TAG: gcp_label(owners[name]), "skyplan-bucket": name}
+            made_bucket = gcp.storage.Bucket(
                 f"bucket-{name}", name=name, location=request.region.upper(), force_destroy=True,
-                uniform_bucket_level_access=True,
-                labels={**labels(request), OWNER_TAG: gcp_label(owners[name]), "skyplan-bucket": name},
-                opts=pulumi.ResourceOptions(retain_on_delete=True)).name
+                uniform_bucket_level_access=True, labels=owned, opts=pulumi.ResourceOptions(retain_on_delete=True))
+            if owners[name]:  # made for a managed job: its end deletes it (skyplan.clouds.buckets)
+                made_bucket.id.apply(lambda _id, name=name, owned=owned: record_cloud_bucket(
+                    "gcs", name, owners[name], location=request.region.upper(), labels=owned))
+            bucket = made_bucket.name
             made.append(name)
         gcp.storage.BucketIAMMember(f"{request.stack}-{name}-rw", bucket=bucket, role=BUCKET_ROLE,
                                     member=account.email.apply(lambda e: f"serviceAccount:{e}"))
     pulumi.export("buckets", [{**dict(b), "store": "gcs", "created": b["name"] in made} for b in request.buckets])
     return account
+
+
+def adopt_bucket(record: dict[str, Any], *, adopt: bool) -> None:
+    """The program of a bucket's release (``skyplan.clouds.buckets.release_cloud_buckets``):
+    the bucket a job's run created, imported as it was made (``adopt``), then with
+    ``force_destroy`` in the state, so that destroying the stack deletes it, objects and all."""
+    import pulumi
+    import pulumi_gcp as gcp
+
+    name = str(record["name"])
+    gcp.storage.Bucket(f"bucket-{name}", name=name, location=record["location"], force_destroy=True,
+                       uniform_bucket_level_access=True, labels=dict(record.get("labels") or {}),
+                       opts=pulumi.ResourceOptions(import_=name if adopt else None,
+                                                   ignore_changes=["forceDestroy"] if adopt else None))
 
 
 def build(request: ProvisionRequest) -> None:

@@ -16,6 +16,13 @@ import pytest
 from stackmocks import RecordingMocks, make_request, run_program
 
 from skyplan.clouds import programs
+from skyplan.clouds.buckets import cloud_record, record_cloud_bucket, release_cloud_buckets
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A program records on this machine the buckets it makes for a job.
+    monkeypatch.setenv("SKYPLAN_HOME", str(tmp_path / "home"))
 
 #: The invoke each program uses to find out whether a bucket exists.
 LOOKUPS = {
@@ -31,7 +38,7 @@ class BucketMocks(RecordingMocks):
     record their ``retain_on_delete``."""
 
     existing: set[str] = field(default_factory=set)
-    retained: set[str] = field(default_factory=set)
+    imported: dict[str, str] = field(default_factory=dict)  # resource name -> import id
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
         for token, key in LOOKUPS.values():
@@ -48,6 +55,8 @@ class BucketMocks(RecordingMocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         rid, outputs = super().new_resource(args)
+        if args.resource_id:
+            self.imported[args.name] = args.resource_id
         if args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{args.inputs.get('accountId')}@proj.iam.gserviceaccount.com"
         if args.typ == "azure-native:compute:VirtualMachine":
@@ -67,27 +76,31 @@ def _run(cloud: str, existing: set[str], **kw: Any) -> BucketMocks:
     return run_program(programs.load(cloud).build, _request(cloud, **kw), mocks)
 
 
-def _retained(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Names of resources declared with retain_on_delete (the mocks do not see options)."""
-    kept: set[str] = set()
+def _options(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Each resource's ResourceOptions, by name (the mocks do not see options)."""
+    seen: dict[str, Any] = {}
     init = pulumi.CustomResource.__init__
 
     def record(self, t, name, props=None, opts=None, *a, **kw):  # noqa: ANN001, ANN202
-        if opts is not None and getattr(opts, "retain_on_delete", False):
-            kept.add(name)
+        seen[name] = opts
         return init(self, t, name, props, opts, *a, **kw)
 
     monkeypatch.setattr(pulumi.CustomResource, "__init__", record)
-    return kept
+    return seen
+
+
+def _retained(opts: dict[str, Any]) -> set[str]:
+    """Names of the resources declared with retain_on_delete."""
+    return {n for n, o in opts.items() if o is not None and getattr(o, "retain_on_delete", False)}
 
 
 def test_aws_creates_a_missing_bucket_kept_past_the_stack_and_attaches_an_existing_one(monkeypatch) -> None:
-    kept = _retained(monkeypatch)
+    opts = _options(monkeypatch)
     m = _run("aws", existing={"team-data"})
     (bucket,) = m.of_type("aws:s3/bucket:Bucket")
     assert bucket.inputs["bucket"] == "ckpt-run"
     assert bucket.inputs["tags"]["skyplan-owner"] == "17"  # the job it belongs to
-    assert kept == {"bucket-ckpt-run"}  # destroying the cluster's stack keeps the bucket
+    assert _retained(opts) == {"bucket-ckpt-run"}  # destroying the cluster's stack keeps the bucket
     assert m.exports["buckets"] == [
         {"dst": "/checkpoint", "name": "ckpt-run", "store": "s3", "owner": "17", "created": True},
         {"dst": "/data/shared", "name": "team-data", "store": "s3", "owner": "", "created": False}]
@@ -122,12 +135,12 @@ def test_aws_without_buckets_has_no_role_and_mounts_nothing() -> None:
 
 
 def test_gcp_creates_a_missing_bucket_kept_past_the_stack_and_grants_the_instances_account(monkeypatch) -> None:
-    kept = _retained(monkeypatch)
+    opts = _options(monkeypatch)
     m = _run("gcp", existing={"team-data"})
     (bucket,) = m.of_type("gcp:storage/bucket:Bucket")
     assert bucket.inputs["name"] == "ckpt-run" and bucket.inputs["location"] == "US-CENTRAL1"
     assert bucket.inputs["labels"]["skyplan-owner"] == "17"
-    assert kept == {"bucket-ckpt-run"}
+    assert _retained(opts) == {"bucket-ckpt-run"}
     assert [b["created"] for b in m.exports["buckets"]] == [True, False]
     account = m.one("gcp:serviceaccount/account:Account").inputs["accountId"]
     grants = {g.inputs["bucket"]: g.inputs for g in m.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")}
@@ -151,7 +164,7 @@ def test_gcp_a_relaunch_attaches_the_bucket_its_first_run_created() -> None:
 
 
 def test_azure_creates_a_missing_container_outside_the_cluster_group_and_grants_each_vm(monkeypatch) -> None:
-    kept = _retained(monkeypatch)
+    opts = _options(monkeypatch)
     program = programs.load("azure")
     m = _run("azure", existing={"team-data"}, num_nodes=2)
     (container,) = m.of_type("azure-native:storage:BlobContainer")
@@ -161,7 +174,7 @@ def test_azure_creates_a_missing_container_outside_the_cluster_group_and_grants_
     assert account["tags"]["skyplan-owner"] == "17"
     groups = {g.inputs["resourceGroupName"] for g in m.of_type("azure-native:resources:ResourceGroup")}
     assert groups == {"skyplan-demo-a1b2", "skyplan-bucket-ckpt-run"}  # the bucket's own group outlives the cluster
-    assert kept == {"bucket-ckpt-run-rg", "bucket-ckpt-run-account", "bucket-ckpt-run"}
+    assert _retained(opts) == {"bucket-ckpt-run-rg", "bucket-ckpt-run-account", "bucket-ckpt-run"}
     assert [b["created"] for b in m.exports["buckets"]] == [True, False]
     vms = m.of_type("azure-native:compute:VirtualMachine")
     assert all(v.inputs["identity"]["type"] == "SystemAssigned" for v in vms)
@@ -183,3 +196,78 @@ def test_azure_without_buckets_gives_the_vms_no_identity() -> None:
     m = run_program(programs.load("azure").build, make_request("azure"))
     assert "identity" not in m.one("azure-native:compute:VirtualMachine").inputs
     assert m.of_type("azure-native:authorization:RoleAssignment") == []
+
+
+# --- a job's end: the buckets made for it are adopted into a throwaway stack and destroyed ----
+
+
+def test_a_bucket_made_for_a_job_is_recorded_here_and_a_named_one_is_not() -> None:
+    _run("aws", existing=set())  # ckpt-run: made for job 17; team-data: named by the user, made too
+    rec = json.loads(cloud_record("s3", "ckpt-run").read_text())
+    assert rec["owner"] == "17" and rec["region"] == "us-east-1" and rec["tags"]["skyplan-owner"] == "17"
+    assert not cloud_record("s3", "team-data").exists()
+    _run("gcp", existing=set())
+    assert json.loads(cloud_record("gcs", "ckpt-run").read_text())["location"] == "US-CENTRAL1"
+    _run("azure", existing=set())
+    rec = json.loads(cloud_record("azure", "ckpt-run").read_text())
+    assert rec["group"] == "skyplan-bucket-ckpt-run" and rec["id"] == "bucket-ckpt-run-rg-id"  # the group's id
+
+
+def test_attaching_an_existing_bucket_records_nothing() -> None:
+    _run("aws", existing={"ckpt-run", "team-data"})
+    assert not cloud_record("s3", "ckpt-run").exists()
+
+
+@pytest.mark.parametrize("cloud, typ, import_id", [
+    ("aws", "aws:s3/bucket:Bucket", "ckpt-run"),
+    ("gcp", "gcp:storage/bucket:Bucket", "ckpt-run"),
+    ("azure", "azure-native:resources:ResourceGroup", "/subscriptions/s/resourceGroups/skyplan-bucket-ckpt-run"),
+])
+def test_adopting_a_bucket_imports_it_as_made_then_lets_a_destroy_empty_it(monkeypatch, cloud: str, typ: str,
+                                                                           import_id: str) -> None:
+    record = {"name": "ckpt-run", "region": "us-east-1", "location": "US-CENTRAL1", "tags": {"skyplan-owner": "17"},
+              "labels": {"skyplan-owner": "17"}, "id": import_id, "group": "skyplan-bucket-ckpt-run"}
+    program = programs.load(cloud)
+    opts = _options(monkeypatch)
+    first = run_program(lambda _r: program.adopt_bucket(record, adopt=True), make_request(cloud), BucketMocks())
+    (res,) = first.of_type(typ)
+    assert first.imported == {res.name: import_id}
+    if cloud != "azure":  # a bucket: force_destroy, ignored while importing (the cloud does not hold it)
+        assert res.inputs["forceDestroy"] is True and opts[res.name].ignore_changes == ["forceDestroy"]
+    second = run_program(lambda _r: program.adopt_bucket(record, adopt=False), make_request(cloud), BucketMocks())
+    assert second.imported == {} and second.of_type(typ)[0].name == res.name  # the same resource, now in state
+
+
+@dataclass
+class FakeDriver:
+    fail_on: str = ""
+    ops: list[tuple[str, str, bool | None]] = field(default_factory=list)
+
+    def up(self, stack: str, program: Any, *, timeout_s: float | None):  # noqa: ANN201
+        adopt = program.__defaults__[1]  # lambda rec=..., adopt=...
+        self.ops.append(("up", stack, adopt))
+        from skyplan.provision.protocol import UpResult
+
+        ok = stack != self.fail_on
+        return UpResult(ok, {}, None if ok else "AccessDenied", None, 0, stack=stack)
+
+    def destroy_and_remove(self, stack: str, *, timeout_s: float | None = None) -> None:
+        self.ops.append(("destroy", stack, None))
+
+
+def test_release_adopts_and_destroys_the_jobs_own_buckets_and_keeps_the_rest() -> None:
+    from skyplan.clouds import registry
+
+    record_cloud_bucket("s3", "skyplan-job17-aaaaaaaaaaaa", "17", region="us-east-1", tags={})
+    record_cloud_bucket("s3", "skyplan-job17-bbbbbbbbbbbb", "17", region="us-east-1", tags={})
+    record_cloud_bucket("s3", "skyplan-job18-cccccccccccc", "18", region="us-east-1", tags={})
+    driver = FakeDriver(fail_on="skyplan-bucket-skyplan-job17-bbbbbbbbbbbb")
+    gone = release_cloud_buckets(registry.get("aws"), "17", 0.0, driver=driver)
+    assert gone == ("skyplan-job17-aaaaaaaaaaaa",)
+    a = "skyplan-bucket-skyplan-job17-aaaaaaaaaaaa"
+    assert [op for op in driver.ops if op[1] == a] == [("up", a, True), ("up", a, False), ("destroy", a, None)]
+    assert not cloud_record("s3", "skyplan-job17-aaaaaaaaaaaa").exists()
+    assert cloud_record("s3", "skyplan-job17-bbbbbbbbbbbb").exists()  # failed: kept for the next release
+    assert cloud_record("s3", "skyplan-job18-cccccccccccc").exists()  # another job's
+    assert all("job18" not in op[1] for op in driver.ops)
+    assert release_cloud_buckets(registry.get("gcp"), "17", 0.0, driver=FakeDriver()) == ()  # another store
