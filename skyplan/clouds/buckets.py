@@ -18,6 +18,8 @@ Where a bucket is, by what the cloud declares (``Capabilities.bucket_store``):
   mounts it (Mountpoint for S3, gcsfuse, blobfuse2) with the instance's own
   identity (``stacks/<cloud>/program.py``, ``skyplan.clouds.vm``). ``store:``,
   when given, must be the cloud's own.
+* ``"program"``: the program picks the store for the placement (a Kubernetes
+  cluster's CSI drivers) and refuses one it cannot mount.
 * None: the cloud cannot mount buckets; a task with one is refused.
 
 Named and job buckets (seed 003: "the bucket will be created during the job
@@ -55,6 +57,9 @@ TASK_ID_ENV = "SKYPLAN_TASK_ID"
 
 #: ``Capabilities.bucket_store`` of clouds whose buckets are directories on the node's machine.
 DIR_STORE = "dir"
+#: ``Capabilities.bucket_store`` of clouds whose program picks the store per placement (a
+#: Kubernetes cluster's CSI drivers) and refuses, itself, a store it cannot mount.
+PROGRAM_STORE = "program"
 
 #: What every store accepts (S3, GCS and Azure Blob containers alike): 3-63
 #: lowercase letters, digits and single hyphens, a letter or digit at each end.
@@ -239,6 +244,8 @@ def check_buckets(task: Any, clouds: list[Any]) -> None:
             raise InputError(f"file_mounts {', '.join(repr(b.dst) for b in buckets)}: {cloud.display} cannot "
                              "mount a bucket", hint="run the task on a cloud that can (see the README's "
                                                     "\"Checkpoint buckets\"); nothing was created")
+        if store == PROGRAM_STORE:
+            continue
         if store != DIR_STORE:
             for b in buckets:
                 if not b.dst.startswith("/"):

@@ -55,7 +55,8 @@ class Capabilities:
     #: Where its ``{name, mode: MOUNT}`` buckets live (``skyplan.clouds.buckets``): "dir"
     #: (a directory beside the node's sandbox, bound at the mount's exact path in a
     #: private mount namespace), an object store its program creates or attaches and
-    #: its VMs mount ("s3", "gcs", "azure"), or None: it cannot mount buckets.
+    #: its VMs mount ("s3", "gcs", "azure"), "program" (its program picks the store per
+    #: placement and refuses one it cannot mount), or None: it cannot mount buckets.
     bucket_store: str | None = None
 
 

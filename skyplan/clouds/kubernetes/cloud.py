@@ -39,6 +39,8 @@ class Kubernetes(CloudBase):
         has_log_source=True,
         # The workload carries the stack's label: an interrupted create is found and removed.
         proves_interrupted=False,
+        # Buckets: the cluster's CSI drivers mount them; the program picks the store per flavor.
+        bucket_store="program",
     )
     takes_config = True
 

@@ -170,3 +170,17 @@ def test_a_store_the_cloud_does_not_mount_is_refused(home: Path) -> None:
     plan = _plan(_task(FileMount("/checkpoint", name="ckpt-a", store="s3"), cloud="gcp"))
     with pytest.raises(InputError, match="store 's3'"):
         launch.check_task(plan)
+
+
+def test_a_cloud_whose_program_picks_the_store_is_left_to_it_and_one_without_buckets_refuses() -> None:
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from skyplan.clouds.capabilities import Capabilities
+
+    task = _task(FileMount("/checkpoint", name="ckpt-a", store="azure"))
+    picks = SimpleNamespace(display="K", capabilities=replace(Capabilities(), bucket_store="program"))
+    buckets.check_buckets(task, [picks])
+    cannot = SimpleNamespace(display="Nowhere", capabilities=Capabilities())
+    with pytest.raises(InputError, match="Nowhere cannot mount a bucket"):
+        buckets.check_buckets(task, [cannot])
