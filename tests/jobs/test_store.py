@@ -306,3 +306,17 @@ def test_a_database_that_cannot_be_reached_is_one_error_with_a_next_step(tmp_pat
     with pytest.raises(store_mod.StoreError, match="cannot open the jobs database") as err:
         Store("postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert "jobs.db_url" in err.value.hint
+
+
+def test_the_migrations_make_exactly_the_tables_the_store_uses(jobs_db_url: str):
+    # A column or index added to store.py without a migration (or the reverse) fails here.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    s = Store(jobs_db_url)
+    try:
+        with s.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), store_mod.metadata)
+    finally:
+        s.close()
+    assert diff == []
