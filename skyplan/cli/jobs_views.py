@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 import typer
 
@@ -217,7 +217,7 @@ def queue_rows(jobs: Sequence[JobRecord], now: float) -> list[list[str]]:
 
 def render_queue(jobs: Sequence[JobRecord], *, file: TextIO | None = None, now: float | None = None,
                  hidden_finished: int = 0, next_page: str | None = None,
-                 in_progress: dict[Any, int] | None = None, first_page: bool = True) -> None:
+                 in_progress: dict[Status, int] | None = None, first_page: bool = True) -> None:
     """Print a page of ``jobs queue``: a summary of what is in progress, the table, then
     what is hidden and how to see the next page."""
     from skyplan.cli.tables import Col, console, print_table
@@ -233,8 +233,10 @@ def render_queue(jobs: Sequence[JobRecord], *, file: TextIO | None = None, now: 
             con.print("No managed jobs." if first_page else "No more managed jobs.", markup=False)
         return
     if in_progress:
-        parts = ", ".join(f"{n} {s.value if hasattr(s, 'value') else s}" for s, n in sorted(
-            in_progress.items(), key=lambda kv: str(getattr(kv[0], "value", kv[0]))))
+        from skyplan.jobs.states import Status
+
+        order = list(Status)  # the lifecycle's order: PENDING, STARTING, RUNNING, RECOVERING, ...
+        parts = ", ".join(f"{n} {s.value}" for s, n in sorted(in_progress.items(), key=lambda kv: order.index(kv[0])))
         con.print(f"In progress: {parts}", markup=False)
     # RESOURCES wraps only once the droppable columns are gone: "1x sim(n1-standard-4, [Spot])"
     # cut over three lines reads worse than a table without TOT. DURATION.

@@ -79,7 +79,7 @@ def test_the_table_hides_finished_jobs_and_says_so(store: Store):
                               "#RECOVERIES", "STATUS"]
     assert "done" not in r.stdout
     assert "1 finished job is hidden: `skyplan jobs queue -a` shows it." in r.stdout
-    assert "In progress: 1 PENDING, 1 RECOVERING, 1 RUNNING" in r.stdout
+    assert "In progress: 1 PENDING, 1 RUNNING, 1 RECOVERING" in r.stdout
     rows = [line.split() for line in lines if line.strip().startswith(("↳", str(ids["pipe"])))]
     assert rows[0][:3] == [str(ids["pipe"]), "pipeline", "-"]
     assert rows[1][:4] == ["↳", "0", "train", "1x"] and rows[1][-1] == "RECOVERING"
