@@ -206,8 +206,7 @@ def release_cloud_buckets(cloud: Any, owner: str, since: float, driver: Any = No
 
 def check_names(buckets: tuple[Bucket, ...]) -> None:
     """InputError for a bucket without a name, with a name no store accepts, or
-    a destination two mounts share."""
-    seen: dict[str, str] = {}
+    mounted over the root or the home."""
     for b in buckets:
         if not b.name:
             raise InputError(f"file_mounts '{b.dst}': a bucket (mode MOUNT) needs a name outside a managed job",
@@ -221,7 +220,6 @@ def check_names(buckets: tuple[Bucket, ...]) -> None:
         if b.dst.rstrip("/") in ("", "~"):
             raise InputError(f"file_mounts '{b.dst}': a bucket cannot be mounted over the root or the home",
                              hint="mount it at a path of its own, e.g. /checkpoint; nothing was created")
-        seen[b.dst] = b.name
 
 
 def check_buckets(task: Any, clouds: list[Any]) -> None:
