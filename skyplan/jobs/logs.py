@@ -146,6 +146,13 @@ def job_lines(store: Any, job_id: int) -> Iterator[str]:
             continue
 
 
+def _begun(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
+
+
 def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
                stop: Callable[[], bool] | None = None) -> Iterator[str]:
     """Stream the job's runs in order until it has ended: a run's file is followed
@@ -166,7 +173,13 @@ def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
                 if stop is not None and stop():
                     return True
                 j = store.job(job_id)
-                return j is None or j.status.terminal or len(store.runs(job_id)) > i + 1
+                if j is None or j.status.terminal:
+                    return True
+                now = store.runs(job_id)
+                # A later run exists once its relaunch is decided, but the old cluster's last
+                # lines are copied during its teardown, before the next launch writes its first
+                # line: the old run is over when it is closed, or its successor has begun.
+                return len(now) > i + 1 and (now[i].ended_at is not None or _begun(now[i + 1].log_path))
 
             for line in follow_file(run.log_path, run_over, poll_s=poll_s):
                 yield line + "\n"

@@ -207,3 +207,32 @@ def test_submit_checks_before_recording(tmp_path: Path) -> None:
     assert task.workdir == str(tmp_path / "src")  # the controller runs elsewhere
     assert task.resources.candidates[0].use_spot
     assert "[Spot]" in job.tasks[0].resources
+
+
+def test_follow_keeps_a_replaced_runs_last_lines(tmp_path: Path) -> None:
+    """The relaunch's run exists before the old cluster's last lines are copied (during
+    its teardown): following waits for them before moving on to the next run."""
+    import threading
+
+    from skyplan.jobs.states import Status
+    from skyplan.jobs.store import Store, TaskSubmission
+
+    with Store(f"sqlite:///{tmp_path / 'jobs.db'}") as store:
+        job_id = store.submit("j", [TaskSubmission("t", "{}", "1x gcp")], options={})
+        first = logs.open_run(store, job_id, 0, "c")
+        first.write("early\n")
+        seen: list[str] = []
+        follower = threading.Thread(target=lambda: seen.extend(logs.follow_job(store, job_id, poll_s=0.05)))
+        follower.start()
+        deadline = time.monotonic() + 10
+        while "early\n" not in seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = logs.open_run(store, job_id, 0, "c")  # the relaunch is decided ...
+        time.sleep(0.5)
+        first.write("last words\n")  # ... then the teardown copies the old cluster's last lines
+        second.note("launching c")
+        time.sleep(0.3)
+        store.transition(job_id, 0, Status.SUCCEEDED, "done")
+        follower.join(10)
+    text = "".join(seen)
+    assert text.index("early") < text.index("last words") < text.index("run 2") < text.index("launching c")

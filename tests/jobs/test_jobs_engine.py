@@ -7,6 +7,9 @@ preempt``, a killed sandbox, a SIGKILLed controller). Poll, grace and idle
 settings are small (``SKYPLAN_JOBS_*``) so each story takes seconds. The
 controller a test started is stopped when it ends, and every test checks that
 the sim ledger holds nothing live and no cluster is left.
+
+The stories run on SQLite and on PostgreSQL (``jobs_db_url``); the tests of a
+cloud's own path (an ssh pool, local processes, checks that time out) on SQLite.
 """
 
 from __future__ import annotations
@@ -235,7 +238,7 @@ def test_counter_preempted_twice_finishes_with_one_task_id(jobs_env: Jobs, jobs_
     assert _count(ckpt) == total  # a bucket the user named outlives the job
 
 
-def test_eager_next_region_relaunches_in_another_region(jobs_env: Jobs) -> None:
+def test_eager_next_region_relaunches_in_another_region(jobs_env: Jobs, jobs_db_url: str) -> None:
     ckpt = jobs_env.tmp / "ckpt"
     job_id = jobs_env.launch(_counter(ckpt, 12, "  job_recovery: EAGER_NEXT_REGION\n"), "eager")
     job = jobs_env.wait_status(job_id, "RUNNING")
@@ -269,7 +272,8 @@ run: |
     ("    max_restarts_on_errors: 2\n", 4),  # preempted, then a failure and 2 restarts: the eviction is free
     ("    backoffLimit: 2\n", 3),  # seed 004's spelling: the eviction spends the budget, one restart fewer
 ], ids=["max_restarts_on_errors", "backoffLimit"])
-def test_user_failures_and_a_preemption_spend_the_budgets(jobs_env: Jobs, policy: str, runs: int) -> None:
+def test_user_failures_and_a_preemption_spend_the_budgets(jobs_env: Jobs, jobs_db_url: str, policy: str,
+                                                          runs: int) -> None:
     mark = jobs_env.tmp / "attempts"
     job_id = jobs_env.launch(_FLAKY.format(zones=TWO_ZONES, policy=policy, mark=mark), "flaky")
     jobs_env.wait_status(job_id, "RUNNING")
@@ -287,7 +291,7 @@ def test_user_failures_and_a_preemption_spend_the_budgets(jobs_env: Jobs, policy
     jobs_env.assert_nothing_left()
 
 
-def test_no_resource_anywhere_is_failed_no_resource(jobs_env: Jobs) -> None:
+def test_no_resource_anywhere_is_failed_no_resource(jobs_env: Jobs, jobs_db_url: str) -> None:
     jobs_env.scenario.write_text("default: capacity\n")
     job_id = jobs_env.launch(f"name: full\n{TWO_ZONES}run: echo never\n", "full")
     job = jobs_env.wait_end(job_id)
@@ -298,7 +302,7 @@ def test_no_resource_anywhere_is_failed_no_resource(jobs_env: Jobs) -> None:
     jobs_env.assert_nothing_left()
 
 
-def test_cancel_during_recovering_leaves_nothing(jobs_env: Jobs) -> None:
+def test_cancel_during_recovering_leaves_nothing(jobs_env: Jobs, jobs_db_url: str) -> None:
     # Every create takes a while, so the relaunch is still under way when the cancel comes.
     jobs_env.scenario.write_text("default: ok\nlatency_s: 3\n")
     job_id = jobs_env.launch(f"name: slow\n{TWO_ZONES}run: sleep 600\n", "slow")
