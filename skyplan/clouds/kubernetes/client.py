@@ -90,8 +90,11 @@ def _resource(dyn: Any, manifest: dict[str, Any]) -> Any:
                              "config file") from None
 
 
-def apply(api: Any, manifests: Iterable[dict[str, Any]], field_manager: str = "skyplan") -> list[dict[str, Any]]:
-    """Server-side apply each manifest in order; returns the applied objects."""
+def apply(api: Any, manifests: Iterable[dict[str, Any]], field_manager: str = "skyplan",
+          dry_run: bool = False) -> list[dict[str, Any]]:
+    """Server-side apply each manifest in order, unknown fields refused (``Strict``:
+    a field the server's version does not know is an error, not silently dropped);
+    returns the applied objects. ``dry_run``: validated and admitted, not stored."""
     from kubernetes.dynamic import DynamicClient
 
     dyn = DynamicClient(api)
@@ -100,7 +103,10 @@ def apply(api: Any, manifests: Iterable[dict[str, Any]], field_manager: str = "s
         res = _resource(dyn, m)
         meta = m["metadata"]
         kw: dict[str, Any] = {"body": m, "name": meta["name"], "field_manager": field_manager,
-                              "force_conflicts": True, "_request_timeout": REQUEST_TIMEOUT}
+                              "force_conflicts": True, "_request_timeout": REQUEST_TIMEOUT,
+                              "query_params": [("fieldValidation", "Strict")]}
+        if dry_run:
+            kw["dry_run"] = "All"
         if res.namespaced:
             kw["namespace"] = meta.get("namespace") or "default"
         out.append(res.server_side_apply(**kw).to_dict())
@@ -120,7 +126,7 @@ def delete(api: Any, manifests: Iterable[dict[str, Any]]) -> None:
             continue  # the kind is not served: nothing of it can exist
         meta = m["metadata"]
         kw: dict[str, Any] = {"name": meta["name"], "_request_timeout": REQUEST_TIMEOUT,
-                              "body": {"propagationPolicy": "Background"}}
+                              "propagation_policy": "Background"}
         if res.namespaced:
             kw["namespace"] = meta.get("namespace") or "default"
         try:

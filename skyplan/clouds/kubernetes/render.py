@@ -372,6 +372,16 @@ def _rayjob(w: Workload, fl: Flavor, volumes: list[dict[str, Any]], mounts: list
                      "rayClusterSpec": cluster}}
 
 
+def pod_template(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a workload manifest (a RayJob's: its head's)."""
+    kind = manifest["kind"]
+    if kind == "JobSet":
+        return manifest["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+    if kind == "RayJob":
+        return manifest["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    return manifest["spec"]["template"]
+
+
 def workload_kind(operator: str) -> tuple[str, str]:
     """(apiVersion, kind) of the workload an operator runs."""
     return {"jobset": (JOBSET_API, "JobSet"), "kuberay": (RAYJOB_API, "RayJob")}.get(operator, ("batch/v1", "Job"))
