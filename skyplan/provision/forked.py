@@ -13,6 +13,7 @@ number of times, then ``{"k": "result", "v": value}`` or ``{"k": "fail", "type":
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -68,9 +69,19 @@ def run(
     parent = os.getpid()
     with fork_lock:
         rfd, wfd = os.pipe()
-        pid = os.fork()
+        # The child must never finalize an object it inherited: another thread may hold
+        # a C library's lock at the fork (SQLite's allocator mutex: the jobs controller's
+        # threads use SQLite all the time), and a finalizer run by the child's garbage
+        # collector would wait for it forever. Frozen objects are never collected.
+        gc.freeze()
+        try:
+            pid = os.fork()
+        except BaseException:
+            gc.unfreeze()
+            raise
         if pid == 0:
             _child_main(fn, wfd, rfd, parent, grace_s, others=tuple(_open_reads))
+        gc.unfreeze()
         os.close(wfd)
         _open_reads.add(rfd)
     result = ChildResult()
