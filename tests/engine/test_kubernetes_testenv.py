@@ -348,8 +348,17 @@ def test_apply_fails_over_from_a_full_cluster_to_the_next_and_down_removes_it(
     status = json.loads(skyplan("status", "--json", cwd=tmp_path).stdout)
     (row,) = status["clusters"]
     assert (row["cloud"], row["region"]) == ("kubernetes", "gke-b")
+    # What the jobs controller asks the cloud itself: the workload runs, then is gone.
+    from skyplan.clouds import registry
+    from skyplan.clouds.kubernetes.render import object_name
+
+    outputs = {"kubeconfig": kubeconfig, "context": "skyplan-testenv", "namespace": namespace,
+               "selector": f"skyplan.dev/stack={row['stack']}", "name": object_name(row["stack"]),
+               "api_version": "batch/v1", "kind": "Job"}
+    assert registry.get("kubernetes").node_state(outputs) == "running"
 
     skyplan("down", "k8stask", "--yes", cwd=tmp_path)
+    assert registry.get("kubernetes").node_state(outputs) == "gone"
     assert not k8s.BatchV1Api(core.api_client).list_namespaced_job(namespace).items
     wait(lambda: not core.list_namespaced_pod(namespace, label_selector="skyplan.dev/cluster=k8stask").items,
          "the task's pods to go")

@@ -37,7 +37,8 @@ class Kubernetes(CloudBase):
         from_catalog=False,
         default_candidate=False,
         has_log_source=True,
-        # The workload carries the stack's label: an interrupted create is found and removed.
+        # An interrupted create is removed by name (``resolve_interrupted``), but listing what
+        # every cluster holds for a stack prefix (``leftovers``) is not done: not proven.
         proves_interrupted=False,
         # Buckets: the cluster's CSI drivers mount them; the program picks the store per flavor.
         bucket_store="program",
@@ -124,6 +125,31 @@ class Kubernetes(CloudBase):
         from skyplan.clouds.kubernetes.logs import pod_logs
 
         return pod_logs(outputs)
+
+    def node_state(self, outputs: Mapping[str, Any]) -> str:
+        """``gone`` when the workload object is deleted, ``running`` while one of its
+        pods runs or waits for a node (the workload restarts evicted pods itself),
+        else ``unknown``; ``unknown`` for outputs of another cloud or an unreachable cluster."""
+        from skyplan.clouds.kubernetes.logs import pod_logs
+
+        source = pod_logs(outputs)
+        if source is None or not outputs.get("name") or not outputs.get("api_version"):
+            return "unknown"
+        try:
+            from skyplan.clouds.kubernetes import client
+
+            api = client.api_client(str(outputs["kubeconfig"]), str(outputs["context"]))
+            try:
+                manifest = {"apiVersion": outputs["api_version"], "kind": outputs["kind"],
+                            "metadata": {"name": outputs["name"], "namespace": outputs["namespace"]}}
+                if not client.exists(api, manifest):
+                    return "gone"
+            finally:
+                api.close()
+            status = source.status() or {}
+        except Exception:  # must not raise: the controller asks about any stack
+            return "unknown"
+        return "running" if status.get("phase") in ("run", "starting") else "unknown"
 
     def resolve_interrupted(self, op: Any) -> bool:
         """A workload whose create the engine never saw finish: its objects are
