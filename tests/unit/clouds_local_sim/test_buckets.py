@@ -184,3 +184,47 @@ def test_a_cloud_whose_program_picks_the_store_is_left_to_it_and_one_without_buc
     cannot = SimpleNamespace(display="Nowhere", capabilities=Capabilities())
     with pytest.raises(InputError, match="Nowhere cannot mount a bucket"):
         buckets.check_buckets(task, [cannot])
+
+
+def _as_nobody_possible() -> str | None:
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists("/usr/bin/python3"):
+        return "needs root (to become nobody), runuser and /usr/bin/python3"
+    r = subprocess.run(["runuser", "-u", "nobody", "--", "unshare", "--user", "--map-root-user", "--mount", "true"],
+                       capture_output=True)
+    return None if r.returncode == 0 else "unprivileged user namespaces are off here"
+
+
+@pytest.mark.skipif(_as_nobody_possible() is not None, reason=str(_as_nobody_possible()))
+def test_as_an_unprivileged_user_a_user_namespace_binds_the_bucket(wait_for) -> None:
+    # The runner as an ssh host runs it (stdlib only, the system's python3), as a user who is not root.
+    import shutil
+    import subprocess
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="skyplan-nobody-"))  # pytest's own tmp is root's alone
+    tmp_path.chmod(0o777)
+    root, dst = tmp_path / "base" / "sandboxes" / "s" / "node-0", tmp_path / "mnt"
+    spec = {"cluster": "c", "stack": "s", "buckets": [{"dst": str(dst), "name": "bk-a", "owner": ""}],
+            "run": f"echo hi > {dst}/x; grep -c ' {dst} ' /proc/self/mountinfo"}
+    r = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-I", runner.__file__, "start",
+                        str(root)], input=json.dumps(spec), capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        wait_for(lambda: runner.status(root)["phase"] in ("done", "failed"), "the node to finish")
+        assert runner.status(root)["phase"] == "done", (root / "logs" / "combined.log").read_text()
+        assert (root / "logs" / "run.log").read_text().strip() == "1"
+        bucket = runner.bucket_dir(tmp_path / "base", "bk-a")
+        assert (bucket / "x").read_text() == "hi\n" and (bucket / "x").stat().st_uid != 0  # written as nobody
+        assert os.listdir(dst) == []
+        # A mountpoint such a user cannot make is named, before anything runs.
+        probe = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-I", "-c",
+                                f"import sys; sys.path.insert(0, {os.path.dirname(runner.__file__)!r}); "
+                                "import runner; print(runner.mountpoint_problem('/skyplan-no-such-dir/ckpt'))"],
+                               capture_output=True, text=True)
+        assert "is not writable (not root)" in probe.stdout, probe.stdout + probe.stderr
+    finally:
+        runner.remove(root, grace_s=0.5)
+        shutil.rmtree(tmp_path, ignore_errors=True)
