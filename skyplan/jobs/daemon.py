@@ -150,7 +150,7 @@ def ensure_dashboard(port: int | None = None, *, wait_s: float = START_WAIT_S) -
         deadline = time.monotonic() + wait_s
         while True:
             info = store.controller_info() or {}
-            if info.get("port") and is_running(settings.db_url, store):
+            if info.get("port") and _alive(info) and is_running(settings.db_url, store):
                 return int(info["port"])
             if time.monotonic() > deadline:
                 from skyplan.jobs.logs import controller_log_path
@@ -160,6 +160,21 @@ def ensure_dashboard(port: int | None = None, *, wait_s: float = START_WAIT_S) -
             time.sleep(0.2)
     finally:
         store.close()
+
+
+def _alive(info: dict[str, Any]) -> bool:
+    """Whether the controller that published ``info`` still runs (a SIGKILLed one
+    leaves its info behind); one on another machine is taken at its word."""
+    if info.get("host") != socket.gethostname():
+        return True
+    try:
+        pid = int(info.get("pid") or 0)
+        if pid <= 0:
+            return False
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 # --- the process ---------------------------------------------------------------------
