@@ -54,25 +54,38 @@ def describe(exc: BaseException) -> str:
     return f"KubeUnreachable: {type(exc).__name__}: {exc}"
 
 
-def list_nodes(api: Any) -> list[Any]:
-    from kubernetes import client
+def get_json(api: Any, path: str) -> dict[str, Any] | None:
+    """GET ``path`` of the API as plain JSON; None for 404. Raw, not through the typed
+    API classes: importing ``CoreV1Api`` alone costs seconds (hundreds of validated
+    methods), too much for the plan path, and discovery reads a few fields."""
+    import json
 
-    return client.CoreV1Api(api).list_node(_request_timeout=REQUEST_TIMEOUT).items
+    from kubernetes.client.rest import ApiException
+
+    req = api.param_serialize("GET", path, header_params={"Accept": "application/json"},
+                              auth_settings=["BearerToken"])
+    try:
+        resp = api.call_api(*req, _request_timeout=REQUEST_TIMEOUT)
+        resp.read()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    if resp.status == 404:
+        return None
+    if resp.status >= 400:
+        raise ApiException(status=resp.status, reason=resp.reason, http_resp=resp.response)
+    return json.loads(resp.data)
+
+
+def list_nodes(api: Any) -> list[dict[str, Any]]:
+    """The cluster's nodes as the API's JSON."""
+    return list((get_json(api, "/api/v1/nodes") or {}).get("items") or [])
 
 
 def list_nodepools(api: Any) -> list[dict[str, Any]]:
     """Karpenter NodePools (``karpenter.sh/v1``; AKS node auto-provisioning too), [] without the CRD."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    try:
-        got = client.CustomObjectsApi(api).list_cluster_custom_object(
-            "karpenter.sh", "v1", "nodepools", _request_timeout=REQUEST_TIMEOUT)
-    except ApiException as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return list(got.get("items") or [])
+    return list((get_json(api, "/apis/karpenter.sh/v1/nodepools") or {}).get("items") or [])
 
 
 # --- applying and removing manifests -----------------------------------------------------------------

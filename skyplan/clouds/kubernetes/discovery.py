@@ -102,15 +102,17 @@ def read_cluster(cluster: Cluster) -> dict[str, Any]:
     return offers_from(cluster, nodes, pools)
 
 
-def _node_dict(node: Any) -> dict[str, Any]:
-    st = node.status
+def _node_dict(node: dict[str, Any]) -> dict[str, Any]:
+    """The fields discovery reads of a Node (the API's JSON)."""
+    meta, spec, st = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
     return {
-        "name": node.metadata.name,
-        "labels": dict(node.metadata.labels or {}),
-        "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in (node.spec.taints or [])],
-        "unschedulable": bool(node.spec.unschedulable),
-        "ready": any(c.type == "Ready" and c.status == "True" for c in (st.conditions or [])) if st else False,
-        "allocatable": dict((st.allocatable or {}) if st else {}),
+        "name": meta.get("name"),
+        "labels": dict(meta.get("labels") or {}),
+        "taints": [{"key": t.get("key"), "value": t.get("value"), "effect": t.get("effect")}
+                   for t in (spec.get("taints") or [])],
+        "unschedulable": bool(spec.get("unschedulable")),
+        "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in (st.get("conditions") or [])),
+        "allocatable": dict(st.get("allocatable") or {}),
     }
 
 
