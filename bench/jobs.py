@@ -5,8 +5,9 @@ and the real engine. Prints figures; asserts nothing about time.
                                    [--skip preempt,rss,cycle,queue]
 
 1. Preemption -> RUNNING again, split into detection (the ledger's preemption ->
-   the RECOVERING event), teardown (-> the old node's ledger row deleted) and
-   relaunch (-> the RUNNING event), with the default settings (a check every
+   the RECOVERING event), teardown (-> the relaunch's first note in its run log: the
+   old cluster destroyed, verified and removed) and relaunch (-> the RUNNING event),
+   with the default settings (a check every
    ``jobs.poll_s`` = 5 s), against one plain launch of the same task in the same run
    (``skyplan.provision.launch``, what the controller calls; and the console's
    ``apply --detach``, which adds a process start). Targets: detection <= 6 s;
@@ -151,13 +152,28 @@ def plain_launch_s(h: Home) -> tuple[float, float]:
     t = time.monotonic()
     launch(LaunchRequest(plan, "plain", LaunchOptions(simulate=str(h.scenario))))
     inproc = time.monotonic() - t
+    t = time.monotonic()
     down("plain")
+    h.plain_down_s = time.monotonic() - t
     t = time.monotonic()
     subprocess.run([str(SKYPLAN), "apply", str(path), "--yes", "--detach", "--simulate", str(h.scenario)],
                    check=True, capture_output=True, timeout=600)
     cli = time.monotonic() - t
     down("plain")
     return inproc, cli
+
+
+def _launching_at(log_path: str, near: float) -> float:
+    """When the run's launch began: its log's first ``skyplan: HH:MM:SS.mmm launching`` note."""
+    import datetime as dt
+
+    for line in Path(log_path).read_text().splitlines():
+        if line.startswith("skyplan: ") and " launching " in line:
+            clock = dt.datetime.strptime(line.split()[1], "%H:%M:%S.%f").time()
+            day = dt.datetime.fromtimestamp(near, dt.timezone.utc).date()
+            t = dt.datetime.combine(day, clock, dt.timezone.utc).timestamp()
+            return t - 86400 if t - near > 43200 else t  # across midnight
+    raise SystemExit(f"no launch note in {log_path}")
 
 
 def preemption(base: Path, rounds: int) -> dict[str, object]:
@@ -185,15 +201,16 @@ def preemption(base: Path, rounds: int) -> dict[str, object]:
             ev = [e for e in task.events if e.at >= preempted]
             recovering = next(e.at for e in ev if e.status.value == "RECOVERING")
             running = next(e.at for e in ev if e.status.value == "RUNNING")
-            deleted = ledger.get(None, row["id"])["ended_at"]
-            splits.append({"detection_s": recovering - preempted, "teardown_s": deleted - recovering,
-                           "relaunch_s": running - deleted, "total_s": running - preempted})
+            relaunch = _launching_at(h.store.runs(job_id)[-1].log_path, preempted)  # the teardown is over
+            splits.append({"detection_s": recovering - preempted, "teardown_s": relaunch - recovering,
+                           "relaunch_s": running - relaunch, "total_s": running - preempted})
         h.store.request_cancel(job_id)
         h.wait(lambda: h.store.job(job_id).status.terminal and not ledger.live_resources(), "the cancel")
     finally:
         h.close()
     med = {k: statistics.median(s[k] for s in splits) for k in splits[0]}
-    return {"rounds": splits, "median": med, "plain_launch_s": inproc, "plain_apply_cli_s": cli,
+    return {"rounds": splits, "median": med, "plain_launch_s": inproc, "plain_down_s": h.plain_down_s,
+            "plain_apply_cli_s": cli,
             "target_total_s": med["detection_s"] + 1.3 * inproc}
 
 
@@ -302,7 +319,7 @@ def _print_part(name: str, data: object, as_json: bool) -> None:
         m = d["median"]
         print(f"preemption -> RUNNING (median of {len(d['rounds'])}): detection {m['detection_s']:.2f} s, "
               f"teardown {m['teardown_s']:.2f} s, relaunch {m['relaunch_s']:.2f} s, total {m['total_s']:.2f} s; "
-              f"a plain launch {d['plain_launch_s']:.2f} s (apply --detach from the console "
+              f"a plain launch {d['plain_launch_s']:.2f} s, down {d['plain_down_s']:.2f} s (apply --detach from the console "
               f"{d['plain_apply_cli_s']:.2f} s); target total <= {d['target_total_s']:.2f} s")
     elif name == "rss":
         print(f"controller RSS: idle {d['idle_mib']:.1f} MiB; {d['running_jobs']} running jobs "

@@ -60,7 +60,8 @@ class RunLogFile:
 
     def note(self, line: str) -> None:
         """One line of skyplan's own (a launch event, a teardown), time-stamped."""
-        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        now = time.time()
+        stamp = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
         self.write(f"{NOTE_PREFIX}{stamp} {line.rstrip()}\n")
 
 
