@@ -8,8 +8,11 @@ settings are small (``SKYPLAN_JOBS_*``) so each story takes seconds. The
 controller a test started is stopped when it ends, and every test checks that
 the sim ledger holds nothing live and no cluster is left.
 
-The stories run on SQLite and on PostgreSQL (``jobs_db_url``); the tests of a
-cloud's own path (an ssh pool, local processes, checks that time out) on SQLite.
+The stories that lean on the database (the counter, EAGER_NEXT_REGION, cancel
+during RECOVERING, a SIGKILLed controller, a pipeline) run on SQLite and on
+PostgreSQL (``jobs_db_url``); the budgets, FAILED_NO_RESOURCE and each cloud's own
+path (an ssh pool, local processes, checks that time out) on SQLite, to keep
+the suite's time down (their decisions are the store's same calls).
 """
 
 from __future__ import annotations
@@ -111,7 +114,10 @@ class Jobs:
         return self.job(job_id)
 
     def wait_end(self, job_id: int, deadline_s: float = 180.0):  # noqa: ANN201
-        self.wait(lambda: self.job(job_id).status.terminal, f"job {job_id} to end", deadline_s)
+        """The job once every task has ended (a pipeline's job is FAILED as soon as a task
+        fails; the tasks after it are CANCELLED a moment later)."""
+        self.wait(lambda: all(t.status.terminal for t in self.job(job_id).tasks), f"job {job_id} to end",
+                  deadline_s)
         return self.job(job_id)
 
     def preempt(self, cluster: str) -> None:
@@ -272,8 +278,7 @@ run: |
     ("    max_restarts_on_errors: 2\n", 4),  # preempted, then a failure and 2 restarts: the eviction is free
     ("    backoffLimit: 2\n", 3),  # seed 004's spelling: the eviction spends the budget, one restart fewer
 ], ids=["max_restarts_on_errors", "backoffLimit"])
-def test_user_failures_and_a_preemption_spend_the_budgets(jobs_env: Jobs, jobs_db_url: str, policy: str,
-                                                          runs: int) -> None:
+def test_user_failures_and_a_preemption_spend_the_budgets(jobs_env: Jobs, policy: str, runs: int) -> None:
     mark = jobs_env.tmp / "attempts"
     job_id = jobs_env.launch(_FLAKY.format(zones=TWO_ZONES, policy=policy, mark=mark), "flaky")
     jobs_env.wait_status(job_id, "RUNNING")
@@ -291,7 +296,7 @@ def test_user_failures_and_a_preemption_spend_the_budgets(jobs_env: Jobs, jobs_d
     jobs_env.assert_nothing_left()
 
 
-def test_no_resource_anywhere_is_failed_no_resource(jobs_env: Jobs, jobs_db_url: str) -> None:
+def test_no_resource_anywhere_is_failed_no_resource(jobs_env: Jobs) -> None:
     jobs_env.scenario.write_text("default: capacity\n")
     job_id = jobs_env.launch(f"name: full\n{TWO_ZONES}run: echo never\n", "full")
     job = jobs_env.wait_end(job_id)
