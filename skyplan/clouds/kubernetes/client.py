@@ -54,16 +54,15 @@ def describe(exc: BaseException) -> str:
     return f"KubeUnreachable: {type(exc).__name__}: {exc}"
 
 
-def get_json(api: Any, path: str) -> dict[str, Any] | None:
-    """GET ``path`` of the API as plain JSON; None for 404. Raw, not through the typed
-    API classes: importing ``CoreV1Api`` alone costs seconds (hundreds of validated
-    methods), too much for the plan path, and discovery reads a few fields."""
-    import json
-
+def request(api: Any, method: str, path: str, query: dict[str, str] | None = None) -> Any:
+    """One raw API request; the response (read), None for 404, ApiException for other errors.
+    Raw, not through the typed API classes: importing ``CoreV1Api`` alone costs seconds
+    (hundreds of validated methods), too much for the plan path, ``status`` and ``logs``,
+    which read a few fields."""
     from kubernetes.client.rest import ApiException
 
-    req = api.param_serialize("GET", path, header_params={"Accept": "application/json"},
-                              auth_settings=["BearerToken"])
+    req = api.param_serialize(method, path, query_params=list((query or {}).items()),
+                              header_params={"Accept": "application/json, */*"}, auth_settings=["BearerToken"])
     try:
         resp = api.call_api(*req, _request_timeout=REQUEST_TIMEOUT)
         resp.read()
@@ -75,7 +74,26 @@ def get_json(api: Any, path: str) -> dict[str, Any] | None:
         return None
     if resp.status >= 400:
         raise ApiException(status=resp.status, reason=resp.reason, http_resp=resp.response)
-    return json.loads(resp.data)
+    return resp
+
+
+def get_json(api: Any, path: str, query: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """GET ``path`` as plain JSON; None for 404."""
+    import json
+
+    resp = request(api, "GET", path, query)
+    return None if resp is None else json.loads(resp.data)
+
+
+def list_pods(api: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods of ``selector`` in ``namespace``, as the API's JSON."""
+    got = get_json(api, f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector})
+    return list((got or {}).get("items") or [])
+
+
+def pod_log(api: Any, namespace: str, pod: str) -> str:
+    resp = request(api, "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log")
+    return "" if resp is None else resp.data.decode("utf-8", "replace")
 
 
 def list_nodes(api: Any) -> list[dict[str, Any]]:
@@ -151,10 +169,7 @@ def delete(api: Any, manifests: Iterable[dict[str, Any]]) -> None:
 
 def delete_pods(api: Any, namespace: str, selector: str) -> None:
     """Remove pods that the workload's deletion leaves behind (a Job's pods go in the background)."""
-    from kubernetes import client
-
-    client.CoreV1Api(api).delete_collection_namespaced_pod(namespace, label_selector=selector,
-                                                            _request_timeout=REQUEST_TIMEOUT)
+    request(api, "DELETE", f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector})
 
 
 def exists(api: Any, manifest: dict[str, Any]) -> bool:
@@ -182,10 +197,17 @@ def exists(api: Any, manifest: dict[str, Any]) -> bool:
 
 
 def unschedulable(pod: Any) -> str | None:
-    """The scheduler's reason a pod is not placed (``0/3 nodes are available: ...``), or None."""
-    for c in (pod.status.conditions or []) if pod.status else []:
-        if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
-            return c.message or "unschedulable"
+    """The scheduler's reason a pod is not placed (``0/3 nodes are available: ...``), or
+    None. ``pod``: the API's JSON, or the client's model."""
+    if isinstance(pod, dict):
+        conditions = [(c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+                      for c in (pod.get("status") or {}).get("conditions") or []]
+    else:
+        conditions = [(c.type, c.status, c.reason, c.message)
+                      for c in ((pod.status.conditions or []) if pod.status else [])]
+    for typ, status, reason, message in conditions:
+        if typ == "PodScheduled" and status == "False" and reason == "Unschedulable":
+            return message or "unschedulable"
     return None
 
 
@@ -197,27 +219,24 @@ def wait_scheduled(api: Any, namespace: str, selector: str, expected: int, *, ti
     KubeError ``KubeFailedScheduling`` when some pod has stayed unschedulable for
     ``unschedulable_grace`` seconds (its scheduler message kept: the classifier
     reads it as a capacity error), ``KubeScheduleTimeout`` after ``timeout``."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api)
     start = time.monotonic()
     first_unschedulable: dict[str, float] = {}
     while True:
-        pods = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT).items
-        pods = [p for p in pods if p.metadata.deletion_timestamp is None]
-        bound = sorted(({"pod": p.metadata.name, "node": p.spec.node_name} for p in pods if p.spec.node_name),
-                       key=lambda d: d["pod"])
+        pods = [p for p in list_pods(api, namespace, selector) if not p["metadata"].get("deletionTimestamp")]
+        bound = sorted(({"pod": p["metadata"]["name"], "node": p["spec"]["nodeName"]} for p in pods
+                        if (p.get("spec") or {}).get("nodeName")), key=lambda d: d["pod"])
         if len(bound) >= expected:
             return bound
         now = time.monotonic()
         for p in pods:
+            name = p["metadata"]["name"]
             why = unschedulable(p)
             if why is None:
-                first_unschedulable.pop(p.metadata.name, None)
+                first_unschedulable.pop(name, None)
                 continue
-            since = first_unschedulable.setdefault(p.metadata.name, now)
+            since = first_unschedulable.setdefault(name, now)
             if now - since >= unschedulable_grace:
-                raise KubeError(f"KubeFailedScheduling: pod {p.metadata.name} in {namespace}: FailedScheduling: {why}")
+                raise KubeError(f"KubeFailedScheduling: pod {name} in {namespace}: FailedScheduling: {why}")
         if now - start > timeout:
             raise KubeError(f"KubeScheduleTimeout: {len(bound)} of {expected} pods of {selector} were placed "
                             f"in {timeout:.0f}s")

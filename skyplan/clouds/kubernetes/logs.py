@@ -25,41 +25,39 @@ class PodLogs:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def _core(self) -> tuple[Any, Any]:
-        from kubernetes import client as k8s
-
+    def _api(self) -> Any:
         from skyplan.clouds.kubernetes.client import api_client
 
-        api = api_client(self.outputs["kubeconfig"], self.outputs["context"])
-        return api, k8s.CoreV1Api(api)
+        return api_client(self.outputs["kubeconfig"], self.outputs["context"])
 
-    def _pods(self, core: Any) -> list[tuple[int, Any]]:
-        pods = core.list_namespaced_pod(self.outputs["namespace"], label_selector=self.outputs["selector"]).items
-        out = []
-        for p in pods:
-            notes = p.metadata.annotations or {}
-            rank = next((int(notes[a]) for a in _RANK_ANNOTATIONS if str(notes.get(a, "")).isdigit()), 0)
-            if self.rank is None or rank == self.rank:
-                out.append((rank, p))
+    def _pods(self, api: Any) -> list[tuple[int, dict[str, Any]]]:
+        from skyplan.clouds.kubernetes.client import list_pods
+
         # The newest pod of each rank (a restarted one replaces the evicted one).
-        newest: dict[int, Any] = {}
-        for rank, p in out:
-            if rank not in newest or p.metadata.creation_timestamp > newest[rank].metadata.creation_timestamp:
+        newest: dict[int, dict[str, Any]] = {}
+        for p in list_pods(api, self.outputs["namespace"], self.outputs["selector"]):
+            notes = p["metadata"].get("annotations") or {}
+            rank = next((int(notes[a]) for a in _RANK_ANNOTATIONS if str(notes.get(a, "")).isdigit()), 0)
+            if self.rank is not None and rank != self.rank:
+                continue
+            if rank not in newest or p["metadata"]["creationTimestamp"] > newest[rank]["metadata"]["creationTimestamp"]:
                 newest[rank] = p
         return sorted(newest.items())
 
     def _text(self) -> list[str]:
-        api, core = self._core()
+        from skyplan.clouds.kubernetes.client import pod_log
+
+        api = self._api()
         try:
             lines: list[str] = []
-            pods = self._pods(core)
+            pods = self._pods(api)
             for rank, p in pods:
                 try:
-                    text = core.read_namespaced_pod_log(p.metadata.name, self.outputs["namespace"])
-                except Exception:
+                    text = pod_log(api, self.outputs["namespace"], p["metadata"]["name"])
+                except Exception:  # a pod without a log yet (or a node that serves none)
                     text = ""
                 prefix = f"(node-{rank}) " if len(pods) > 1 and self.rank is None else ""
-                lines.extend(prefix + line + "\n" for line in (text or "").splitlines())
+                lines.extend(prefix + line + "\n" for line in text.splitlines())
             return lines
         finally:
             api.close()
@@ -80,25 +78,26 @@ class PodLogs:
 
     def status(self) -> dict[str, Any] | None:
         try:
-            api, core = self._core()
+            api = self._api()
         except Exception:
             return None
         try:
-            pods = self._pods(core)
+            pods = self._pods(api)
         except Exception:
             return None
         finally:
             api.close()
         nodes = []
         for rank, p in pods:
-            phase = {"Succeeded": "done", "Failed": "failed", "Running": "run"}.get(p.status.phase or "", "starting")
+            st = p.get("status") or {}
+            phase = {"Succeeded": "done", "Failed": "failed", "Running": "run"}.get(st.get("phase") or "", "starting")
             code = None
-            for cs in p.status.container_statuses or []:
-                term = cs.state.terminated if cs.state else None
+            for cs in st.get("containerStatuses") or []:
+                term = (cs.get("state") or {}).get("terminated")
                 if term is not None:
-                    code = term.exit_code
-            nodes.append({"node_rank": rank, "phase": phase, "returncode": code, "pod": p.metadata.name,
-                          "node": p.spec.node_name})
+                    code = term.get("exitCode")
+            nodes.append({"node_rank": rank, "phase": phase, "returncode": code, "pod": p["metadata"]["name"],
+                          "node": (p.get("spec") or {}).get("nodeName")})
         if not nodes:
             return {"phase": "absent", "returncode": None, "nodes": []}
         phases = [n["phase"] for n in nodes]

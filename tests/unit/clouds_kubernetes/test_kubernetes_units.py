@@ -365,3 +365,37 @@ def test_plan_ranks_cluster_offers_beside_vm_offers(home: Path, tmp_path: Path, 
     assert clouds[0] == "kubernetes" and "aws" in clouds
     first = plan.candidates[0]
     assert (first.region, first.zone, first.use_spot, first.hourly_price) == ("kc", None, True, 0.01)
+
+
+# --- status and logs (the API's pod JSON) -------------------------------------------------------------
+
+
+def test_status_folds_the_newest_pod_of_each_rank(monkeypatch: pytest.MonkeyPatch):
+    from skyplan.clouds.kubernetes import client, logs
+
+    def pod(name: str, rank: int, phase: str, created: str, code: int | None = None) -> dict:
+        st: dict = {"phase": phase}
+        if code is not None:
+            st["containerStatuses"] = [{"state": {"terminated": {"exitCode": code}}}]
+        return {"metadata": {"name": name, "creationTimestamp": created,
+                             "annotations": {"batch.kubernetes.io/job-completion-index": str(rank)}},
+                "spec": {"nodeName": "n"}, "status": st}
+
+    pods = [pod("a-0-old", 0, "Failed", "2026-01-01T00:00:00Z", 137), pod("a-0-new", 0, "Running", "2026-01-01T00:05:00Z"),
+            pod("a-1", 1, "Succeeded", "2026-01-01T00:00:00Z", 0)]
+
+    class Api:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(client, "api_client", lambda *a: Api())
+    monkeypatch.setattr(client, "list_pods", lambda api, ns, sel: list(pods))
+    src = logs.pod_logs({"kubeconfig": "/k", "context": "c", "namespace": "ns", "selector": "s=1"})
+    st = src.status()
+    # The evicted pod of rank 0 was replaced: the task runs.
+    assert st["phase"] == "run" and [(n["node_rank"], n["pod"]) for n in st["nodes"]] == [(0, "a-0-new"), (1, "a-1")]
+    pods[1]["status"] = {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {"exitCode": 3}}}]}
+    assert (src.status()["phase"], src.status()["returncode"]) == ("failed", 3)
+    assert src.node(1).status()["nodes"] == [{"node_rank": 1, "phase": "done", "returncode": 0, "pod": "a-1",
+                                              "node": "n"}]
+    assert logs.pod_logs({"kubeconfig": "/k"}) is None
