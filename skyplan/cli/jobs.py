@@ -124,6 +124,8 @@ def logs_command(
     follow: bool = typer.Option(False, "--follow", "-f", help="Print each line as it is written."),
     controller: bool = typer.Option(False, "--controller", help="The controller's account of the job (its "
                                     "transitions and the controller log's lines about it)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per run and per output line, then a "
+                                 "summary with the job's status."),
 ) -> None:
     """Print every run of a job in order (recoveries and provisioning included), each after a
     separator line naming its placement; returns when the job has ended."""
@@ -132,6 +134,10 @@ def logs_command(
     from skyplan.jobs.submit import resolve
 
     with Store() as store:
+        if controller and as_json:
+            from skyplan.errors import UsageError
+
+            raise UsageError("--controller has no JSON form", hint="drop --json, or --controller")
         if controller and job_id is None and name is None:
             _print_file(logs.controller_log_path())
             return
@@ -139,6 +145,9 @@ def logs_command(
         if controller:
             for line in logs.controller_lines(store, job):
                 sys.stdout.write(line)
+            return
+        if as_json:
+            _log_events(store, job.job_id)
             return
         lines = logs.follow_job(store, job.job_id) if follow or not job.status.terminal else logs.job_lines(
             store, job.job_id)
@@ -150,6 +159,24 @@ def logs_command(
             from skyplan.errors import EXIT_INTERRUPTED
 
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _log_events(store, job_id: int) -> None:  # noqa: ANN001
+    """``jobs logs --json``: a ``run`` event where each run begins, a ``log`` event per
+    line, then one ``summary`` once the job has ended (``schemas/jobs-logs.schema.json``)."""
+    from skyplan.cli.views import write_json_line
+    from skyplan.contract import event
+    from skyplan.jobs import logs
+
+    for job, run, _, line in logs.walk(store, job_id, follow=not store.job(job_id).status.terminal):
+        if line is None:
+            write_json_line(event("run", task_index=run.task_index, run_no=run.run_no, cluster=run.cluster,
+                                  placement=run.placement.to_json() if run.placement else None,
+                                  outcome=run.outcome))
+        else:
+            write_json_line(event("log", task_index=run.task_index, run_no=run.run_no, line=line.rstrip("\n")))
+    job = store.job(job_id)
+    write_json_line(event("summary", job_id=job.job_id, status=job.status.value))
 
 
 def _print_file(path) -> None:  # noqa: ANN001

@@ -133,18 +133,16 @@ def separator(job: Any, run: Any, runs: Iterable[Any] = ()) -> str:
 
 def job_lines(store: Any, job_id: int) -> Iterator[str]:
     """Every run of the job in order (task, then run number), each after its separator."""
-    job = store.job(job_id)
-    if job is None:
-        return
-    runs = list(store.runs(job_id))
-    for run in runs:
-        yield separator(job, run, runs)
-        try:
-            with open(run.log_path, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    yield line if line.endswith("\n") else line + "\n"
-        except FileNotFoundError:
-            continue
+    for job, run, runs, line in walk(store, job_id, follow=False):
+        yield separator(job, run, runs) if line is None else line
+
+
+def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
+               stop: Callable[[], bool] | None = None) -> Iterator[str]:
+    """Stream the job's runs in order until it has ended: a run's file is followed
+    until a later run exists or the job is over (then its last lines are read)."""
+    for job, run, runs, line in walk(store, job_id, follow=True, poll_s=poll_s, stop=stop):
+        yield separator(job, run, runs) if line is None else line
 
 
 def _begun(path: str) -> bool:
@@ -154,10 +152,11 @@ def _begun(path: str) -> bool:
         return False
 
 
-def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
-               stop: Callable[[], bool] | None = None) -> Iterator[str]:
-    """Stream the job's runs in order until it has ended: a run's file is followed
-    until a later run exists or the job is over (then its last lines are read)."""
+def walk(store: Any, job_id: int, *, follow: bool, poll_s: float = 0.5,
+         stop: Callable[[], bool] | None = None) -> Iterator[tuple[Any, Any, list[Any], str | None]]:
+    """``(job, run, runs, line)`` for each line of each run in order (lines end in a
+    newline), ``line`` None where a run begins. ``follow``: each run's file is
+    followed until the run is over, and the walk ends when the job has ended."""
     from skyplan.clouds.local.logs import follow as follow_file
 
     shown = 0
@@ -168,7 +167,16 @@ def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
         runs = list(store.runs(job_id))
         if shown < len(runs):
             run = runs[shown]
-            yield separator(job, run, runs)
+            yield job, run, runs, None
+            if not follow:
+                try:
+                    with open(run.log_path, encoding="utf-8", errors="replace") as fh:
+                        for line in fh:
+                            yield job, run, runs, line if line.endswith("\n") else line + "\n"
+                except FileNotFoundError:
+                    pass
+                shown += 1
+                continue
 
             def run_over(i: int = shown) -> bool:
                 if stop is not None and stop():
@@ -183,10 +191,10 @@ def follow_job(store: Any, job_id: int, *, poll_s: float = 0.5,
                 return len(now) > i + 1 and (now[i].ended_at is not None or _begun(now[i + 1].log_path))
 
             for line in follow_file(run.log_path, run_over, poll_s=poll_s):
-                yield line + "\n"
+                yield job, run, runs, line + "\n"
             shown += 1
             continue
-        if job.status.terminal or (stop is not None and stop()):
+        if not follow or job.status.terminal or (stop is not None and stop()):
             return
         time.sleep(poll_s)
 

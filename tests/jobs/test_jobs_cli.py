@@ -123,3 +123,23 @@ def test_cancel_by_id_name_all(world) -> None:  # noqa: ANN001
         assert all(j.cancel_requested for j in (s.job(1), s.job(2)))
     r = CliRunner().invoke(app, ["jobs", "cancel", "1", "--all"])
     assert r.exit_code == 2 and "one of them" in r.output
+
+
+def test_logs_json_is_a_stream_of_runs_and_lines_then_a_summary(world) -> None:  # noqa: ANN001
+    tmp, url, _ = world
+    from skyplan.jobs import logs
+    from skyplan.jobs.states import Placement
+
+    CliRunner().invoke(app, ["jobs", "launch", _task(tmp), "--yes", "--detach"])
+    with Store(url) as s:
+        logs.open_run(s, 1, 0, "job-1-0").write("first\n")
+        s.end_run(1, 0, 1, Placement("gcp", "us-west4", "us-west4-a", "e2-standard-2", True), "preempted")
+        logs.open_run(s, 1, 0, "job-1-0").write("second\n")
+        s.transition(1, 0, Status.SUCCEEDED, "the task exited 0")
+    r = CliRunner().invoke(app, ["jobs", "logs", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(e["event"], e.get("run_no"), e.get("line")) for e in events] == [
+        ("run", 1, None), ("log", 1, "first"), ("run", 2, None), ("log", 2, "second"), ("summary", None, None)]
+    assert events[0]["placement"]["zone"] == "us-west4-a" and events[0]["outcome"] == "preempted"
+    assert events[-1]["status"] == "SUCCEEDED"
