@@ -60,6 +60,24 @@ class Capabilities:
     bucket_store: str | None = None
 
 
+@dataclass(frozen=True)
+class InstanceState:
+    """Where a refreshed Pulumi state tells a node's state, for a cloud whose own
+    ``node_state`` cannot (``CloudBase.instance_state``; read by
+    ``skyplan.clouds.instancestate``).
+
+    ``type``: the resource type of one node (``aws:ec2/instance:Instance``);
+    ``props``: dotted paths into that resource's outputs, tried in order (a list on
+    the way fans out: ``instanceView.statuses.code``); ``states``: the values that
+    mean ``running``, ``stopped`` or ``gone``. A value not listed is ``unknown``;
+    a resource gone from the refreshed state is ``gone``.
+    """
+
+    type: str
+    props: tuple[str, ...]
+    states: Mapping[str, str]
+
+
 class CloudBase:
     """Defaults for the optional hooks, so a cloud states only what differs."""
 
@@ -129,6 +147,11 @@ class CloudBase:
         (this cloud cannot tell cheaply: the controller waits out its grace period).
         Must not raise for outputs it does not recognise."""
         return "unknown"
+
+    #: Set by a cloud whose stacks tell its nodes' state once refreshed: the jobs
+    #: controller, after a check has failed (never on a healthy poll), refreshes the
+    #: cluster's stack and reads it there instead of asking ``node_state``.
+    instance_state: InstanceState | None = None
 
     def tick(self) -> list[dict[str, Any]]:
         """Do what this cloud does on its own, now (the simulator: preempt the

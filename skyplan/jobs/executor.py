@@ -13,7 +13,9 @@ failover loop, journal and Pulumi stacks as ``apply``), every teardown through
 through its cloud's log source (sandboxes here, or the node runtime for VMs);
 whether the cloud still holds a node is the cloud's ``node_state`` hook
 (``CloudBase``: the sim reads its ledger, the local cloud its sandbox
-processes; the others answer "unknown" and the grace period decides).
+processes), or, for a cloud that declares ``instance_state`` (AWS, GCP, Azure),
+its stack refreshed and read (``skyplan.clouds.instancestate``); whatever cannot
+tell answers "unknown" and the grace period decides.
 
 Every run of a managed task gets ``run_env``'s variables (``SKYPLAN_TASK_ID``,
 the same across recoveries; ``SKYPLAN_JOB_ID``; ``SKYPLAN_NUM_RECOVERIES``):
@@ -93,7 +95,8 @@ class RunLog(Protocol):
 class Executor(Protocol):
     """What the controller needs done. Every method may be called from the
     controller's worker threads at once for distinct clusters; each is bounded
-    in time (``check`` and ``cloud_says`` by a few seconds)."""
+    in time (``check`` by a few seconds, ``cloud_says`` by a few, or by one
+    bounded Pulumi refresh for a cloud that declares ``instance_state``)."""
 
     def plan(self, task: Task, options: dict) -> Plan:
         """The task planned against the catalog (``options``: simulate, backend,
@@ -134,6 +137,8 @@ class Executor(Protocol):
 #: Seconds one status check may take before it is a ``timeout`` (not a preemption:
 #: the controller asks the cloud, then waits out the grace period).
 CHECK_TIMEOUT_S = 20.0
+#: Bounds the Pulumi refresh that asks a provider cloud about a suspect node.
+REFRESH_TIMEOUT_S = 90.0
 
 
 def note(log: RunLog, line: str) -> None:
@@ -160,14 +165,19 @@ class ProvisionExecutor:
     ``backend``/``simulate``/``catalog`` of a job come from its ``options``
     (``jobs launch`` records them); ``db``: a shared state database (default
     one per call); ``store``: the jobs store, to derive ``run_env`` when the
-    caller passes no ``env``. ``check_timeout_s`` bounds each status check.
+    caller passes no ``env``. ``check_timeout_s`` bounds each status check,
+    ``refresh_timeout_s`` each refresh of a stack (``cloud_says``); ``driver_for``
+    makes the ``StackDriver`` of a backend (tests pass a fake).
     """
 
     def __init__(self, *, store: Any = None, db: StateDB | None = None, check_timeout_s: float = CHECK_TIMEOUT_S,
-                 attempt_timeout_s: float | None = None, max_checks: int = 32) -> None:
+                 attempt_timeout_s: float | None = None, max_checks: int = 32,
+                 refresh_timeout_s: float = REFRESH_TIMEOUT_S, driver_for: Any = None) -> None:
         self.store = store
         self.db = db
         self.check_timeout_s = check_timeout_s
+        self.refresh_timeout_s = refresh_timeout_s
+        self._driver_for = driver_for
         self.attempt_timeout_s = attempt_timeout_s
         # Status checks run here so that one that hangs (an SSH node that stopped
         # answering mid-read) costs a thread for a while, never the controller's loop.
@@ -267,9 +277,29 @@ class ProvisionExecutor:
         if cloud is None:
             return CloudSays.UNKNOWN
         try:
+            spec = getattr(cloud, "instance_state", None)
+            if spec is not None:
+                return self._refreshed(row, spec)
             return CloudSays.parse(cloud.node_state(row.outputs))
         except Exception:  # a hook that fails cannot confirm anything: grace decides
             return CloudSays.UNKNOWN
+
+    def _refreshed(self, row: Any, spec: Any) -> CloudSays:
+        """The cluster's stack refreshed and read: one engine run, made only when
+        a check has failed (the controller asks the cloud only then). No stack
+        recorded, or none left in the backend, tells nothing."""
+        from skyplan.clouds.instancestate import cluster_state
+
+        if not row.stack:
+            return CloudSays.UNKNOWN
+        if self._driver_for is not None:
+            driver = self._driver_for(row.backend)
+        else:
+            from skyplan.provision.driver import StackDriver
+
+            driver = StackDriver(row.backend)
+        state = driver.refreshed_state(row.stack, timeout_s=self.refresh_timeout_s)
+        return CloudSays.parse(cluster_state(state, spec)) if state is not None else CloudSays.UNKNOWN
 
     def pump_logs(self, cluster: str, log: RunLog) -> None:
         row = self._row(cluster)

@@ -525,6 +525,28 @@ class StackDriver:
         """The stack's pending operations (see InterruptedOp); [] if it does not exist."""
         return _interrupted_ops(self._export(stack) or {})
 
+    def refreshed_state(self, stack: str, *, timeout_s: float) -> dict[str, Any] | None:
+        """``pulumi refresh`` the stack (the providers read every resource from the
+        cloud; what the cloud deleted leaves the state), then its deployment as
+        exported, in one forked child bounded by ``timeout_s``. None if the stack
+        does not exist. Raises ``EngineError`` when it could not run (no plugin,
+        no credentials, a lock, the timeout): the jobs controller reads that as
+        "the cloud cannot tell" (``skyplan.clouds.instancestate``)."""
+
+        def work(emit: Any) -> Any:
+            args = ["refresh", "--yes", "--skip-preview", "--non-interactive", "--color", "never", "--stack", stack]
+            self._ws.pulumi_command.run(args, self._ws.work_dir, dict(self.env))
+            return self._ws.export_stack(stack).deployment or {}
+
+        res = self._run(work, timeout_s=timeout_s)
+        if res.timed_out:
+            self._mark_clean(stack, False)  # a refresh stopped mid-way may leave its lock
+            raise errors.EngineError(f"could not refresh stack {stack}: no answer within {timeout_s:g}s")
+        if res.error is not None and res.error["type"] == _NOT_FOUND:
+            return None
+        self._raise_for(res, f"refresh stack {stack}")
+        return dict(res.value)
+
     # --- internals ------------------------------------------------------------------
 
     def _mark_clean(self, stack: str, clean: bool) -> None:

@@ -216,6 +216,17 @@ def test_destroy_and_remove_of_a_missing_stack_is_a_no_op(driver) -> None:
     assert driver.list_stacks() == []
 
 
+def test_refreshed_state_reads_the_stack_back_and_none_when_it_is_missing(driver, tmp_path: Path) -> None:
+    # What the jobs controller reads a provider cloud's nodes from (skyplan.clouds.instancestate);
+    # the real AWS/GCP/Azure plugins cannot refresh here, a dynamic resource can.
+    assert driver.refreshed_state("t.never-existed", timeout_s=60) is None
+    assert driver.up("t.refresh", _program(marker=str(tmp_path / "vm")), timeout_s=120).ok
+    state = driver.refreshed_state("t.refresh", timeout_s=60)
+    assert [r["type"] for r in state["resources"] if r["type"].startswith("pulumi-python:dynamic")] \
+        == ["pulumi-python:dynamic:Resource"]
+    driver.destroy_and_remove("t.refresh")
+
+
 _KILLED_APPLY = textwrap.dedent(
     """
     import fcntl, sys

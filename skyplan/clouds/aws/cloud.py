@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING, Any
 
+from skyplan.clouds.capabilities import InstanceState
 from skyplan.clouds.provider import ProviderCloud
 
 if TYPE_CHECKING:
@@ -48,6 +49,14 @@ class AWS(ProviderCloud):
     package = "pulumi-aws"
     credentials_where = "AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or ~/.aws/config"
     credentials_fix = "run `aws configure`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    # A refreshed EC2 instance's state; a reclaimed spot instance is terminated (or
+    # stopped, by its interruption behaviour). pending tells nothing yet.
+    instance_state = InstanceState(
+        type="aws:ec2/instance:Instance",
+        props=("instanceState",),
+        states={"running": "running", "stopping": "stopped", "stopped": "stopped",
+                "shutting-down": "gone", "terminated": "gone"},
+    )
 
     def find_credentials(self) -> str | None:
         return find_credentials()

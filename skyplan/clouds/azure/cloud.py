@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from skyplan.clouds.capabilities import Capabilities
+from skyplan.clouds.capabilities import Capabilities, InstanceState
 from skyplan.clouds.provider import ProviderCloud
 
 __all__ = ["Azure", "find_credentials"]
@@ -56,6 +56,18 @@ class Azure(ProviderCloud):
     credentials_where = "ARM_CLIENT_ID+ARM_CLIENT_SECRET+ARM_TENANT_ID, ARM_USE_MSI, or `az login`"
     credentials_fix = ("run `az login`, or export ARM_CLIENT_ID, ARM_CLIENT_SECRET, ARM_TENANT_ID and "
                        "ARM_SUBSCRIPTION_ID")
+    # A VirtualMachine's power state is in its instanceView (PowerState/<state>), which
+    # Azure returns only when asked for it ($expand=instanceView): when a refresh has none,
+    # only provisioningState Deleting, or the VM gone from the state, tells anything
+    # (Spot VMs are made with evictionPolicy Delete: an evicted one is gone). Succeeded
+    # says nothing of power, so it is never taken for running.
+    instance_state = InstanceState(
+        type="azure-native:compute:VirtualMachine",
+        props=("instanceView.statuses.code", "provisioningState"),
+        states={"PowerState/running": "running", "PowerState/stopping": "stopped",
+                "PowerState/stopped": "stopped", "PowerState/deallocating": "stopped",
+                "PowerState/deallocated": "stopped", "Deleting": "gone"},
+    )
 
     def find_credentials(self) -> str | None:
         return find_credentials()

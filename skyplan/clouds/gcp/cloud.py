@@ -6,6 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from skyplan.clouds.capabilities import InstanceState
 from skyplan.clouds.provider import ProviderCloud
 
 __all__ = ["GCP", "find_credentials"]
@@ -41,6 +42,14 @@ class GCP(ProviderCloud):
     credentials_where = "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_CREDENTIALS or application default credentials"
     credentials_fix = ("run `gcloud auth application-default login`, or export "
                        "GOOGLE_APPLICATION_CREDENTIALS=<key.json>")
+    # A refreshed instance's status; a preempted Spot VM is TERMINATED (it still exists,
+    # stopped). PROVISIONING, STAGING and REPAIRING tell nothing yet.
+    instance_state = InstanceState(
+        type="gcp:compute/instance:Instance",
+        props=("currentStatus",),
+        states={"RUNNING": "running", "STOPPING": "stopped", "STOPPED": "stopped", "TERMINATED": "stopped",
+                "SUSPENDING": "stopped", "SUSPENDED": "stopped"},
+    )
 
     def find_credentials(self) -> str | None:
         return find_credentials()
