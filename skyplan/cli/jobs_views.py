@@ -70,7 +70,7 @@ def queue(
         sys.stdout.write(json.dumps(queue_json(page)) + "\n")
         sys.stdout.flush()
         if next_page:
-            sys.stderr.write(f"More jobs: `{next_page}`\n")
+            sys.stderr.write(f"More jobs: `{next_page} --json`\n")
         return
     render_queue(page, file=sys.stdout, hidden_finished=hidden, next_page=next_page, in_progress=in_progress,
                  first_page=before is None)

@@ -361,7 +361,7 @@ class Controller:
                 plan = ex.plan(task, options)
                 if recovering:
                     plan = recovery.order_for_relaunch(plan, policy, last)
-                return _Launched(ex.launch(cluster, plan, options, runlog, env=env))
+                return _Launched(ex.launch(cluster, plan, options, runlog, env=env, stop=cancel.is_set))
             except BaseException as exc:  # judged on the loop's thread
                 return _Launched(error=exc)
 

@@ -32,10 +32,11 @@ import enum
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from skyplan.errors import SkyplanError
 from skyplan.jobs.states import Placement
 
 if TYPE_CHECKING:
@@ -104,12 +105,15 @@ class Executor(Protocol):
         ...
 
     def launch(self, cluster: str, plan: Plan, options: dict, log: RunLog, *,
-               env: dict[str, str] | None = None) -> Placement:
+               env: dict[str, str] | None = None, stop: Callable[[], bool] | None = None) -> Placement:
         """Bring ``cluster`` up on the first candidate of ``plan`` that works and
         start its task; blocking. ``env`` (``run_env``) joins the task's envs (an
         implementation may derive it when None). Writes the launch's events to ``log``. Raises
         ProvisionFailed / NoCandidatesError (no resource), InputError (the task
-        cannot run as written), CleanupError (an attempt could not be cleaned)."""
+        cannot run as written), CleanupError (an attempt could not be cleaned).
+        ``stop`` is asked after each failed attempt (cleaned up by then): True ends
+        the failover there with LaunchStopped (a job cancelled mid-failover must not
+        go on creating machines for every candidate left)."""
         ...
 
     def check(self, cluster: str) -> Check:
@@ -132,6 +136,10 @@ class Executor(Protocol):
     def tick(self) -> None:
         """Called once per controller pass (the sim's scenario preemptions due now)."""
         ...
+
+
+class LaunchStopped(SkyplanError):
+    """A launch ended between two attempts because its ``stop`` said so (a cancel)."""
 
 
 #: Seconds one status check may take before it is a ``timeout`` (not a preemption:
@@ -200,7 +208,7 @@ class ProvisionExecutor:
         return make_plan(task, load_catalog(options.get("catalog")), memory=for_planning(options.get("backend")))
 
     def launch(self, cluster: str, plan: Plan, options: Mapping[str, Any], log: RunLog, *,
-               env: Mapping[str, str] | None = None) -> Placement:
+               env: Mapping[str, str] | None = None, stop: Callable[[], bool] | None = None) -> Placement:
         from skyplan.provision.launch import LaunchOptions, LaunchRequest, launch
 
         if env is None:
@@ -214,8 +222,15 @@ class ProvisionExecutor:
         kwargs: dict[str, Any] = {}
         if self.attempt_timeout_s is not None:
             kwargs["timeout_s"] = self.attempt_timeout_s
+        def on_event(e: Any) -> None:
+            note(log, event_line(e))
+            a = getattr(e, "attempt", None)
+            if stop is not None and a is not None and not a.ok and stop():
+                # Between attempts: the failed one is cleaned up, the next not begun.
+                raise LaunchStopped(f"{cluster}: stopped after attempt {a.number} (the job was cancelled)")
+
         opts = LaunchOptions(backend=options.get("backend"), simulate=options.get("simulate"),
-                             on_event=lambda e: note(log, event_line(e)), db=self.db, **kwargs)
+                             on_event=on_event, db=self.db, **kwargs)
         try:
             result = launch(LaunchRequest(plan, cluster, opts))
         except Exception as exc:

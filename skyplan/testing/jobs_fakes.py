@@ -126,7 +126,7 @@ class FakeExecutor:
         return fake_plan(rows, task)
 
     def launch(self, cluster: str, plan: Plan, options: dict, log: RunLog, *,
-               env: dict[str, str] | None = None) -> Placement:
+               env: dict[str, str] | None = None, stop: Any = None) -> Placement:
         with self.lock:
             self.calls.append(("launch", cluster))
             self.plans.append(tuple(f"{c.region}/{c.zone}/{'spot' if c.use_spot else 'od'}" for c in plan.candidates))

@@ -134,6 +134,11 @@ class Jobs:
         path = Path(os.environ["SKYPLAN_HOME"]) / "jobs" / "controller.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def logs_now(self, job_id: int) -> str:
+        """The run logs as they are (``jobs logs`` waits for the job to end)."""
+        home = Path(os.environ["SKYPLAN_HOME"]) / "jobs" / str(job_id)
+        return "".join(p.read_text(errors="replace") for p in sorted(home.rglob("run-*.log")))
+
     def logs(self, job_id: int) -> str:
         r = _sh(self.env, "jobs", "logs", str(job_id))
         assert r.returncode == 0, r.stderr
@@ -304,6 +309,25 @@ def test_no_resource_anywhere_is_failed_no_resource(jobs_env: Jobs) -> None:
     assert "no resource" in job.tasks[0].events[-1].reason.lower() or job.tasks[0].events[-1].reason
     out = jobs_env.logs(job_id)
     assert out.count("failed on gcp") >= 2  # both zones were tried, as the run log says
+    jobs_env.assert_nothing_left()
+
+
+def test_cancel_mid_failover_stops_between_attempts(jobs_env: Jobs) -> None:
+    # Every zone of GCP is full and each create takes a while: the failover has many
+    # candidates left when the cancel comes, and must not try them all.
+    jobs_env.scenario.write_text("default: capacity\nlatency_s: 0.5\n")
+    job_id = jobs_env.launch("name: full\nresources:\n  cloud: gcp\n  instance_type: e2-standard-2\n"
+                             "run: echo never\n", "full")
+    total = len(json.loads(_sh(jobs_env.env, "plan", str(jobs_env.tmp / "full.yaml"), "--json").stdout)
+                ["candidates"])
+    assert total > 20, total
+    jobs_env.wait(lambda: jobs_env.logs_now(job_id).count("failed on") >= 2, "two failed attempts")
+    r = _sh(jobs_env.env, "jobs", "cancel", str(job_id), "--json")
+    assert r.returncode == 0, r.stderr
+    job = jobs_env.wait_end(job_id)
+    assert job.status.value == "CANCELLED", job
+    tried = jobs_env.logs(job_id).count("failed on")
+    assert tried < total // 2, (tried, total)  # without the stop: every candidate, then CANCELLED
     jobs_env.assert_nothing_left()
 
 
