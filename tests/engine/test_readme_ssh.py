@@ -14,8 +14,9 @@ from test_readme_tour import README, _bash_blocks, _env, _run, _steps, tour_dir 
 
 def ssh_steps() -> list:
     text = README.read_text()
-    start = text[: text.index("\n## The ssh cloud\n")].count("\n") + 1
-    end = text[: text.index("\n## The config file\n")].count("\n") + 1
+    at = text.index("\n## The ssh cloud\n")
+    start = text[:at].count("\n") + 1
+    end = text[: text.index("\n## ", at + 1)].count("\n") + 1  # the section ends at the next one
     blocks = [(s, b) for s, b in _bash_blocks(text) if start < s < end]
     assert len(blocks) == 2, "the try-out, then the commands that follow it"
     return [step for s, b in blocks for step in _steps(s, b)]
