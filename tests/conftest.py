@@ -140,3 +140,21 @@ def private_sshd(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server = _sshd_in(tmp_path_factory.mktemp("sshd-own"))
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _a_current_event_loop():
+    """Pulumi's mocks (tests/unit/stacks) ask for the main thread's current event loop.
+    Some libraries used by earlier tests (Playwright's sync API, aiohttp's runners) leave
+    the main thread with none set, which makes asyncio.get_event_loop() raise; give each
+    test one, as a fresh interpreter has."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            asyncio.set_event_loop(asyncio.new_event_loop())
+    yield
