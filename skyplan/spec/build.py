@@ -169,6 +169,7 @@ def _service(s: dict[str, Any]) -> Service:
             initial_delay_seconds=_opt_int(probe.get("initial_delay_seconds")),
             timeout_seconds=_opt_int(probe.get("timeout_seconds")),
             post_data=post,
+            headers=tuple(sorted((str(k), str(v)) for k, v in (probe.get("headers") or {}).items())),
         )
     policy = s.get("replica_policy")
     replica_policy = None
@@ -184,7 +185,9 @@ def _service(s: dict[str, Any]) -> Service:
             upscale_delay_seconds=_opt_int(policy.get("upscale_delay_seconds")),
             downscale_delay_seconds=_opt_int(policy.get("downscale_delay_seconds")),
         )
-    return Service(readiness_probe=readiness, replica_policy=replica_policy, replicas=_opt_int(s.get("replicas")))
+    return Service(readiness_probe=readiness, replica_policy=replica_policy, replicas=_opt_int(s.get("replicas")),
+                   load_balancing_policy=s.get("load_balancing_policy"), max_surge=_opt_int(s.get("max_surge")),
+                   drain_timeout_seconds=_opt_int(s.get("drain_timeout_seconds")))
 
 
 def _opt_int(v: Any) -> int | None:

@@ -105,6 +105,7 @@ class ReadinessProbe:
     initial_delay_seconds: int | None = None
     timeout_seconds: int | None = None
     post_data: Any = None  # str | None: the body to POST (a mapping is kept as canonical JSON text)
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every probe, sorted by name
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,15 @@ class ReplicaPolicy:
 
 @dataclass(frozen=True)
 class Service:
+    """A task's ``service`` section as written (None: not given). Defaults are
+    applied in one place, ``skyplan.serve.config.service_config``."""
+
     readiness_probe: ReadinessProbe
     replica_policy: ReplicaPolicy | None = None
-    replicas: int | None = None
+    replicas: int | None = None  # a fixed count: min_replicas = max_replicas = replicas
+    load_balancing_policy: str | None = None  # least_load | round_robin
+    max_surge: int | None = None  # replicas a rolling update may add over max_replicas
+    drain_timeout_seconds: int | None = None  # how long a leaving replica may finish its requests
 
 
 #: How a secret's value is shown everywhere skyplan writes or prints a task.

@@ -85,7 +85,7 @@ def check_task(data: Any) -> list[Finding]:
                             "keep it in secrets only (envs are not secret)", None))
     service = data.get("service")
     if isinstance(service, dict):
-        out.extend(_check_service(service, ("service",)))
+        out.extend(_check_service(service, ("service",), res if isinstance(res, dict) else {}))
     return out
 
 
@@ -194,7 +194,15 @@ def _attempt(path: PathT, fn: Any, value: Any) -> Iterator[Finding]:
         yield path, str(exc), None
 
 
-def _check_service(service: dict[str, Any], at: PathT) -> Iterator[Finding]:
+def _check_service(service: dict[str, Any], at: PathT, res: dict[str, Any]) -> Iterator[Finding]:
+    entries = [e for k in ("any_of", "ordered") if isinstance(res.get(k), list) for e in res[k] if isinstance(e, dict)]
+    if res.get("ports") is None and (not entries or any(e.get("ports") is None for e in entries)):
+        # The load balancer forwards to this port ($SKYPLAN_PORT on the replica).
+        yield at, ("a service needs the port its replicas listen on: give resources.ports "
+                   "(the task reads it as $SKYPLAN_PORT)"), None
+    policy = service.get("replica_policy")
+    if isinstance(policy, dict):
+        yield from _check_spot_policy(policy, at + ("replica_policy",), service, res, entries)
     probe = service.get("readiness_probe")
     probe_path, where = (probe, at + ("readiness_probe",)) if isinstance(probe, str) else (None, None)
     if isinstance(probe, dict) and isinstance(probe.get("path"), str):
@@ -219,6 +227,28 @@ def _check_service(service: dict[str, Any], at: PathT) -> Iterator[Finding]:
             "autoscaling between min_replicas and max_replicas needs target_qps_per_replica",
             None,
         )
+
+
+def _check_spot_policy(policy: dict[str, Any], at: PathT, service: dict[str, Any], res: dict[str, Any],
+                       entries: list[dict[str, Any]]) -> Iterator[Finding]:
+    """The seed-002 options split replicas between spot and on-demand: they need spot."""
+    spot = res.get("use_spot") is True or any(e.get("use_spot") is True for e in entries)
+    base, dynamic = policy.get("base_ondemand_fallback_replicas"), policy.get("dynamic_ondemand_fallback")
+    if not spot:
+        if _is_int(base) and base > 0:
+            yield (at + ("base_ondemand_fallback_replicas",),
+                   "base_ondemand_fallback_replicas keeps some replicas on-demand and the rest on spot, but the "
+                   "task does not use spot; set resources.use_spot: true, or remove it", None)
+        if dynamic is True:
+            yield (at + ("dynamic_ondemand_fallback",),
+                   "dynamic_ondemand_fallback stands in on-demand replicas for missing spot ones, but the task "
+                   "does not use spot; set resources.use_spot: true, or remove it", None)
+    lo, hi = policy.get("min_replicas"), policy.get("max_replicas")
+    top = hi if _is_int(hi) else lo
+    if _is_int(base) and _is_int(top) and base > top:
+        yield (at + ("base_ondemand_fallback_replicas",),
+               f"base_ondemand_fallback_replicas ({int(base)}) is above max_replicas ({int(top)}); "
+               "at most max_replicas replicas run", None)
 
 
 def _is_int(v: Any) -> bool:

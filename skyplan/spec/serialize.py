@@ -99,6 +99,8 @@ def _service_to_dict(s: Service) -> dict[str, Any]:
             "initial_delay_seconds": p.initial_delay_seconds,
             "timeout_seconds": p.timeout_seconds,
             "post_data": p.post_data,
+            # Only when given: a task without them keeps the task_sha256 it had before they existed.
+            **({"headers": dict(p.headers)} if p.headers else {}),
         },
         "replica_policy": None
         if rp is None
@@ -112,6 +114,8 @@ def _service_to_dict(s: Service) -> dict[str, Any]:
             "downscale_delay_seconds": rp.downscale_delay_seconds,
         },
         "replicas": s.replicas,
+        **{k: v for k, v in (("load_balancing_policy", s.load_balancing_policy), ("max_surge", s.max_surge),
+                             ("drain_timeout_seconds", s.drain_timeout_seconds)) if v is not None},
     }
 
 
@@ -269,7 +273,12 @@ def _service(d: dict[str, Any]) -> Service:
             initial_delay_seconds=_opt(p, "initial_delay_seconds", int),
             timeout_seconds=_opt(p, "timeout_seconds", int),
             post_data=_opt(p, "post_data", str),
+            headers=tuple(sorted((_need(k, str, "readiness_probe.headers"), _need(v, str, "readiness_probe.headers"))
+                                 for k, v in (_opt(p, "headers", dict) or {}).items())),
         ),
         replica_policy=policy,
         replicas=_opt(d, "replicas", int),
+        load_balancing_policy=_opt(d, "load_balancing_policy", str),
+        max_surge=_opt(d, "max_surge", int),
+        drain_timeout_seconds=_opt(d, "drain_timeout_seconds", int),
     )

@@ -56,7 +56,8 @@ def test_spec_error_is_exit_code_2_and_serialises():
         ("reosurces:\n  cpus: 2\n", "$.reosurces", "resources"),
         ("setpu: echo\n", "$.setpu", "setup"),
         ("resources:\n  any_of:\n    - regoin: us-east-1\n", "$.resources.any_of[0].regoin", "region"),
-        ("service:\n  readiness_probe: /\n  replica_polciy: {min_replicas: 1}\n", "$.service.replica_polciy",
+        ("service:\n  readiness_probe: /\n  replica_polciy: {min_replicas: 1}\nresources: {ports: 8080}\n",
+         "$.service.replica_polciy",
          "replica_policy"),
         ("file_mounts:\n  /d: {name: b, mdoe: COPY}\n", "$.file_mounts['/d'].mdoe", "mode"),
         ("resources:\n  acc: A100\n", "$.resources.acc", "accelerators"),
@@ -100,7 +101,7 @@ def test_type_error_names_the_expected_form():
 
 
 def test_missing_required_field():
-    d = one_error("service:\n  replicas: 2\n")
+    d = one_error("service:\n  replicas: 2\nresources: {ports: 8080}\n")
     assert d.path == "$.service" and d.line == 1  # the line of the `service:` key
     assert "missing required field 'readiness_probe'" in d.message
 

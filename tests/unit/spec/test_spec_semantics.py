@@ -151,6 +151,7 @@ def test_replicas_together_with_replica_policy():
           replica_policy:
             min_replicas: 1
           replicas: 2
+        resources: {ports: 8080}
         """
     )
     assert (d.path, d.line) == ("$.service.replicas", 5)
@@ -166,6 +167,7 @@ def test_max_replicas_below_min(lo: str, hi: str):
           replica_policy:
             min_replicas: {lo}
             max_replicas: {hi}
+        resources: {{ports: 8080}}
         """
     )
     assert (d.path, d.line) == ("$.service.replica_policy.max_replicas", 5)
@@ -180,6 +182,7 @@ def test_autoscaling_needs_target_qps():
           replica_policy:
             min_replicas: 1
             max_replicas: 4
+        resources: {ports: 8080}
         """
     )
     assert (d.path, d.line) == ("$.service.replica_policy", 3)
@@ -187,7 +190,7 @@ def test_autoscaling_needs_target_qps():
 
 
 def test_probe_path_must_start_with_slash():
-    d = one_error("service:\n  readiness_probe:\n    path: health\n")
+    d = one_error("service:\n  readiness_probe:\n    path: health\nresources: {ports: 8080}\n")
     assert (d.path, d.line) == ("$.service.readiness_probe.path", 3)
 
 
@@ -426,6 +429,7 @@ def test_service_forms():
             initial_delay_seconds: 30
             post_data: {model: x, max_tokens: 1}
           replicas: 2
+        resources: {ports: 8080}
         """
     ).service
     assert svc.replicas == 2 and svc.replica_policy is None
@@ -468,6 +472,94 @@ def test_service_round_trips_with_post_data():
     task = load(
         "service:\n  readiness_probe: {path: /v1, post_data: {a: [1, 2]}, timeout_seconds: 5}\n"
         "  replica_policy: {min_replicas: 0, max_replicas: 2, target_qps_per_replica: 2.5}\n"
+        "resources: {ports: 8080}\n"
     )
     assert task_from_dict(task_to_dict(task)) == task
     assert task_to_dict(task)["service"]["replica_policy"]["target_qps_per_replica"] == 2.5
+
+
+# --- serve: the service section (issue 12) ------------------------------------------
+
+
+def test_a_service_needs_a_port():
+    d = one_error("service:\n  readiness_probe: /health\n  replicas: 2\n")
+    assert (d.path, d.line) == ("$.service", 1)
+    assert "resources.ports" in d.message and "$SKYPLAN_PORT" in d.message
+
+
+def test_a_service_port_in_every_entry_is_enough_but_not_in_one_only():
+    load("service: {readiness_probe: /}\nresources:\n  any_of:\n    - {ports: 80}\n    - {ports: 81}\n")
+    d = one_error("service: {readiness_probe: /}\nresources:\n  any_of:\n    - {ports: 80}\n    - {cloud: aws}\n")
+    assert d.path == "$.service"
+
+
+@pytest.mark.parametrize("key, value", [("base_ondemand_fallback_replicas", "1"),
+                                        ("dynamic_ondemand_fallback", "true")])
+def test_on_demand_fallback_needs_spot(key: str, value: str):
+    text = f"""\
+        service:
+          readiness_probe: /health
+          replica_policy:
+            min_replicas: 2
+            {key}: {value}
+        resources: {{ports: 8080}}
+        """
+    d = one_error(text)
+    assert (d.path, d.line) == (f"$.service.replica_policy.{key}", 5)
+    assert "use_spot: true" in d.message
+    load(text.replace("{ports: 8080}", "{ports: 8080, use_spot: true}"))  # with spot: fine
+
+
+def test_base_on_demand_above_max_replicas():
+    d = one_error(
+        """\
+        service:
+          readiness_probe: /health
+          replica_policy: {min_replicas: 1, max_replicas: 2, target_qps_per_replica: 1,
+                           base_ondemand_fallback_replicas: 3}
+        resources: {ports: 8080, use_spot: true}
+        """
+    )
+    assert d.path == "$.service.replica_policy.base_ondemand_fallback_replicas"
+    assert "(3) is above max_replicas (2)" in d.message
+
+
+def test_service_rollout_fields_and_probe_headers_round_trip():
+    from skyplan.spec import task_from_dict, task_to_dict
+
+    task = load(
+        """\
+        service:
+          readiness_probe: {path: /health, headers: {Authorization: Bearer x, X-A: "1"}}
+          replicas: 2
+          load_balancing_policy: round_robin
+          max_surge: 0
+          drain_timeout_seconds: 30
+        resources: {ports: 8080}
+        """
+    )
+    svc = task.service
+    assert svc.readiness_probe.headers == (("Authorization", "Bearer x"), ("X-A", "1"))
+    assert (svc.load_balancing_policy, svc.max_surge, svc.drain_timeout_seconds) == ("round_robin", 0, 30)
+    assert task_from_dict(task_to_dict(task)) == task
+
+
+def test_service_without_the_new_fields_keeps_its_normalised_form():
+    from skyplan.spec import task_to_dict
+
+    data = task_to_dict(load("service: {readiness_probe: /, replicas: 1}\nresources: {ports: 8080}\n"))["service"]
+    # Absent, not null: the task_sha256 of a service written before these fields is unchanged.
+    assert set(data) == {"readiness_probe", "replica_policy", "replicas"}
+    assert "headers" not in data["readiness_probe"]
+
+
+@pytest.mark.parametrize("text, path", [
+    ("  load_balancing_policy: fastest\n", "$.service.load_balancing_policy"),
+    ("  max_surge: -1\n", "$.service.max_surge"),
+    ("  drain_timeout_seconds: -5\n", "$.service.drain_timeout_seconds"),
+    ("  readiness_probe: {path: /, headers: {A: 1}}\n", "$.service.readiness_probe.headers.A"),
+])
+def test_service_rollout_fields_are_checked(text: str, path: str):
+    base = "service:\n" + ("" if "readiness_probe" in text else "  readiness_probe: /\n")
+    d = one_error(base + text + "resources: {ports: 8080}\n")
+    assert d.path == path
