@@ -158,3 +158,50 @@ def _a_current_event_loop():
         except RuntimeError:
             asyncio.set_event_loop(asyncio.new_event_loop())
     yield
+
+
+# --- the jobs database (issue 11; serve's tables share it): SQLite and PostgreSQL ---
+
+DB_KINDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The URL of a PostgreSQL server the tests may create databases on:
+    ``$SKYPLAN_TEST_PG_URL``, else a throwaway server for the session; skipped
+    when PostgreSQL is not installed, a failure with ``SKYPLAN_REQUIRE_PG=1``."""
+    import os
+
+    url = os.environ.get("SKYPLAN_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    from skyplan.testing import postgres
+
+    if not postgres.available():
+        if os.environ.get("SKYPLAN_REQUIRE_PG") == "1":
+            pytest.fail("PostgreSQL is missing and SKYPLAN_REQUIRE_PG=1: install postgresql, "
+                        "or set SKYPLAN_TEST_PG_URL")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql) and SKYPLAN_TEST_PG_URL is unset")
+    server = postgres.Postgres.start(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """An empty jobs database for one test, SQLite then PostgreSQL (dropped after it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs-test.db'}"
+        return
+    import uuid
+
+    from skyplan.testing import postgres
+
+    url = postgres.create_database(request.getfixturevalue("pg_server_url"), f"skyplan_t_{uuid.uuid4().hex[:16]}")
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)

@@ -15,7 +15,7 @@ from typing import Any
 from skyplan.jobs.states import Event, JobRecord, Placement, Status, TaskRecord
 
 #: The Alembic head this code reads and writes (``migrations/versions``).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 #: The columns each read selects, in order (the fast path's SQL names them too).
 JOB_COLUMNS = ("job_id", "name", "status", "finished", "submitted_at", "ended_at", "recoveries", "cancel_requested")

@@ -29,10 +29,10 @@ def test_start_prints_a_url_and_stop_removes_everything(tmp_path: Path):
     try:
         assert url.startswith("postgresql+psycopg://postgres@127.0.0.1:") and server.alive()
         db = postgres.create_database(url, "skyplan_fixture_check")
-        from skyplan.jobs.store import Store
+        from skyplan.jobs.store import SCHEMA_REVISION, Store
 
         with Store(db) as store:
-            assert store.schema_revision() == "0001"
+            assert store.schema_revision() == SCHEMA_REVISION
         postgres.drop_database(db)
     finally:
         out = subprocess.run([*cli, "stop", "--dir", str(d)], capture_output=True, text=True, timeout=120)

@@ -313,6 +313,9 @@ def test_the_migrations_make_exactly_the_tables_the_store_uses(jobs_db_url: str)
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import skyplan.serve.store as serve_store  # its tables (migration 0002) join the jobs metadata
+
+    assert {"services", "service_versions", "replicas", "serve_events"} <= set(serve_store.metadata.tables)
     s = Store(jobs_db_url)
     try:
         with s.engine.connect() as conn:
