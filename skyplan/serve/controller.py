@@ -1,0 +1,764 @@
+"""The service controller: one loop per service that probes, decides and acts.
+
+It decides through the pure functions (``autoscaler.autoscale``,
+``reconcile.reconcile``, ``reconcile.order_spot``) and acts only through a
+``ServeExecutor`` (``executor.py``) and the load balancer (``Balancer``: the
+daemon's adapter over ``lb.LoadBalancer``). One pass (``step``), in order:
+
+  1. ``executor.tick()`` (the sim's scenario preemptions due now);
+  2. the launches and teardowns that finished since the last pass are
+     recorded (a launched replica is STARTING with its endpoint; a torn-down
+     one is gone; a failed spot launch sets the spot retry time, backing off);
+  3. the service and its replicas are read from the store;
+  4. every STARTING, READY and NOT_READY replica due a probe is probed (all at
+     once, each bounded); a failed probe makes the replica suspect: its
+     cluster is checked and the cloud asked. The verdicts are recorded:
+     STARTING -> READY; READY -> NOT_READY; a spot replica the cloud says is
+     stopped or gone -> PREEMPTED (its zone avoided for a while); a task that
+     ended, a node gone, STARTING past the probe's initial delay, NOT_READY for
+     too long -> FAILED;
+  5. the READY set is pushed to the load balancer at once when it changed;
+  6. ``serve down``: every replica is drained and torn down, then the service
+     is gone and the loop ends;
+  7. the autoscaler's target from the load balancer's qps; ``reconcile``'s
+     decision: the replicas to drain are marked SHUTTING_DOWN and the READY set
+     pushed without them (5 again), the new replicas recorded PENDING, then
+     PROVISIONING, and their launches handed to the bounded pool;
+  8. every replica that is leaving (SHUTTING_DOWN, FAILED, PREEMPTED) with
+     nothing in flight gets its drain and teardown handed to the pool: the
+     load balancer's ``wait_drained`` (bounded by the drain timeout), then
+     ``executor.teardown``, then (next pass) ``store.gone``.
+
+Journal before acting: each transition is recorded in the store before the
+push, launch or teardown it calls for, so a controller killed at any point
+finds in the store what it was doing. After a restart (``resume``: the first
+pass) every replica's cluster is looked at before anything is decided: the
+probes of the first pass are all waited for, so READY replicas that still
+answer stay READY (and are pushed), PROVISIONING ones are launched again (the
+launch API converges on a cluster that is up), leaving ones torn down again.
+
+Only this loop writes replica states; the pool's workers return results that
+the loop records. Nothing here prints; the loop logs to the
+``skyplan.serve.controller`` logger and to each replica's log.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+from skyplan.errors import InputError, NoCandidatesError, PreflightError, ProvisionFailed
+from skyplan.jobs.executor import CloudSays, LaunchStopped, RunLog
+from skyplan.jobs.states import Placement
+from skyplan.serve.states import LEAVING, LIVE, ReplicaRecord, ReplicaStatus, ServiceRecord, ServiceStatus
+
+log = logging.getLogger("skyplan.serve.controller")
+
+#: Seconds a pass waits at most for its probes (each is bounded by the probe's
+#: timeout too); one still running is judged at a later pass, which it wakes.
+POLL_WAIT_S = 2.0
+#: Seconds the loop sleeps at most between two passes when nothing wakes it.
+MAX_NAP_S = 1.0
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The controller's own timing (each has an environment variable, for tests
+    and operators; the service's YAML holds everything about the service itself)."""
+
+    poll_s: float = 5.0  # seconds between two probes of a replica
+    not_ready_s: float = 60.0  # a replica NOT_READY this long is FAILED and replaced
+    avoid_s: float = 600.0  # a zone that preempted a spot replica is avoided this long
+    spot_retry_s: float = 30.0  # first wait after a spot launch found nothing (doubles, up to 8x)
+    teardown_retry_s: float = 30.0  # wait before a failed teardown is tried again
+    workers: int = 8  # launches and teardowns at once
+
+    ENV = {"poll_s": "SKYPLAN_SERVE_POLL_S", "not_ready_s": "SKYPLAN_SERVE_NOT_READY_S",
+           "avoid_s": "SKYPLAN_SERVE_AVOID_S", "spot_retry_s": "SKYPLAN_SERVE_SPOT_RETRY_S",
+           "teardown_retry_s": "SKYPLAN_SERVE_TEARDOWN_RETRY_S", "workers": "SKYPLAN_SERVE_WORKERS"}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServeSettings":
+        """Defaults, each overridden by its ``SKYPLAN_SERVE_*`` variable; a bad
+        value is an InputError naming the variable."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for key, var in cls.ENV.items():
+            raw = env.get(var)
+            if not raw:
+                continue
+            try:
+                value: Any = int(raw) if key == "workers" else float(raw)
+            except ValueError:
+                raise InputError(f"{var}: a number, not {raw!r}", hint=f"fix or unset {var}") from None
+            if not math.isfinite(value) or value <= 0:
+                raise InputError(f"{var}: more than 0, not {raw!r}", hint=f"fix or unset {var}")
+            values[key] = value
+        return cls(**values)
+
+
+class Balancer(Protocol):
+    """The load balancer as the controller's thread sees it (the daemon binds
+    ``lb.LoadBalancer`` to its event loop; tests use ``serve_fakes.FakeBalancer``)."""
+
+    def push(self, replicas: Mapping[int, str]) -> None:
+        """Make ``replicas`` (id -> base URL) the READY set; returns once applied."""
+        ...
+
+    def wait_drained(self, replica_id: int, timeout_s: float) -> bool:
+        """Block until the replica has no request in flight (True) or ``timeout_s`` passed."""
+        ...
+
+    def metrics(self) -> Any:
+        """A snapshot with ``qps`` (and ``p50_ms``, ``p99_ms``, ``requests``, ``failures``)."""
+        ...
+
+
+def cluster_name(service: str, replica_id: int) -> str:
+    """A replica's cluster (one per replica; ids are never reused)."""
+    return f"serve-{service}-{int(replica_id)}"
+
+
+def resources_line(num_nodes: int, cloud: str | None, use_spot: bool, vcpus: float | None = None) -> str:
+    """``1x GCP([Spot]vCPU=2)``: what ``serve status`` shows under RESOURCES."""
+    from skyplan.clouds import registry
+
+    name = registry.display(cloud) if cloud else "-"
+    inner = "[Spot]" if use_spot else ""
+    if vcpus is not None:
+        v = float(vcpus)
+        inner += f"vCPU={int(v)}" if v.is_integer() else f"vCPU={v:g}"
+    return f"{int(num_nodes)}x {name}({inner})"
+
+
+@dataclass
+class _Rep:
+    """What this process knows of a replica beyond the store (rebuilt by ``resume``)."""
+
+    action: cf.Future | None = None
+    kind: str = ""  # "launch" | "teardown"
+    probe: cf.Future | None = None
+    next_probe_at: float = 0.0
+    since: float | None = None  # STARTING: when it began; NOT_READY: the failing streak's start
+    retry_at: float | None = None  # a failed teardown's next try
+    cancel: threading.Event = field(default_factory=threading.Event)
+    log: RunLog | None = None
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What a worker returns (judged on the loop's thread)."""
+
+    placement: Placement | None = None
+    endpoint: str | None = None
+    resources: str = ""
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class _Probe:
+    ok: bool
+    phase: str = "run"  # the check's phase after a failed probe
+    exit_code: int | None = None
+    says: CloudSays | None = None
+    endpoint: str | None = None  # found now (it was not known at launch)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    text = text.strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ServeController:
+    """Drives one service of ``store`` through ``executor`` and ``lb`` (see the module docstring).
+
+    ``clock`` is injected for tests; ``open_log(replica_id)`` gives a replica's
+    log (default: ``$SKYPLAN_HOME/serve/<name>/replica-<id>.log``).
+    """
+
+    def __init__(self, name: str, store: Any, executor: Any, lb: Balancer, settings: ServeSettings | None = None,
+                 *, clock: Callable[[], float] = time.time, poll_wait_s: float = POLL_WAIT_S,
+                 open_log: Callable[[int], RunLog] | None = None) -> None:
+        self.name = name
+        self.store = store
+        self.executor = executor
+        self.lb = lb
+        self.settings = settings or ServeSettings()
+        self.clock = clock
+        self.poll_wait_s = poll_wait_s
+        self._open_log = open_log
+        self._pool = cf.ThreadPoolExecutor(max_workers=max(1, int(self.settings.workers)),
+                                           thread_name_prefix=f"serve-{name}-act")
+        self._probes = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"serve-{name}-probe")
+        self._reps: dict[int, _Rep] = {}
+        self._wake = threading.Event()
+        self._tasks: dict[int, Any] = {}  # version -> parsed Task
+        self._cfgs: dict[int, Any] = {}  # version -> ServiceConfig
+        self._pushed: dict[int, str] | None = None
+        self._scaler: Any = None
+        self._resumed = False
+        self.spot_retry_at: float | None = None
+        self._spot_failures = 0
+        self.avoid: dict[str, float] = {}  # zone -> until (a preempted spot replica's zone)
+        self.finished = False  # the service is down and gone
+        self._broken_version: int | None = None  # a version whose task cannot run as written
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Pass after pass until ``stop`` is set or the service is down and gone;
+        then waits for the launches and teardowns in flight and returns."""
+        try:
+            while not stop.is_set() and not self.finished:
+                try:
+                    self.step()
+                except Exception:  # the database went away for a moment, a bug in one pass: go on
+                    log.exception("service %s: controller pass failed", self.name)
+                    stop.wait(min(5.0, float(self.settings.poll_s)))
+                if self.finished:
+                    break
+                self._wake.wait(self._nap())
+                self._wake.clear()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Wait for the launches and teardowns in flight, record them, stop the pools."""
+        self._pool.shutdown(wait=True)
+        self._probes.shutdown(wait=False, cancel_futures=True)
+        try:
+            if not self.finished:
+                self._harvest({r.id: r for r in self.store.replicas(self.name)})
+        except Exception:  # the next controller's resume picks it up
+            log.exception("service %s: recording the last actions failed", self.name)
+
+    def wait_actions(self, timeout: float = 30.0) -> bool:
+        """Wait until no launch or teardown is in flight (tests); True if none is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = [r.action for r in self._reps.values() if r.action is not None and not r.action.done()]
+            if not pending:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            cf.wait(pending, timeout=left)
+
+    def _nap(self) -> float:
+        now = self.clock()
+        due = [r.next_probe_at for r in self._reps.values() if r.probe is None and r.action is None]
+        due += [r.retry_at for r in self._reps.values() if r.retry_at is not None]
+        if self.spot_retry_at is not None:
+            due.append(self.spot_retry_at)
+        nap = min([MAX_NAP_S, float(self.settings.poll_s)] + [max(0.0, t - now) for t in due])
+        return max(0.05, nap)
+
+    def step(self) -> None:
+        """One pass (see the module docstring)."""
+        try:
+            self.executor.tick()
+        except Exception:
+            log.exception("service %s: executor tick failed", self.name)
+        svc = self.store.service(self.name)
+        if svc is None:
+            self.finished = True
+            return
+        reps = {r.id: r for r in svc.replicas}
+        if self._harvest(reps):
+            svc = self.store.service(self.name) or svc
+            reps = {r.id: r for r in svc.replicas}
+        first = not self._resumed
+        self._resumed = True
+        if first:
+            self._resume(list(reps.values()))
+        cfg = self._cfg(svc.version)
+        if self._probe(reps, cfg, wait_all=first):
+            svc = self.store.service(self.name) or svc
+            reps = {r.id: r for r in svc.replicas}
+        self._sync_lb(reps.values())
+        if svc.down_requested:
+            self._down(svc, reps)
+            return
+        self._scale(svc, cfg, reps)
+        svc = self.store.service(self.name) or svc
+        reps = {r.id: r for r in svc.replicas}
+        self._sync_lb(reps.values())
+        self._dispatch_leaving(reps.values(), cfg)
+        self._service_status(svc, reps.values())
+        for rid in [k for k, r in self._reps.items() if k not in reps and r.action is None and r.probe is None]:
+            self._reps.pop(rid, None)
+
+    # --- resume --------------------------------------------------------------------------
+
+    def _resume(self, replicas: list[ReplicaRecord]) -> None:
+        """The first pass: replicas whose launch this process did not start are
+        launched again (PENDING, PROVISIONING); every other one is probed in this
+        pass (``_probe(wait_all=True)``) before anything is decided."""
+        self._scaler = None
+        for r in replicas:
+            rep = self._rep(r.id)
+            adopt = getattr(self.executor, "adopt", None)
+            if adopt is not None and rep.log is not None:
+                adopt(r.cluster, rep.log)
+            if r.status in (ReplicaStatus.STARTING, ReplicaStatus.NOT_READY):
+                rep.since = self.clock() if r.status is ReplicaStatus.NOT_READY else (r.launched_at or self.clock())
+            if r.status in (ReplicaStatus.PENDING, ReplicaStatus.PROVISIONING):
+                if r.status is ReplicaStatus.PENDING:
+                    self.store.set_replica(self.name, r.id, ReplicaStatus.PROVISIONING,
+                                           "launching again after a controller restart")
+                self._launch(r, resumed=True)
+
+    # --- probes and verdicts ---------------------------------------------------------------
+
+    def _probe(self, reps: dict[int, ReplicaRecord], cfg: Any, *, wait_all: bool) -> bool:
+        """Probe every replica due; judge those that answered. True if anything was recorded."""
+        now = self.clock()
+        ex = self.executor
+        watched = (ReplicaStatus.STARTING, ReplicaStatus.READY, ReplicaStatus.NOT_READY)
+        for r in reps.values():
+            rep = self._rep(r.id)
+            if r.status not in watched or rep.action is not None or rep.probe is not None or now < rep.next_probe_at:
+                continue
+            port = self._cfg(r.version).port
+
+            def work(r: ReplicaRecord = r, port: int = port) -> _Probe:
+                url = r.endpoint
+                found = None
+                if not url:
+                    url = found = ex.endpoint(r.cluster, port)
+                ok = False
+                if url:
+                    try:
+                        ok = bool(ex.probe(url, self._cfg(r.version)))
+                    except Exception:  # noqa: BLE001 - a probe that raises failed
+                        ok = False
+                if ok:
+                    return _Probe(True, endpoint=found)
+                try:
+                    c = ex.check(r.cluster)
+                    phase, code = c.phase, c.exit_code
+                except Exception:  # noqa: BLE001
+                    phase, code = "timeout", None
+                says = None
+                if phase not in ("run", "starting"):
+                    try:
+                        says = ex.cloud_says(r.cluster)
+                    except Exception:  # noqa: BLE001
+                        says = CloudSays.UNKNOWN
+                return _Probe(False, phase, code, says, found)
+
+            rep.probe = self._probes.submit(work)
+            rep.probe.add_done_callback(lambda _f: self._wake.set())
+        pending = [rep.probe for rep in self._reps.values() if rep.probe is not None]
+        if pending:
+            timeout = max(float(cfg.probe_timeout_s) * 2 + 25.0, self.poll_wait_s) if wait_all else self.poll_wait_s
+            cf.wait(pending, timeout=timeout)
+        changed = False
+        for rid, rep in list(self._reps.items()):
+            if rep.probe is None or not rep.probe.done():
+                continue
+            result: _Probe = rep.probe.result()
+            rep.probe = None
+            rep.next_probe_at = self.clock() + float(self.settings.poll_s)
+            r = reps.get(rid)
+            if r is None or r.status not in watched or rep.action is not None:
+                continue
+            try:
+                changed |= self._judge(r, rep, result)
+            except Exception:
+                log.exception("service %s: replica %s", self.name, rid)
+        return changed
+
+    def _judge(self, r: ReplicaRecord, rep: _Rep, p: _Probe) -> bool:
+        now = self.clock()
+        cfg = self._cfg(r.version)
+        fields: dict[str, Any] = {"endpoint": p.endpoint} if p.endpoint else {}
+        if p.ok:
+            rep.since = None
+            if r.status is ReplicaStatus.READY:
+                if fields:
+                    self.store.set_replica(self.name, r.id, ReplicaStatus.READY, "endpoint found", **fields)
+                return bool(fields)
+            was = "its probe passes again" if r.status is ReplicaStatus.NOT_READY else "its probe passed"
+            self._set(r, ReplicaStatus.READY, f"{was} ({cfg.probe_path})", ready_at=now, **fields)
+            return True
+        # A failed probe: the cloud's and the node's word first.
+        if p.says in (CloudSays.STOPPED, CloudSays.GONE):
+            if r.use_spot:
+                self._preempted(r, f"preempted: the cloud says its node is {p.says.value}")
+            else:
+                self._set(r, ReplicaStatus.FAILED, f"its node is {p.says.value} (the cloud says so)")
+            return True
+        if p.phase in ("failed", "done"):
+            self._set(r, ReplicaStatus.FAILED, f"its task ended (exit {p.exit_code if p.exit_code is not None else '?'})"
+                      if p.phase == "failed" else "its task ended (exit 0): a server must keep running")
+            return True
+        if r.status is ReplicaStatus.STARTING:
+            started = rep.since if rep.since is not None else (r.launched_at or now)
+            rep.since = started
+            if now - started > float(cfg.probe_initial_delay_s):
+                self._set(r, ReplicaStatus.FAILED, f"not ready within the probe's initial delay "
+                                                   f"({cfg.probe_initial_delay_s:g} s)")
+                return True
+            if fields:
+                self.store.set_replica(self.name, r.id, ReplicaStatus.STARTING, "endpoint found", **fields)
+                return True
+            return False
+        if r.status is ReplicaStatus.READY:
+            rep.since = now
+            self._set(r, ReplicaStatus.NOT_READY, f"its probe failed ({cfg.probe_path}; node {p.phase})")
+            return True
+        if rep.since is None:
+            rep.since = now
+        if now - rep.since > float(self.settings.not_ready_s):
+            self._set(r, ReplicaStatus.FAILED, f"not ready for {self.settings.not_ready_s:g} s")
+            return True
+        return False
+
+    def _preempted(self, r: ReplicaRecord, reason: str) -> None:
+        """PREEMPTED (out of the READY set at the next push, in this pass), its zone avoided."""
+        self._set(r, ReplicaStatus.PREEMPTED, reason)
+        if r.zone or r.region:
+            self.avoid[r.zone or r.region or ""] = self.clock() + float(self.settings.avoid_s)
+            self._remember(r)
+
+    def _remember(self, r: ReplicaRecord) -> None:
+        """The preempted zone in the capacity memory (``skyplan.provision.memory``),
+        for a short while, so every plan of spot there ranks it last."""
+        try:
+            from datetime import datetime, timedelta, timezone
+
+            from skyplan.provision import memory
+            from skyplan.provision.driver import resolve_backend_url
+            from skyplan.provision.failover import Block
+
+            url = resolve_backend_url(self._options().get("backend"))
+            now = datetime.now(timezone.utc)
+            rec = memory.Record(Block(cloud=r.cloud, region=r.region, zone=r.zone, use_spot=True,
+                                      reason=f"spot replica {r.id} of {self.name} preempted"),
+                                "capacity", "preempted", now, now + timedelta(seconds=float(self.settings.avoid_s)))
+            memory.local_store(url).update(lambda m: m.prune(now).merge([rec]))
+        except Exception:  # a hint lost; ``avoid`` still orders this controller's spot launches
+            log.exception("service %s: recording the preempted zone failed", self.name)
+
+    # --- the load balancer ---------------------------------------------------------------
+
+    def _sync_lb(self, replicas: Any) -> None:
+        """Push the READY set when it changed (never on a timer)."""
+        ready = {r.id: r.endpoint for r in replicas if r.status is ReplicaStatus.READY and r.endpoint}
+        if ready == self._pushed:
+            return
+        self.lb.push(dict(ready))
+        log.info("service %s: READY set %s", self.name, sorted(ready) or "empty")
+        self._pushed = ready
+
+    # --- deciding -----------------------------------------------------------------------
+
+    def _scale(self, svc: ServiceRecord, cfg: Any, reps: dict[int, ReplicaRecord]) -> None:
+        from skyplan.serve.autoscaler import ScalerState, autoscale
+        from skyplan.serve.reconcile import reconcile
+
+        now = self.clock()
+        try:
+            m = self.lb.metrics()
+            qps = float(getattr(m, "qps", 0.0) or 0.0)
+            self.store.set_metrics(self.name, {"qps": qps, "p50_ms": getattr(m, "p50_ms", None),
+                                               "p99_ms": getattr(m, "p99_ms", None),
+                                               "requests": getattr(m, "requests", None),
+                                               "failures": getattr(m, "failures", None)})
+        except Exception:  # noqa: BLE001 - no metrics this pass: the target holds
+            log.exception("service %s: reading the load balancer's metrics failed", self.name)
+            qps = None
+        if self._scaler is None:
+            # After a restart the service keeps the size it had, within the policy.
+            have = sum(1 for r in reps.values() if r.status.live and not r.fallback and r.version == svc.version)
+            self._scaler = ScalerState(target=min(max(have, int(cfg.min_replicas)), int(cfg.max_replicas)))
+        if qps is not None:
+            self._scaler = autoscale(cfg, qps, self._scaler, now)
+        if self._broken_version == svc.version:
+            return  # its task cannot run as written: no launch until ``serve update``
+        if self.spot_retry_at is not None and now >= self.spot_retry_at:
+            self.spot_retry_at = None
+        decision = reconcile(cfg, svc.version, int(self._scaler.target), list(reps.values()), now,
+                             spot_retry_at=self.spot_retry_at)
+        for rid, reason in decision.drain:
+            r = reps.get(rid)
+            if r is None or not r.status.live:
+                continue
+            self._set(r, ReplicaStatus.SHUTTING_DOWN, reason)
+            self._rep(rid).cancel.set()  # a launch in flight stops after its attempt; torn down once it returns
+        if decision.drain:
+            self._sync_lb(self.store.replicas(self.name))
+        for want in decision.launch:
+            task = self._task(want.version)
+            spot = bool(want.use_spot)
+            cloud = _task_cloud(task)
+            r = self.store.add_replica(self.name, version=int(want.version), use_spot=spot,
+                                       fallback=bool(want.fallback),
+                                       resources=resources_line(task.num_nodes, cloud, spot))
+            what = "spot" if spot else ("on-demand fallback" if want.fallback else "on-demand")
+            self.store.set_replica(self.name, r.id, ReplicaStatus.PROVISIONING, f"launching a {what} replica "
+                                   f"(version {want.version})", launched_at=now)
+            self._launch(self.store_replica(r.id) or r)
+
+    def store_replica(self, rid: int) -> ReplicaRecord | None:
+        return next((r for r in self.store.replicas(self.name) if r.id == rid), None)
+
+    def _down(self, svc: ServiceRecord, reps: dict[int, ReplicaRecord]) -> None:
+        """``serve down``: drain and tear down every replica; then the service is gone."""
+        if svc.status is not ServiceStatus.SHUTTING_DOWN:
+            self.store.set_service(self.name, status=ServiceStatus.SHUTTING_DOWN, reason="serve down requested")
+        for r in reps.values():
+            if r.status.live:
+                self._set(r, ReplicaStatus.SHUTTING_DOWN, "serve down")
+                self._rep(r.id).cancel.set()
+        fresh = self.store.replicas(self.name)
+        self._sync_lb(fresh)
+        self._dispatch_leaving(fresh, self._cfg(svc.version))
+        busy = any(rep.action is not None for rep in self._reps.values())
+        if not fresh and not busy:
+            self.store.delete_service(self.name)
+            log.info("service %s: every replica torn down; the service is gone", self.name)
+            self.finished = True
+
+    def _service_status(self, svc: ServiceRecord, replicas: Any) -> None:
+        replicas = list(replicas)
+        if any(r.status is ReplicaStatus.READY for r in replicas):
+            want = ServiceStatus.READY
+        elif svc.status in (ServiceStatus.READY, ServiceStatus.NO_REPLICA):
+            want = ServiceStatus.NO_REPLICA
+        elif svc.status is ServiceStatus.FAILED:
+            want = ServiceStatus.FAILED
+        else:
+            want = ServiceStatus.REPLICA_INIT
+        if want is not svc.status:
+            ready = sum(1 for r in replicas if r.status is ReplicaStatus.READY)
+            self.store.set_service(self.name, status=want, reason=f"{ready} replica(s) READY")
+
+    # --- acting (hand to the pool) ------------------------------------------------------
+
+    def _launch(self, r: ReplicaRecord, *, resumed: bool = False) -> None:
+        rep = self._rep(r.id)
+        rep.cancel.clear()
+        task = self._task(r.version)
+        cfg = self._cfg(r.version)
+        options = dict(self._options())
+        options["use_spot"] = bool(r.use_spot)
+        env = {"SKYPLAN_SERVICE": self.name, "SKYPLAN_REPLICA_ID": str(r.id)}
+        ex, runlog, cancel = self.executor, rep.log, rep.cancel
+        avoid = {z: t for z, t in self.avoid.items() if t > self.clock()}
+        replicas = list(self.store.replicas(self.name))
+        now = self.clock()
+        cluster = r.cluster or cluster_name(self.name, r.id)
+
+        def work() -> _Done:
+            try:
+                plan = ex.plan(task, options)
+                if r.use_spot:
+                    from skyplan.serve.reconcile import order_spot
+
+                    plan = order_spot(plan, replicas, avoid, now)
+                placement = ex.launch(cluster, plan, options, runlog, env=env, stop=cancel.is_set)
+                url = ex.endpoint(cluster, int(cfg.port))
+                return _Done(placement, url, _resources_of(task, plan, placement))
+            except BaseException as exc:  # noqa: BLE001 - judged on the loop's thread
+                return _Done(error=exc)
+
+        if resumed and runlog is not None:
+            from skyplan.jobs.logs import note
+
+            note(runlog, "the controller restarted: launching again (converges on a cluster that is up)")
+        self._submit(rep, "launch", work)
+
+    def _dispatch_leaving(self, replicas: Any, cfg: Any) -> None:
+        """Drain and tear down every leaving replica that has nothing in flight."""
+        now = self.clock()
+        for r in replicas:
+            if r.status not in LEAVING:
+                continue
+            rep = self._rep(r.id)
+            if rep.action is not None or (rep.retry_at is not None and now < rep.retry_at):
+                continue
+            rep.retry_at = None
+            if rep.probe is not None:
+                rep.probe = None  # its answer no longer matters
+            drain_s = 0.0 if r.status is ReplicaStatus.PREEMPTED else float(self._cfg(r.version).drain_timeout_s)
+            ex, lb, runlog = self.executor, self.lb, rep.log
+            cluster = r.cluster or cluster_name(self.name, r.id)
+            rid = r.id
+
+            def work(cluster: str = cluster, rid: int = rid, drain_s: float = drain_s,
+                     runlog: RunLog | None = runlog) -> _Done:
+                try:
+                    if drain_s > 0:
+                        drained = lb.wait_drained(rid, drain_s)
+                        if runlog is not None and not drained:
+                            from skyplan.jobs.logs import note
+
+                            note(runlog, f"drain timeout ({drain_s:g} s): requests still in flight are cut")
+                    if runlog is not None:
+                        try:  # the replica's last lines, before its cluster goes
+                            ex.pump_logs(cluster, runlog)
+                        except Exception:  # noqa: BLE001
+                            pass
+                    ex.teardown(cluster)
+                    return _Done()
+                except BaseException as exc:  # noqa: BLE001
+                    return _Done(error=exc)
+
+            self._submit(rep, "teardown", work)
+
+    def _submit(self, rep: _Rep, kind: str, work: Callable[[], _Done]) -> None:
+        rep.kind = kind
+        rep.action = self._pool.submit(work)
+        rep.action.add_done_callback(lambda _f: self._wake.set())
+
+    # --- recording what the pool did ------------------------------------------------------
+
+    def _harvest(self, reps: dict[int, ReplicaRecord]) -> bool:
+        """Record the launches and teardowns that finished. True if anything was recorded."""
+        done = [(rid, rep) for rid, rep in self._reps.items() if rep.action is not None and rep.action.done()]
+        for rid, rep in done:
+            result: _Done = rep.action.result()
+            kind, rep.action = rep.kind, None
+            r = reps.get(rid)
+            if r is None:
+                continue
+            try:
+                if kind == "launch":
+                    self._launched(r, rep, result)
+                else:
+                    self._torn_down(r, rep, result)
+            except Exception:
+                log.exception("service %s: replica %s", self.name, rid)
+        return bool(done)
+
+    def _launched(self, r: ReplicaRecord, rep: _Rep, d: _Done) -> None:
+        now = self.clock()
+        if r.status is not ReplicaStatus.PROVISIONING:
+            return  # drained or failed meanwhile: ``_dispatch_leaving`` tears its cluster down now
+        if d.error is None and d.placement is not None:
+            p = d.placement
+            if p.use_spot:
+                self._spot_failures = 0
+            rep.since, rep.next_probe_at = now, 0.0
+            self._set(r, ReplicaStatus.STARTING, f"up on {_where(p)}; waiting for its probe",
+                      cloud=p.cloud, region=p.region, zone=p.zone, instance_type=p.instance_type,
+                      endpoint=d.endpoint, resources=d.resources or r.resources)
+            return
+        exc = d.error
+        if isinstance(exc, LaunchStopped):
+            self._set(r, ReplicaStatus.SHUTTING_DOWN, "launch stopped")
+            return
+        if isinstance(exc, (ProvisionFailed, NoCandidatesError, PreflightError)):
+            why = f"no resource: {_first_line(exc)}"
+            if r.use_spot:
+                self._spot_failures += 1
+                wait = float(self.settings.spot_retry_s) * min(8, 2 ** (self._spot_failures - 1))
+                self.spot_retry_at = now + wait
+                why += f"; spot tried again in {wait:g} s"
+            self._set(r, ReplicaStatus.FAILED, why)
+            return
+        if isinstance(exc, InputError):
+            self._broken_version = r.version
+            self._set(r, ReplicaStatus.FAILED, f"the task cannot run as written: {_first_line(exc)}")
+            self.store.set_service(self.name, status=ServiceStatus.FAILED,
+                                   reason=f"version {r.version} cannot run as written: {_first_line(exc)} "
+                                          f"(fix it and `skyplan serve update {self.name} SERVICE.yaml`)")
+            return
+        self._set(r, ReplicaStatus.FAILED, f"launch failed: {_first_line(exc)}")
+
+    def _torn_down(self, r: ReplicaRecord, rep: _Rep, d: _Done) -> None:
+        if d.error is not None:
+            rep.retry_at = self.clock() + float(self.settings.teardown_retry_s)
+            why = f"tearing down {r.cluster} failed: {_first_line(d.error)}; tried again in " \
+                  f"{self.settings.teardown_retry_s:g} s"
+            log.error("service %s: replica %s: %s", self.name, r.id, why)
+            self.store.set_replica(self.name, r.id, r.status, why)
+            return
+        if rep.log is not None:
+            from skyplan.jobs.logs import note
+
+            note(rep.log, f"{r.cluster} torn down ({r.status.value.lower()}: {r.reason})")
+        self.store.gone(self.name, r.id)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _set(self, r: ReplicaRecord, status: ReplicaStatus, reason: str, **fields: Any) -> None:
+        self.store.set_replica(self.name, r.id, status, reason, **fields)
+        log.info("service %s: replica %s %s: %s", self.name, r.id, status.value, reason)
+        rep = self._rep(r.id)
+        if rep.log is not None:
+            from skyplan.jobs.logs import note
+
+            note(rep.log, f"replica {r.id}: {status.value}: {reason}")
+
+    def _rep(self, rid: int) -> _Rep:
+        rep = self._reps.get(rid)
+        if rep is None:
+            rep = self._reps[rid] = _Rep()
+            try:
+                if self._open_log is not None:
+                    rep.log = self._open_log(rid)
+                else:
+                    from skyplan.jobs.logs import RunLogFile
+                    from skyplan.serve import paths
+
+                    rep.log = RunLogFile(paths.replica_log(self.name, rid))
+            except Exception:  # noqa: BLE001 - a replica without a log still serves
+                log.exception("service %s: replica %s: no log", self.name, rid)
+        return rep
+
+    def _options(self) -> dict[str, Any]:
+        return dict(self.store.options(self.name) or {})
+
+    def _task(self, version: int) -> Any:
+        if version not in self._tasks:
+            from skyplan.spec import task_from_dict
+
+            self._tasks[version] = task_from_dict(json.loads(self.store.task_json(self.name, version)))
+        return self._tasks[version]
+
+    def _cfg(self, version: int) -> Any:
+        if version not in self._cfgs:
+            from skyplan.serve.config import service_config
+
+            self._cfgs[version] = service_config(self._task(version))
+        return self._cfgs[version]
+
+
+def _task_cloud(task: Any) -> str | None:
+    clouds = {c.cloud for c in task.resources.candidates}
+    return next(iter(clouds)) if len(clouds) == 1 else None
+
+
+def _resources_of(task: Any, plan: Any, p: Placement) -> str:
+    """The RESOURCES line of a placed replica (its candidate's vCPUs)."""
+    vcpus = None
+    for c in getattr(plan, "candidates", ()):
+        if (c.cloud, c.zone or c.region, c.instance_type, bool(c.use_spot)) == \
+                (p.cloud, p.zone or p.region, p.instance_type, bool(p.use_spot)):
+            vcpus = c.vcpus
+            break
+    return resources_line(getattr(task, "num_nodes", 1), p.cloud, p.use_spot, vcpus)
+
+
+def _where(p: Placement | None) -> str:
+    if p is None:
+        return "an unknown placement"
+    place = "/".join(x for x in (p.cloud, p.region, p.zone) if x)
+    return f"{place} ({p.instance_type or '?'}{', spot' if p.use_spot else ''})"
+
+
+__all__ = ["ServeController", "ServeSettings", "Balancer", "cluster_name", "resources_line", "LIVE"]
