@@ -201,8 +201,12 @@ class LoopBalancer:
 def _lb_logger(name: str) -> logging.Logger:
     from skyplan.serve import paths
 
+    paths.service_dir(name, create=True)
     logger = logging.getLogger(f"skyplan.serve.lb.{name}")
     logger.propagate = False
+    for old in list(logger.handlers):  # a daemon started again in one process (tests)
+        logger.removeHandler(old)
+        old.close()
     handler = logging.FileHandler(paths.lb_log(name), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
@@ -253,8 +257,9 @@ class ServeDaemon:
         from skyplan.serve.states import ServiceStatus
 
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig)
+        if threading.current_thread() is threading.main_thread():  # a test runs it in a thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, sig)
         svc = self.store.service(self.name)
         if svc is None:
             log.info("service %s is gone: nothing to do", self.name)
