@@ -247,6 +247,18 @@ class NotFoundError(InputError):
     """A named cluster, job or file does not exist."""
 
 
+class ServeError(InputError):
+    """A service cannot do what was asked in its present state (its name is taken,
+    it is shutting down): nothing was changed."""
+
+
+class ServeControllerError(SkyplanError):
+    """A service's controller did not come up (its load balancer not bound in time),
+    died, or gave up the service: its log says why."""
+
+    exit_code = EXIT_INTERNAL
+
+
 class NodeUnreachable(SkyplanError):
     """A node of a cluster could not be reached to read its task (refused, timed out,
     host key refused): ``logs`` says so instead of printing nothing."""

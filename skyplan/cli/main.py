@@ -711,6 +711,15 @@ def _register_jobs() -> None:
 _register_jobs()
 
 
+def _register_serve() -> None:
+    from skyplan.cli.serve import serve_app
+
+    app.add_typer(serve_app, name="serve")
+
+
+_register_serve()
+
+
 def _terminated(signum, frame):  # noqa: ANN001
     # CI cancels jobs with SIGTERM: clean up exactly as for Ctrl-C.
     raise KeyboardInterrupt

@@ -82,10 +82,13 @@ class ReplicaRecord:
     reason: str = ""  # why it is in its status (one line)
 
     def to_json(self) -> dict[str, object]:
-        """The Contract's replica object."""
+        """The Contract's replica object. ``launched_at`` is ISO-8601 UTC, as every time
+        skyplan's JSON carries (``skyplan.contract.utc_time``), or null before the launch."""
+        from skyplan.contract import utc_time
+
         return {"id": self.id, "version": self.version, "status": self.status.value, "use_spot": self.use_spot,
                 "cloud": self.cloud, "region": self.region, "zone": self.zone, "cluster": self.cluster,
-                "endpoint": self.endpoint, "launched_at": self.launched_at}
+                "endpoint": self.endpoint, "launched_at": utc_time(self.launched_at)}
 
 
 @dataclass(frozen=True)

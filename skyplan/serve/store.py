@@ -33,13 +33,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from skyplan.errors import InputError, NotFoundError
+from skyplan.errors import NotFoundError, ServeError
 from skyplan.jobs.store import Store, metadata
 from skyplan.serve.states import ReplicaRecord, ReplicaStatus, ServeEvent, ServiceRecord, ServiceStatus
 
-__all__ = ["REPLICA_FIELDS", "ServeError", "ServeStore", "cluster_name"]
+__all__ = ["GONE_REASON", "REPLICA_FIELDS", "ServeError", "ServeStore", "cluster_name"]
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+#: The reason of the event ``gone`` records (``serve down`` counts them).
+GONE_REASON = "torn down"
 #: ``set_service``'s "leave it as it is" (None clears a field).
 _KEEP: Any = object()
 
@@ -111,11 +113,6 @@ sa.Index("ix_serve_events_service", serve_events_t.c.service_id, serve_events_t.
 #: Replica fields ``set_replica`` may set besides the status and reason.
 REPLICA_FIELDS = frozenset({"cloud", "region", "zone", "instance_type", "endpoint", "launched_at", "ready_at",
                             "resources", "use_spot", "fallback", "cluster"})
-
-
-class ServeError(InputError):
-    """The service cannot do what was asked in its present state (its name is taken,
-    it is shutting down): nothing was changed (exit 2)."""
 
 
 def cluster_name(service: str, replica_id: int) -> str:
@@ -368,7 +365,7 @@ class ServeStore:
             conn.execute(replicas_t.update().where(replicas_t.c.service_id == row.id,
                                                    replicas_t.c.replica_id == replica_id).values(gone=True, gone_at=now))
             conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=replica_id, at=now,
-                                                        status=rep.status, reason="torn down"))
+                                                        status=rep.status, reason=GONE_REASON))
 
     def replicas(self, name: str, include_gone: bool = False) -> list[ReplicaRecord]:
         """The live service's replicas by id (gone ones only with ``include_gone``)."""
@@ -388,13 +385,25 @@ class ServeStore:
         return [ServeEvent(r.at, r.replica_id, r.status, r.reason) for r in reversed(rows)]
 
     def events_after(self, name: str, after_id: int = 0) -> list[tuple[int, ServeEvent]]:
-        """``(event id, event)`` of the service's events after ``after_id``, oldest first (to follow them)."""
+        """``(event id, event)`` of the service's events after ``after_id``, oldest first (to
+        follow them). Once the service is deleted, the last service of that name: ``serve
+        down`` reads the teardowns recorded just before the deletion."""
         with self._read() as conn:
-            row = self._live(conn, name)
-            rows = conn.execute(sa.select(serve_events_t).where(serve_events_t.c.service_id == row.id,
+            sid = conn.execute(sa.select(services_t.c.id).where(services_t.c.name == name)
+                               .order_by(services_t.c.id.desc()).limit(1)).scalar()
+            if sid is None:
+                raise _not_found(name)
+            rows = conn.execute(sa.select(serve_events_t).where(serve_events_t.c.service_id == sid,
                                                                 serve_events_t.c.id > after_id)
                                 .order_by(serve_events_t.c.id)).all()
         return [(r.id, ServeEvent(r.at, r.replica_id, r.status, r.reason)) for r in rows]
+
+    def last_event_id(self, name: str) -> int:
+        """The id of the live service's newest event (0 without any): follow from there."""
+        with self._read() as conn:
+            row = self._live(conn, name)
+            return int(conn.execute(sa.select(sa.func.max(serve_events_t.c.id))
+                                    .where(serve_events_t.c.service_id == row.id)).scalar() or 0)
 
 
 def _replica(r: Any) -> ReplicaRecord:

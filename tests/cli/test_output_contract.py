@@ -81,9 +81,11 @@ def test_every_output_document_must_carry_the_one_schema_version():
             yield from messages(e.context or ())
 
     for name in output_schema_names():
-        if name in ("task", "pipeline", "plan", "show", "common", "debug-failpoints", "jobs-queue", "jobs-launch"):
-            continue  # input files, plan documents (format_version), the bare lists of issues 8 and 11, and
-            # `jobs launch --json`, whose two keys issue 11's Contract fixes
+        if name in ("task", "pipeline", "plan", "show", "common", "debug-failpoints", "jobs-queue", "jobs-launch",
+                    "serve-up", "serve-status"):
+            continue  # input files, plan documents (format_version), the bare lists of issues 8 and 11,
+            # `jobs launch --json`, whose two keys issue 11's Contract fixes, and `serve up` / `serve status`,
+            # whose shapes issue 12's Contract fixes
         found = list(messages(json_contract.validator(name).iter_errors({})))
         assert any("'schema_version' is a required property" in m for m in found), (name, found)
 
@@ -137,6 +139,26 @@ def test_checker_requires_exactly_one_summary_last_and_the_exit_code_it_states()
     assert problems  # a failed task is exit 7 (and UP needs a placement)
     undocumented = {"event": "error", "error": summary["error"], "schema_version": 1}
     assert json_contract.check(["apply", "t.yaml", "--json"], f"{line(undocumented)}\n{line(summary)}\n", 6)
+
+
+def test_checker_holds_serve_output_to_issue_12s_contract():
+    replica = {"id": 1, "version": 1, "status": "READY", "use_spot": True, "cloud": "sim", "region": "us-east1",
+               "zone": "us-east1-b", "cluster": "serve-web-1", "endpoint": "http://127.0.0.1:5001",
+               "launched_at": "2026-12-02T03:00:00Z"}
+    svc = {"name": "web", "version": 1, "status": "READY", "endpoint": "http://127.0.0.1:4000", "replicas": [replica]}
+    status = ["serve", "status", "web", "--json"]
+    assert json_contract.check(status, json.dumps(svc), 0) == []
+    assert json_contract.check(["serve", "status", "--json"], json.dumps([svc]), 0) == []
+    assert json_contract.check(status, json.dumps({**svc, "replicas": [{**replica, "status": "GONE"}]}), 0)
+    assert json_contract.check(status, json.dumps({**svc, "replicas": [{**replica, "launched_at": 1.5e9}]}), 0)
+    no_zone = {k: v for k, v in replica.items() if k != "zone"}
+    assert json_contract.check(status, json.dumps({**svc, "replicas": [no_zone]}), 0)
+    up = ["serve", "up", "s.yaml", "-n", "web", "--yes", "--detach", "--json"]
+    assert json_contract.check(up, '{"service": "web", "endpoint": "http://127.0.0.1:4000"}', 0) == []
+    assert json_contract.check(up, '{"service": "web", "endpoint": "http://127.0.0.1:4000", "x": 1}', 0)
+    down = {"schema_version": 1, "service": "web", "existed": True, "replicas_torn_down": 2}
+    assert json_contract.check(["serve", "down", "web", "--json"], json.dumps(down), 0) == []
+    assert json_contract.check(["serve", "down", "web", "--json"], json.dumps({**down, "schema_version": 2}), 0)
 
 
 def test_checker_fails_a_json_command_without_a_schema(monkeypatch):
