@@ -111,6 +111,13 @@ class _Attempt:
         self.note = ""
 
 
+class _Response(web.StreamResponse):
+    """Headers held back until the first body bytes or the end (``_forward`` sends them
+    itself when neither has come yet): one send instead of two for most answers."""
+
+    _send_headers_immediately = False
+
+
 class _Failed(Exception):
     """An attempt failed before any response byte: the client may still get a retry."""
 
@@ -415,10 +422,21 @@ class LoadBalancer:
             raise _Failed(exc, 502) from exc
         # From here the client may already have bytes: no retry, and a failure cuts the stream.
         try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                          headers=_response_headers(upstream.headers))
+            response = _Response(status=upstream.status, reason=upstream.reason,
+                                 headers=_response_headers(upstream.headers))
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            content = upstream.content
+            # What already came with the status line leaves with our headers, in one
+            # send (a small answer: all of it); if nothing has, the headers leave now.
+            first = content.read_nowait()
+            if content.at_eof():
+                await response.write_eof(first)
+                return response, False
+            if first:
+                await response.write(first)
+            else:
+                request.writer.send_headers()  # type: ignore[attr-defined]
+            async for chunk in content.iter_any():
                 await response.write(chunk)
             await response.write_eof()
             return response, False
