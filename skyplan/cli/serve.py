@@ -107,9 +107,10 @@ def up(
 
     prep = prepare(service_file, simulate=simulate, catalog=catalog, backend=backend)  # exit 2/3: nothing recorded
     svc_name = service_name(service_file, prep.task, name)
-    if not yes:
-        _confirm_up(prep, svc_name, as_json)
     with _store() as store:
+        store.check_name_free(svc_name)  # before asking
+        if not yes:
+            _confirm_up(prep, svc_name, as_json)
         store.create_service(svc_name, prep.task_json, prep.options)
         _ensure(svc_name)
         endpoint = _wait_endpoint(store, svc_name)
@@ -188,6 +189,10 @@ def _follow_until_ready(store: Any, name: str, *, out: Any) -> int:
             for eid, e in store.events_after(name, last):
                 last = eid
                 _print(out, event_line(name, e))
+            if svc.controller_pid is not None and not _alive(svc.controller_pid):
+                _print(out, f"The controller of '{name}' is not running: starting it again.")
+                store.set_service(name, controller_pid=None)  # the new one records its own
+                _ensure(name)
             if svc.status.value == "READY":
                 _print(out, f"Service '{name}' is READY at {svc.endpoint}. `skyplan serve status {name}` shows it.")
                 return 0

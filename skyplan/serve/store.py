@@ -179,14 +179,7 @@ class ServeStore:
         """A new service at version 1 (CONTROLLER_INIT). ServeError when a service of that name exists."""
         now = self.clock()
         with self._write() as (conn, _):
-            old = conn.execute(sa.select(services_t.c.down_requested).where(services_t.c.live_name == name)).first()
-            if old is not None:
-                raise ServeError(
-                    f"a service named '{name}' already exists" + (" and is shutting down" if old.down_requested
-                                                                   else ""),
-                    hint=(f"wait for `skyplan serve down {name}` to finish" if old.down_requested else
-                          f"pick another name (-n), update it (`skyplan serve update {name} FILE`) or take it down "
-                          f"first (`skyplan serve down {name}`)"))
+            self._name_free(conn, name)
             sid = conn.execute(services_t.insert().values(
                 name=name, live_name=name, status=ServiceStatus.CONTROLLER_INIT.value, version=1, endpoint=None,
                 controller_pid=None, down_requested=False, reason="created", options=json.dumps(options, sort_keys=True),
@@ -196,6 +189,22 @@ class ServeStore:
             conn.execute(serve_events_t.insert().values(service_id=sid, replica_id=None, at=now,
                                                         status=ServiceStatus.CONTROLLER_INIT.value, reason="created"))
         return ServiceRecord(name, 1, ServiceStatus.CONTROLLER_INIT, None, now)
+
+    def check_name_free(self, name: str) -> None:
+        """ServeError (with the next step) when a service named ``name`` exists: ``serve up``
+        says so before it asks anything; ``create_service`` checks again in its transaction."""
+        with self._read() as conn:
+            self._name_free(conn, name)
+
+    @staticmethod
+    def _name_free(conn: sa.Connection, name: str) -> None:
+        old = conn.execute(sa.select(services_t.c.down_requested).where(services_t.c.live_name == name)).first()
+        if old is not None:
+            raise ServeError(
+                f"a service named '{name}' already exists" + (" and is shutting down" if old.down_requested else ""),
+                hint=(f"wait for `skyplan serve down {name}` to finish" if old.down_requested else
+                      f"pick another name (-n), update it (`skyplan serve update {name} FILE`) or take it down "
+                      f"first (`skyplan serve down {name}`)"))
 
     def service(self, name: str) -> ServiceRecord | None:
         """The live service ``name`` with its replicas (gone ones left out), or None."""

@@ -295,6 +295,31 @@ def test_up_follows_the_replicas_until_the_service_is_ready(world, monkeypatch: 
     assert "Service 'web' is READY at http://127.0.0.1:4321" in r.stdout
 
 
+def test_up_follow_starts_a_controller_that_died_again(world, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    store, calls, tmp = world
+
+    def ensure(name: str) -> None:
+        calls.append(name)
+        if len(calls) == 1:  # binds, records its pid, dies
+            store.set_service(name, status=ServiceStatus.REPLICA_INIT, endpoint="http://127.0.0.1:4321",
+                              controller_pid=_dead_pid(), reason="controller and load balancer up")
+        else:
+            store.set_service(name, status=ServiceStatus.READY, reason="1 replica(s) READY")
+
+    monkeypatch.setattr(serve_cli, "_ensure", ensure)
+    r = invoke("serve", "up", _service_file(tmp), "-n", "web", "--yes")
+    assert r.exit_code == 0, r.output
+    assert calls == ["web", "web"] and "starting it again" in r.stdout and "is READY" in r.stdout
+
+
+def test_up_refuses_a_name_in_use_before_asking(world) -> None:  # noqa: ANN001
+    store, calls, tmp = world
+    store.create_service("web", "{}", {})
+    r = invoke("serve", "up", _service_file(tmp), "-n", "web")  # no --yes, no terminal: the name is said first
+    assert r.exit_code == 2 and "a service named 'web' already exists" in r.stderr
+    assert "serve update web" in r.stderr and calls == []
+
+
 def test_up_gives_up_on_a_controller_that_never_binds(world, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     store, calls, tmp = world
     monkeypatch.setattr(serve_cli, "START_WAIT_S", 0.3)
