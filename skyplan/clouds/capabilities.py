@@ -58,6 +58,12 @@ class Capabilities:
     #: its VMs mount ("s3", "gcs", "azure"), "program" (its program picks the store per
     #: placement and refuses one it cannot mount), or None: it cannot mount buckets.
     bucket_store: str | None = None
+    #: Its nodes share this machine's network (they run in sandboxes here): a task
+    #: that declares ports gets a free loopback port as ``$SKYPLAN_PORT``, picked as
+    #: its node starts and exported as the node's ``port`` (``nodes[].port``), so
+    #: several replicas of a service can listen at once. Without it the task's
+    #: first declared port is ``$SKYPLAN_PORT``. ``CloudBase.endpoint`` reads either.
+    loopback_ports: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,27 @@ class CloudBase:
 
             return addresses(outputs)
         return []
+
+    def endpoint(self, outputs: Mapping[str, Any], port: int) -> str | None:
+        """The URL of a service replica listening on ``port`` on the head node of a
+        stack that exported ``outputs``, as reached from this machine, or None when
+        the outputs do not say (a stack from before, a cloud whose nodes are not
+        reachable here). ``loopback_ports``: ``http://127.0.0.1:<the node's own
+        port>``; otherwise the head node's address (``node_addresses``: a VM's public
+        IP, an ssh host) with the declared ``port``. Must not raise."""
+        try:
+            if self.capabilities.loopback_ports:
+                nodes = outputs.get("nodes") or []
+                head = next((n for n in nodes if isinstance(n, Mapping) and int(n.get("rank") or 0) == 0), None)
+                own = head.get("port") if head is not None else None
+                return f"http://127.0.0.1:{int(own)}" if own else None
+            addrs = self.node_addresses(outputs)
+            host = str(getattr(addrs[0], "host", "") or "") if addrs else ""
+            if not host or getattr(addrs[0], "transport", "ssh") != "ssh":
+                return None
+            return f"http://[{host}]:{int(port)}" if ":" in host else f"http://{host}:{int(port)}"
+        except (TypeError, ValueError, AttributeError):
+            return None
 
     #: It has a section of its own, under its name, in the config file (``check_config``).
     takes_config: bool = False

@@ -200,7 +200,7 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         disk_size=cand.disk_size,
         ports=tuple(cand.ports),
         labels=dict(cand.labels),
-        envs=dict(task.envs),
+        envs=task_envs(task, cand),
         workdir=workdir,
         file_mounts=task_file_mounts(plan)[0],
         buckets=tuple(b.to_json() for b in task_buckets(task)),
@@ -210,6 +210,17 @@ def request_for(plan: Plan, cand: Candidate, cluster: str, stack: str, scenario:
         secrets=SecretValues(revealed(task)),
         **_entry_asks(plan, cand),
     )
+
+
+def task_envs(task: Any, cand: Candidate) -> dict[str, str]:
+    """The task's envs, and ``SKYPLAN_PORT`` (its first declared port) when the
+    candidate declares ports: the port a service's replica listens on, on every
+    cloud. Clouds whose nodes share this machine give a free loopback port
+    instead, when the node starts (``skyplan.clouds.local.provider.node_props``)."""
+    envs = dict(task.envs)
+    if cand.ports:
+        envs["SKYPLAN_PORT"] = str(cand.ports[0])
+    return envs
 
 
 def _entry_asks(plan: Plan, cand: Candidate) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class Local(CloudBase):
         reruns_in_place=True,
         # Buckets: directories bound at their exact path in a private mount namespace (runner.py).
         bucket_store="dir",
+        # Its nodes are sandboxes here: each task with ports gets its own free loopback port.
+        loopback_ports=True,
     )
 
     def own_offers(self) -> tuple[Offer, ...]:

@@ -32,13 +32,13 @@ if TYPE_CHECKING:
 
 #: What a node needs; all JSON-able. ``root`` is the node's absolute sandbox path.
 INPUT_KEYS = ("root", "cluster", "stack", "task_id", "node_rank", "num_nodes", "workdir", "setup", "run", "envs",
-              "secrets", "revision", "file_mounts", "buckets")
+              "secrets", "revision", "file_mounts", "buckets", "loopback_port")
 #: Inputs whose change re-runs the task on the same node (``update``: the runner
 #: stops it, re-syncs the workdir, starts setup and run again); any other
 #: changed input replaces the node.
-RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts", "buckets")
-#: What create adds (see ``runner.start``).
-OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file")
+RERUN_KEYS = ("workdir", "setup", "run", "envs", "secrets", "revision", "file_mounts", "buckets", "loopback_port")
+#: What create adds (see ``runner.start``); ``port`` only for a task that declares ports.
+OUTPUT_KEYS = ("sandbox", "pid", "pgid", "logs", "status_file", "port")
 
 
 def spec_of(props: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def spec_of(props: dict[str, Any]) -> dict[str, Any]:
         "envs": dict(props.get("envs") or {}),
         "secrets": dict(props.get("secrets") or {}),
         "buckets": list(props.get("buckets") or []),
+        "loopback_port": bool(props.get("loopback_port")),
     }
 
 
@@ -110,6 +111,7 @@ class LocalNode(Resource, module="skyplan", name="LocalNode"):
     pgid: pulumi.Output[int]
     logs: pulumi.Output[dict]
     status_file: pulumi.Output[str]
+    port: pulumi.Output[Optional[int]]
 
     def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(LocalNodeProvider(), name, {**props, **{k: None for k in OUTPUT_KEYS}}, opts)
@@ -128,7 +130,13 @@ def sandbox_root(stack: str, home: str | os.PathLike[str] | None = None) -> Path
 
 
 def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, Any]:
-    """A node's inputs: plain JSON values, absolute paths."""
+    """A node's inputs: plain JSON values, absolute paths.
+
+    A node here shares this machine's network with every other node, so a task
+    that declares ports gets a free loopback port as ``$SKYPLAN_PORT`` instead of
+    its first declared one (``loopback_port``: the runner picks it as the node
+    starts; the node's output ``port``). Only such a task has that input: a node
+    made before it existed sees no change."""
     return {
         "root": str(root.absolute()),
         "cluster": request.cluster,
@@ -137,6 +145,7 @@ def node_props(request: ProvisionRequest, rank: int, root: Path) -> dict[str, An
         "node_rank": rank,
         "num_nodes": max(1, int(request.num_nodes)),
         **task_props(request),
+        **({"loopback_port": True} if request.ports else {}),
     }
 
 
@@ -164,9 +173,12 @@ def task_props(request: ProvisionRequest) -> dict[str, Any]:
 
 
 def export_nodes(request: ProvisionRequest, base: Path, nodes: list[Any], extra: tuple[str, ...] = ()) -> None:
-    """Export the placement and each node; ``extra`` names more node outputs to list."""
+    """Export the placement and each node; ``extra`` names more node outputs to list
+    (and ``port``, the node's loopback port, for a task that declares ports)."""
     import pulumi
 
+    if request.ports:
+        extra = tuple(extra) + ("port",)
     pulumi.export("cloud", request.cloud)
     pulumi.export("region", request.region)
     pulumi.export("zone", request.zone)

@@ -138,9 +138,11 @@ def start(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, An
     source, copied in: see ``mount_path``), setup, run, envs, secrets (these two
     reach the task's environment only: see ``task_env``), node_ips (optional),
     buckets (optional: ``[{"dst", "name", "owner"}]``, see ``launch``; ``owner``:
-    the managed job a bucket made now belongs to, ``ensure_bucket``).
+    the managed job a bucket made now belongs to, ``ensure_bucket``),
+    loopback_port (optional: the task gets a free loopback port as
+    ``SKYPLAN_PORT``, so several nodes of this machine can serve at once).
     Returns the info the provider exports: sandbox, workdir, pid, pgid, logs,
-    status_file. Raises SandboxError.
+    status_file, and ``port`` with ``loopback_port``. Raises SandboxError.
     """
     prepare(root, spec.get("workdir"), spec.get("file_mounts") or {})
     return launch(spec, root)
@@ -234,6 +236,10 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
             "run": spec.get("run") or None,
             "created_at": time.time(),
         }
+        env = _launch_env(spec, root)
+        if spec.get("loopback_port"):
+            node["port"] = _free_port()  # picked as the node starts; the task binds it after
+            env["SKYPLAN_PORT"] = str(node["port"])
         if buckets:
             node["buckets"] = buckets
             # The supervisor refuses to bind in this namespace: only in a private one.
@@ -247,7 +253,7 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
                 [*(namespace_command() if buckets else []),
                  sys.executable, "-I", os.path.abspath(__file__), "supervise", str(root)],
                 cwd=str(workdir),
-                env=_launch_env(spec, root),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=sup_log,
                 stderr=subprocess.STDOUT,
@@ -266,7 +272,16 @@ def launch(spec: Mapping[str, Any], root: str | os.PathLike[str]) -> dict[str, A
         "pgid": proc.pid,
         "logs": log_paths(root),
         "status_file": str(root / "status.json"),
+        **({"port": node["port"]} if "port" in node else {}),
     }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _launch_env(spec: Mapping[str, Any], root: Path) -> dict[str, str]:

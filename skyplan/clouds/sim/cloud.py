@@ -34,6 +34,8 @@ class Sim(CloudBase):
         reruns_in_place=True,
         # Its nodes are the local cloud's sandboxes: buckets are directories here too.
         bucket_store="dir",
+        # Its nodes are sandboxes here: each task with ports gets its own free loopback port.
+        loopback_ports=True,
     )
 
     def __init__(self, target: str | None = None, *, ledger_db: str | None = None) -> None:

@@ -167,6 +167,7 @@ class SimNode(Resource, module="skyplan", name="SimNode"):
     pgid: pulumi.Output[int]
     logs: pulumi.Output[dict]
     status_file: pulumi.Output[str]
+    port: pulumi.Output[Optional[int]]
     ledger_id: pulumi.Output[str]
     created_at: pulumi.Output[float]
     preempt_at: pulumi.Output[Optional[float]]
