@@ -661,6 +661,35 @@ def sim_reset(
         typer.echo(f"Reset {n} counter{'s' if n != 1 else ''}.")
 
 
+@sim_app.command("switch")
+@handle_errors
+def sim_switch(
+    name: str = typer.Argument(..., help="The scenario switch (rules with `switch: NAME` match while it is on)."),
+    state: str = typer.Argument(..., help="on or off.", metavar="on|off"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Turn a scenario switch on or off, for every sim create from now on (e.g. spot
+    capacity gone, then back): kept in the sim ledger of this skyplan home."""
+    from skyplan.cli import views
+    from skyplan.clouds.sim.ledger import set_switch
+    from skyplan.clouds.sim.scenario import SWITCH_NAME
+    from skyplan.errors import UsageError
+
+    if not SWITCH_NAME.match(name):
+        raise UsageError(f"'{name}' is not a switch name", hint="letters, digits, '_', '.' and '-', as in the "
+                                                              "scenario's switches")
+    if state not in ("on", "off"):
+        raise UsageError(f"a switch is 'on' or 'off', not '{state}'", hint=f"skyplan sim switch {name} on")
+    was = set_switch(None, name, state == "on")
+    if as_json:
+        from skyplan.contract import document
+
+        views.write_json(document(switch=name, on=state == "on", was=was))
+    else:
+        before = "" if was is None else f" (was {'on' if was else 'off'})"
+        typer.echo(f"Switch '{name}' is {state}{before}.")
+
+
 def _register_housekeeping() -> None:
     from skyplan.cli.gc import debug_app, gc
 

@@ -2,8 +2,9 @@
 
 Tests and benches count leaks here (``count_live``), and ``skyplan sim ledger
 --json`` lists ``live_resources``. The ledger also keeps the per-rule hit
-counters behind a scenario's ``times: N``: each create runs in a fresh provider
-process, so the count has to live outside the process.
+counters behind a scenario's ``times: N``, and the scenario switches that
+``skyplan sim switch`` sets: each create runs in a fresh provider process, so
+both have to live outside the process.
 
 Writers are many short-lived processes (one dynamic-provider process per engine
 operation, plus tests), so every write is one short ``BEGIN IMMEDIATE``
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_state ON resources(state);
 CREATE INDEX IF NOT EXISTS resources_key ON resources(key);
+CREATE TABLE IF NOT EXISTS switches (
+    name TEXT PRIMARY KEY,           -- a scenario's switch (rules with `switch: NAME`)
+    value INTEGER NOT NULL,          -- 1 on, 0 off
+    set_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_hits (
     scenario TEXT NOT NULL,          -- sha256 of the scenario file
     rule INTEGER NOT NULL,           -- index in rules:
@@ -349,3 +355,30 @@ def reset_hits(db: str | os.PathLike[str] | None = None, scenario: str | None = 
         else:
             cur = conn.execute("DELETE FROM rule_hits WHERE scenario = ?", (scenario,))
         return cur.rowcount
+
+
+# --- scenario switches ------------------------------------------------------------
+
+
+def set_switch(db: str | os.PathLike[str] | None, name: str, on: bool) -> bool | None:
+    """Set switch ``name`` on or off from now on; returns what the ledger held
+    before (None: never set, so the scenario's own start value applied)."""
+    with _write(db) as conn:
+        r = conn.execute("SELECT value FROM switches WHERE name = ?", (name,)).fetchone()
+        conn.execute(
+            "INSERT INTO switches (name, value, set_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value, set_at = excluded.set_at",
+            (name, int(bool(on)), time.time()),
+        )
+    return bool(r["value"]) if r is not None else None
+
+
+def switch(db: str | os.PathLike[str] | None, name: str) -> bool | None:
+    """Switch ``name`` as last set, or None when it never was (a missing ledger is
+    an empty one, and is not created)."""
+    path = _resolve(db)
+    if not path.exists():
+        return None
+    with connect(path) as conn:
+        r = conn.execute("SELECT value FROM switches WHERE name = ?", (name,)).fetchone()
+    return bool(r["value"]) if r is not None else None

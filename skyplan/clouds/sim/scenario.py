@@ -9,7 +9,10 @@ The format is fixed (others write scenarios against it)::
          instance_type: n1-highmem-8, use_spot: false,
          outcome: capacity,     # ok | capacity | quota | auth | invalid | transient | hang
          message: "...",        # optional: the exact provider text
-         times: 2}              # optional: the first N matching attempts only
+         times: 2,              # optional: the first N matching attempts only
+         switch: spot-out}      # optional: matches only while switch spot-out is on
+    switches:                   # optional: each switch's value until `skyplan sim switch NAME on|off`
+      spot-out: on              # on | off
     preemptions:                # used by jobs/serve
       - {cloud: gcp, zone: us-west1-a, after_s: 30}
 
@@ -18,6 +21,13 @@ dynamic-provider process), so ``match`` keeps it in the sim ledger, keyed by
 the scenario file's sha256 and the rule's index. A spent rule stops matching
 and the next rule (or ``default``) decides. For AWS, zones are AZ IDs as in the
 catalog (``use1-az1``).
+
+A switch scripts a change while something runs (spot capacity goes away, then
+comes back): a rule with ``switch: NAME`` matches only while NAME is on. A rule
+may name only a switch that ``switches`` declares, with its value at the start;
+``skyplan sim switch NAME on|off`` flips it from then on. The value set is kept
+in the sim ledger (per ``SKYPLAN_HOME``, like the ``times`` counters), so every
+provider process sees it.
 
 Stdlib, PyYAML and skyplan's own loader only: this module runs inside the
 dynamic provider's process. Files are read through ``skyplan.spec.bounded``
@@ -29,6 +39,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -40,9 +51,12 @@ OUTCOMES = ("ok", "capacity", "quota", "auth", "invalid", "transient", "hang")
 FAILURES = ("capacity", "quota", "auth", "invalid", "transient")
 
 _MATCH_KEYS = ("cloud", "region", "zone", "instance_type", "use_spot")
-_RULE_KEYS = _MATCH_KEYS + ("outcome", "message", "times")
+_RULE_KEYS = _MATCH_KEYS + ("outcome", "message", "times", "switch")
 _PREEMPT_KEYS = _MATCH_KEYS + ("after_s",)
-_TOP_KEYS = ("default", "latency_s", "rules", "preemptions")
+_TOP_KEYS = ("default", "latency_s", "rules", "preemptions", "switches")
+#: A switch's name: what ``skyplan sim switch`` accepts too.
+SWITCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SWITCH_VALUES = {"on": True, "off": False, True: True, False: False}
 
 
 class ScenarioError(SpecError):
@@ -84,6 +98,7 @@ class Rule(_Match):
     outcome: str = "ok"
     message: str | None = None
     times: int | None = None
+    switch: str | None = None  # matches only while this switch is on
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,8 @@ class Scenario:
     latency_s: float = 0.0
     rules: tuple[Rule, ...] = ()
     preemptions: tuple[Preemption, ...] = ()
+    #: (name, on) of every switch, as the file starts it.
+    switches: tuple[tuple[str, bool], ...] = ()
     #: sha256 of the file's bytes: the key of the ``times`` counters.
     sha256: str = ""
     source: str | None = None
@@ -231,9 +248,32 @@ class _Validator:
         latency = 0.0
         if "latency_s" in doc:
             latency = self.number(doc["latency_s"], "$.latency_s", "latency_s") or 0.0
+        switches = self.switches(doc.get("switches"))
         rules = tuple(r for r in self.items(doc, "rules", self.rule) if r is not None)
+        for i, rule in enumerate(rules):
+            if rule.switch is not None and rule.switch not in dict(switches):
+                self.err(f"$.rules[{i}].switch", f"switch '{rule.switch}' is not declared under switches "
+                         f"(add `switches: {{{rule.switch}: off}}`)",
+                         (difflib.get_close_matches(rule.switch, [n for n, _ in switches], n=1) or [None])[0])
         pre = tuple(p for p in self.items(doc, "preemptions", self.preemption) if p is not None)
-        return Scenario(default, latency, rules, pre, digest, self.source)
+        return Scenario(default, latency, rules, pre, switches, digest, self.source)
+
+    def switches(self, value: Any) -> tuple[tuple[str, bool], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.err("$.switches", f"switches must be a mapping of names to on or off, not {type(value).__name__}")
+            return ()
+        out = []
+        for name, state in value.items():
+            path = f"$.switches.{name}"
+            if not isinstance(name, str) or not SWITCH_NAME.match(name):
+                self.err(path, f"a switch name is letters, digits, '_', '.' and '-', not {name!r}", at_key=True)
+            elif not isinstance(state, (bool, str)) or state not in _SWITCH_VALUES:
+                self.err(path, f"a switch is on or off, not {state!r}")
+            else:
+                out.append((name, _SWITCH_VALUES[state]))
+        return tuple(out)
 
     def items(self, doc: dict, key: str, build) -> list:
         value = doc.get(key)
@@ -281,6 +321,9 @@ class _Validator:
             message = self.string(item["message"], f"{path}.message", "message")
             if outcome in ("ok", "hang"):
                 self.err(f"{path}.message", f"message is only used by failure outcomes ({', '.join(FAILURES)})")
+        switch = None
+        if "switch" in item:
+            switch = self.string(item["switch"], f"{path}.switch", "switch")
         times = None
         if "times" in item:
             t = item["times"]
@@ -290,7 +333,7 @@ class _Validator:
                 times = t
         if len(self.diagnostics) > n or outcome is None:
             return None
-        return Rule(**fields, outcome=outcome, message=message, times=times)
+        return Rule(**fields, outcome=outcome, message=message, times=times, switch=switch)
 
     def preemption(self, item: dict, path: str) -> Preemption | None:
         n = len(self.diagnostics)
@@ -315,10 +358,13 @@ def decide(scenario: Scenario, placement: Any, *, db: str | os.PathLike[str] | N
     ``placement`` is a ProvisionRequest or a mapping with the keys cloud, region,
     zone, instance_type, use_spot. A rule with ``times`` takes one hit from the
     ledger at ``db`` each time it decides; ``count=False`` looks without taking
-    (a spent rule is then still skipped).
+    (a spent rule is then still skipped). A rule with ``switch`` is skipped while
+    that switch is off (``switch_on``).
     """
     for i, rule in enumerate(scenario.rules):
         if not rule.matches(placement):
+            continue
+        if rule.switch is not None and not switch_on(scenario, rule.switch, db=db):
             continue
         if rule.times is not None:
             from skyplan.clouds.sim import ledger
@@ -330,6 +376,15 @@ def decide(scenario: Scenario, placement: Any, *, db: str | os.PathLike[str] | N
                 continue
         return Decision(rule.outcome, rule.message, i)
     return Decision(scenario.default, None, None)
+
+
+def switch_on(scenario: Scenario, name: str, *, db: str | os.PathLike[str] | None = None) -> bool:
+    """Whether switch ``name`` is on: as last set in the ledger at ``db`` (``skyplan
+    sim switch``), else as the scenario's ``switches`` start it (off if it has none)."""
+    from skyplan.clouds.sim import ledger
+
+    value = ledger.switch(db, name)
+    return value if value is not None else dict(scenario.switches).get(name, False)
 
 
 def match(scenario: Scenario, placement: Any, *, db: str | os.PathLike[str] | None = None) -> tuple[str, str | None]:
