@@ -21,8 +21,9 @@ Contract:
 - **Retry.** A request whose replica fails before any response byte (connect
   error or timeout, reset, EOF before the status line) is retried once, on a
   *different* READY replica, when its method is idempotent (GET HEAD OPTIONS PUT
-  DELETE TRACE) and its body has not started to be read. Otherwise the client gets
-  ``502`` (``504`` for a connect timeout). aiohttp's own silent resend of an
+  DELETE TRACE) and its body has not started to be read; any method is retried so
+  when the connection to the replica could not even be made (nothing was sent).
+  Otherwise the client gets ``502`` (``504`` for a connect timeout). aiohttp's own silent resend of an
   idempotent request on a fresh connection to the *same* replica is turned off:
   the one retry goes elsewhere.
 - **No READY replica** -> ``503`` with the one-line body ``no ready replica`` and
@@ -55,9 +56,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import (
+    ClientConnectorError,
     ClientError,
     ClientSession,
     ClientTimeout,
+    ConnectionTimeoutError,
     DummyCookieJar,
     ServerTimeoutError,
     TCPConnector,
@@ -160,13 +163,13 @@ class LoadBalancer:
         self._failures = 0
         self._session: ClientSession | None = None
         self._runner: web.ServerRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0: a free port); returns the bound port."""
-        self._loop = asyncio.get_running_loop()
+        # No cap on all connections together (each replica has its own); beyond a
+        # replica's cap, requests wait for a pooled connection (backpressure, no timeout).
         connector = TCPConnector(limit=0, limit_per_host=self._per_replica, keepalive_timeout=POOL_KEEPALIVE_S)
         # No total or read timeout: a response may stream for as long as the replica
         # keeps sending. Only establishing the TCP connection is bounded.
@@ -398,7 +401,9 @@ class LoadBalancer:
                 return await self._forward(request, rid, self._ready[rid], attempt)
             except _Failed as failure:
                 attempt.note += f" replica {rid} failed: {_describe(failure.exc)};"
-                if first_failure is None and retryable and not attempt.body_started:
+                # A connection that was never made carried nothing: safe to retry for any method.
+                unsent = isinstance(failure.exc, (ClientConnectorError, ConnectionTimeoutError))
+                if first_failure is None and (retryable or unsent) and not attempt.body_started:
                     first_failure = failure
                     continue
                 return _error(failure.status, f"replica {rid} failed before responding"), True

@@ -357,6 +357,18 @@ def test_a_post_is_not_retried_and_gets_502() -> None:
     run(body, "reset", "ok", policy="round_robin")
 
 
+def test_a_post_whose_connection_could_not_be_made_is_retried_elsewhere() -> None:
+    """Nothing reached the replica (connection refused): safe for any method."""
+
+    async def body(s: Setup) -> None:
+        s.lb.set_ready({1: dead_url(), 2: s.replicas[0].url})
+        results = [await s.get("/who", "POST", data=b"payload") for _ in range(4)]
+        assert results == [(200, "r1")] * 4 and len(s.replicas[0].hits) == 4
+        assert s.lb.metrics().failures == 0
+
+    run(body, "ok", policy="round_robin")
+
+
 def test_the_retry_happens_once_only() -> None:
     async def body(s: Setup) -> None:
         first, second, good = s.replicas
