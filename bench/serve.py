@@ -1,8 +1,8 @@
 """The serve load balancer's figures, on loopback, with a bounded load. Prints figures;
 asserts nothing about time.
 
-    .venv/bin/python bench/serve.py [--part latency,throughput,drain,kill] [--rate 200] [--seconds 10]
-                                    [--concurrency 32] [--json]
+    .venv/bin/python bench/serve.py [--part latency,throughput,drain,kill,replicas] [--rate 200] [--seconds 10]
+                                    [--concurrency 32] [--poll-s 1] [--json]
 
 Processes: two replica HTTP servers (aiohttp, ``GET /`` -> ``ok``, ``GET /sleep?ms=N``),
 each in its own process; the ``skyplan.serve.lb.LoadBalancer`` in its own process, driven
@@ -25,8 +25,18 @@ while the loop serves); the load generator is this process.
    any response byte are retried on another replica. Prints the failed requests (target 0
    for GET) and the retries the proxy logged.
 
-Parts are functions over a ``Fleet`` (replicas + the proxy process): later parts
-(preemption through the controller, a rolling update) can be added the same way.
+5. **replicas**: the whole service through the controller process and the real engine on
+   ``sim`` (``serve up`` / ``serve update`` / ``serve down`` through the CLI; replicas are
+   ``tests/fixtures/serve/replica.py``; seed 002's policy: spot with dynamic on-demand
+   fallback, 1 to 2 replicas), under ``--rate`` (at most 40) requests/s of ``/slow?ms=50``:
+   a spot replica preempted (``sim preempt``): how long until it is out of the READY set,
+   until 2 replicas are READY again (full capacity, the fallback), until 2 spot replicas
+   are; a rolling update (duration, most live replicas); a scale-down when the rate drops
+   to a quarter. Failed requests during each (target 0). ``--poll-s`` is the controller's
+   probe interval.
+
+Parts 1-4 are functions over a ``Fleet`` (replicas + the proxy process); part 5 runs its own
+skyplan home under the temporary directory.
 """
 
 from __future__ import annotations
@@ -367,9 +377,201 @@ def kill(fleet: Fleet, rate: float, seconds: float) -> dict[str, Any]:
             "retried_on_another_replica": fleet.retries_logged() - before, "target_failed": 0}
 
 
+# --- replicas: preemption, update and scale-down under load (the controller, the engine, sim) -------
+
+#: The replica every service of this part runs (the engine tests' own).
+REPLICA = ROOT / "tests" / "fixtures" / "serve" / "replica.py"
+
+SERVICE = """\
+name: bench
+service:
+  readiness_probe:
+    path: /health
+    initial_delay_seconds: 120
+    timeout_seconds: 2
+  replica_policy:
+    min_replicas: 1
+    max_replicas: 2
+    target_qps_per_replica: {target_qps}
+    upscale_delay_seconds: 1
+    downscale_delay_seconds: 5
+    dynamic_ondemand_fallback: true
+resources:
+  cloud: gcp
+  region: us-central1
+  instance_type: e2-standard-2
+  ports: 8081
+  use_spot: true
+envs:
+  VERSION: '{version}'
+run: exec python3 {replica}
+"""
+
+
+class Traffic:
+    """A fixed rate of GETs through the endpoint (loopback), each one's start, end and
+    outcome kept; the rate can change while it runs."""
+
+    def __init__(self, url: str, rate: float, workers: int = 32) -> None:
+        import concurrent.futures as cf
+        import threading
+
+        self.url = url
+        self.rate = rate
+        self.done: list[tuple[float, float, bool, str]] = []  # (start, end, ok, what)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pool = cf.ThreadPoolExecutor(max_workers=workers)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _one(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        t0 = time.time()
+        try:
+            with opener.open(self.url, timeout=30) as resp:
+                resp.read()
+                ok, what = resp.status == 200, str(resp.status)
+        except urllib.error.HTTPError as exc:
+            ok, what = False, str(exc.code)
+        except Exception as exc:  # noqa: BLE001 - a failed request, counted
+            ok, what = False, type(exc).__name__
+        with self._lock:
+            self.done.append((t0, time.time(), ok, what))
+
+    def _run(self) -> None:
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            self._pool.submit(self._one)
+            nxt += 1.0 / self.rate
+            self._stop.wait(max(0.0, nxt - time.monotonic()))
+
+    def between(self, t0: float, t1: float) -> tuple[int, int, list[str]]:
+        """(requests, failed, what failed) among those started in [t0, t1]."""
+        with self._lock:
+            sel = [d for d in self.done if t0 <= d[0] <= t1]
+        bad = [d[3] for d in sel if not d[2]]
+        return len(sel), len(bad), sorted(set(bad))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._pool.shutdown(wait=True)
+
+
+def replicas(base: Path, rate: float, poll_s: float) -> dict[str, object]:
+    """Seed 002's policy (spot with dynamic on-demand fallback), 2 replicas under
+    ``rate`` requests/s of ``/slow?ms=50``: a spot replica preempted (failed requests;
+    time to 2 READY again, and to 2 spot READY), a rolling update (failed requests,
+    duration, never more than 3 replicas), a scale-down to 1 when the rate drops
+    below one replica's target (failed requests)."""
+    from skyplan.clouds.sim.preempt import preempt_cluster
+    from skyplan.serve.store import ServeStore
+
+    home = base / "serve-replicas"
+    home.mkdir()
+    saved = dict(os.environ)
+    os.environ.update({"SKYPLAN_HOME": str(home), "SKYPLAN_JOBS_DB_URL": f"sqlite:///{home / 'jobs.db'}",
+                       "SKYPLAN_SERVE_POLL_S": str(poll_s), "SKYPLAN_SERVE_LB_WINDOW_S": "4",
+                       "SKYPLAN_SERVE_SPOT_RETRY_S": "2"})
+    scenario = home / "scenario.yaml"
+    scenario.write_text("default: ok\nlatency_s: 0\n")
+    target_qps = max(1.0, rate * 0.75)  # the rate wants 2 replicas; a quarter of it wants 1
+
+    def service(version: int) -> Path:
+        p = home / f"bench-v{version}.yaml"
+        p.write_text(SERVICE.format(target_qps=target_qps, version=version, replica=REPLICA))
+        return p
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "skyplan", *args], capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise SystemExit(f"skyplan {' '.join(args)}: {r.stderr}")
+        return r.stdout
+
+    store = ServeStore()
+
+    def reps() -> list:
+        return store.replicas("bench")
+
+    def wait(cond, what: str, deadline_s: float = 300.0):  # noqa: ANN001, ANN202
+        end = time.monotonic() + deadline_s
+        while True:
+            got = cond()
+            if got:
+                return got
+            if time.monotonic() > end:
+                raise SystemExit(f"timed out waiting for {what}: {[(r.id, r.status.value) for r in reps()]}")
+            time.sleep(0.05)
+
+    def ready(spot: bool | None = None, version: int | None = None) -> list:
+        return [r for r in reps() if r.status.value == "READY" and (spot is None or r.use_spot is spot)
+                and (version is None or r.version == version)]
+
+    out: dict[str, object] = {"rate_rps": rate, "poll_s": poll_s}
+    traffic = None
+    try:
+        endpoint = json.loads(cli("serve", "up", str(service(1)), "-n", "bench", "--simulate", str(scenario),
+                                  "--yes", "--detach", "--json"))["endpoint"]
+        wait(lambda: ready(), "a READY replica")
+        traffic = Traffic(endpoint + "/slow?ms=50", rate)
+        wait(lambda: len(ready(spot=True)) == 2 and len(reps()) == 2, "2 spot READY under load")
+        time.sleep(2)
+        # 1. preemption
+        victim = ready(spot=True)[0]
+        t0 = time.time()
+        preempt_cluster(victim.cluster)
+        wait(lambda: victim.id not in {r.id for r in ready()}, "the victim out")
+        t_out = time.time()
+        wait(lambda: len(ready()) == 2, "2 READY again")
+        t_full = time.time()
+        wait(lambda: len(ready(spot=True)) == 2 and len(reps()) == 2, "2 spot READY again", 600)
+        t_spot = time.time()
+        n, bad, what = traffic.between(t0, t_spot)
+        out["preemption"] = {"out_of_ready_set_s": round(t_out - t0, 2), "full_capacity_s": round(t_full - t0, 2),
+                             "spot_again_s": round(t_spot - t0, 2), "requests": n, "failed": bad, "errors": what}
+        # 2. rolling update
+        live_max = 0
+        t1 = time.time()
+        cli("serve", "update", "bench", str(service(2)), "--yes", "--json")
+
+        def rolled() -> bool:
+            nonlocal live_max
+            rs = reps()
+            live_max = max(live_max, sum(1 for r in rs if r.status.live))
+            return len([r for r in rs if r.version == 2 and r.status.value == "READY"]) == 2 and \
+                all(r.version == 2 for r in rs)
+
+        wait(rolled, "version 2 rolled out", 600)
+        t2 = time.time()
+        n, bad, what = traffic.between(t1, t2)
+        out["update"] = {"duration_s": round(t2 - t1, 2), "max_live_replicas": live_max, "requests": n,
+                         "failed": bad, "errors": what}
+        # 3. scale-down: a quarter of the rate wants one replica
+        traffic.rate = rate / 4
+        t3 = time.time()
+        wait(lambda: len(reps()) == 1 and len(ready()) == 1, "scaled down to 1", 600)
+        t4 = time.time()
+        n, bad, what = traffic.between(t3, t4)
+        out["scale_down"] = {"duration_s": round(t4 - t3, 2), "requests": n, "failed": bad, "errors": what}
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        try:
+            cli("serve", "down", "bench", "--yes", "--json")
+        finally:
+            store.close()
+            os.environ.clear()
+            os.environ.update(saved)
+    return out
+
+
 # --- the command -----------------------------------------------------------------------------
 
-PARTS = ("latency", "throughput", "drain", "kill")
+PARTS = ("latency", "throughput", "drain", "kill", "replicas")
 
 
 def main() -> int:
@@ -384,6 +586,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=200.0, help="latency: pairs/s; drain, kill: requests/s")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--poll-s", type=float, default=1.0, help="replicas: the controller's probe interval "
+                    "(SKYPLAN_SERVE_POLL_S)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     parts = [p for p in args.part.split(",") if p]
@@ -394,6 +598,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="skyplan-bench-serve-") as tmp:
         for part in parts:
             (Path(tmp) / part).mkdir()
+            if part == "replicas":  # the controller's path: no Fleet, the engine on sim
+                out[part] = replicas(Path(tmp) / part, min(args.rate, 40.0), args.poll_s)
+                _print_part(part, out[part], args.json)
+                continue
             fleet = Fleet(Path(tmp) / part)
             try:
                 if part == "latency":
@@ -434,6 +642,17 @@ def _print_part(name: str, d: dict[str, Any], as_json: bool) -> None:
         print(f"scale-down with drain under {d['rate']:.0f} req/s of {d['request']} for {d['seconds']:.0f} s: "
               f"{d['failed']} failed of {d['sent']} (target 0); {json.dumps(d['events'])}"
               + (f"; e.g. {d['failure_samples']}" if d["failed"] else ""))
+    elif name == "replicas":
+        p, u, sd = d["preemption"], d["update"], d["scale_down"]
+        print(f"replicas through the controller (sim, real engine; {d['rate_rps']:.0f} req/s of GET /slow?ms=50, "
+              f"probe every {d['poll_s']:g} s):")
+        print(f"  spot replica preempted: out of the READY set after {p['out_of_ready_set_s']:.2f} s, full capacity "
+              f"again after {p['full_capacity_s']:.2f} s (on-demand fallback), spot again after "
+              f"{p['spot_again_s']:.2f} s; {p['failed']} failed of {p['requests']} (target 0) {p['errors'] or ''}")
+        print(f"  rolling update: {u['duration_s']:.2f} s, at most {u['max_live_replicas']} live replicas (max 2 + "
+              f"surge 1); {u['failed']} failed of {u['requests']} (target 0) {u['errors'] or ''}")
+        print(f"  scale-down 2 -> 1 (rate / 4): {sd['duration_s']:.2f} s; {sd['failed']} failed of {sd['requests']} "
+              f"(target 0) {sd['errors'] or ''}")
     else:
         print(f"replica SIGKILLed while in the set under {d['rate']:.0f} req/s of {d['request']} for "
               f"{d['seconds']:.0f} s: {d['failed']} failed of {d['sent']} (target 0); "
