@@ -66,6 +66,9 @@ log = logging.getLogger("skyplan.serve.controller")
 POLL_WAIT_S = 2.0
 #: Seconds the loop sleeps at most between two passes when nothing wakes it.
 MAX_NAP_S = 1.0
+#: Seconds a replica plan is reused for the next launches of its version and market (the
+#: capacity memory it ranks with changes as launches fail and replicas are preempted).
+PLAN_TTL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ class ServeController:
         self._wake = threading.Event()
         self._tasks: dict[int, Any] = {}  # version -> parsed Task
         self._cfgs: dict[int, Any] = {}  # version -> ServiceConfig
+        self._plans: dict[tuple[int, bool], tuple[float, Any]] = {}  # (version, spot) -> (when, Plan)
         self._pushed: dict[int, str] | None = None
         self._scaler: Any = None
         self._resumed = False
@@ -503,14 +507,35 @@ class ServeController:
         for want in decision.launch:
             task = self._task(want.version)
             spot = bool(want.use_spot)
-            cloud = _task_cloud(task)
+            plan = self._plan(int(want.version), spot)
+            first = plan.candidates[0] if plan is not None and plan.candidates else None
+            # RESOURCES as the seed shows it from PROVISIONING on: the first candidate's cloud and size
+            # (the placement's, once up).
+            resources = resources_line(task.num_nodes, first.cloud if first else _task_cloud(task), spot,
+                                       first.vcpus if first else None)
             r = self.store.add_replica(self.name, version=int(want.version), use_spot=spot,
-                                       fallback=bool(want.fallback),
-                                       resources=resources_line(task.num_nodes, cloud, spot))
+                                       fallback=bool(want.fallback), resources=resources)
             what = "spot" if spot else ("on-demand fallback" if want.fallback else "on-demand")
             self.store.set_replica(self.name, r.id, ReplicaStatus.PROVISIONING, f"launching a {what} replica "
                                    f"(version {want.version})", launched_at=now)
-            self._launch(self.store_replica(r.id) or r)
+            self._launch(self.store_replica(r.id) or r, plan=plan)
+
+    def _plan(self, version: int, spot: bool) -> Any:
+        """The plan of a version's replicas in one market, reused for ``PLAN_TTL_S`` (a scale-up
+        plans once); None when it cannot be made here (the launch plans again and reports why)."""
+        key = (version, spot)
+        now = self.clock()
+        hit = self._plans.get(key)
+        if hit is not None and now - hit[0] < PLAN_TTL_S:
+            return hit[1]
+        options = dict(self._options())
+        options["use_spot"] = spot
+        try:
+            plan = self.executor.plan(self._task(version), options)
+        except Exception:  # noqa: BLE001 - NoCandidatesError and the like: the launch says it
+            return None
+        self._plans[key] = (now, plan)
+        return plan
 
     def store_replica(self, rid: int) -> ReplicaRecord | None:
         return next((r for r in self.store.replicas(self.name) if r.id == rid), None)
@@ -548,7 +573,7 @@ class ServeController:
 
     # --- acting (hand to the pool) ------------------------------------------------------
 
-    def _launch(self, r: ReplicaRecord, *, resumed: bool = False) -> None:
+    def _launch(self, r: ReplicaRecord, *, resumed: bool = False, plan: Any = None) -> None:
         rep = self._rep(r.id)
         rep.cancel.clear()
         task = self._task(r.version)
@@ -562,9 +587,11 @@ class ServeController:
         now = self.clock()
         cluster = r.cluster or cluster_name(self.name, r.id)
 
+        planned = plan
+
         def work() -> _Done:
             try:
-                plan = ex.plan(task, options)
+                plan = planned if planned is not None else ex.plan(task, options)
                 if r.use_spot:
                     from skyplan.serve.reconcile import order_spot
 

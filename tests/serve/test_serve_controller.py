@@ -142,6 +142,7 @@ def test_provisioning_is_recorded_before_the_launch_runs(world_of) -> None:
     w.clock.t += 1
     w.ctl.step()  # the launch waits on the gate: the store already says PROVISIONING
     assert w.status() == {1: "PROVISIONING"}
+    assert w.replicas()[0].resources == "1x fake(vCPU=4)"  # the plan's first candidate, before it is up
     assert w.ex.ops("serve-web-1") == ["launch"]
     w.ex.gate.set()
     w.until(lambda: w.ready() == [1], "READY")
