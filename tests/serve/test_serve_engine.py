@@ -445,3 +445,45 @@ def test_a_request_whose_replica_dies_mid_request_is_retried_on_another(serve: S
                                                         for e in serve.events())
     serve.down()
     serve.assert_nothing_left()
+
+
+# --- a controller killed and started again ----------------------------------------------------------
+
+
+def test_a_sigkilled_controller_comes_back_on_its_endpoint_with_its_ready_replicas(serve: Serve) -> None:
+    from skyplan.serve.store import ServeStore
+
+    endpoint = serve.up(service_yaml("    min_replicas: 2\n", spot=False))
+    doc = serve.wait(lambda d: len(ready(d)) == 2, "two READY")
+    with ServeStore() as s:
+        pid = s.service("web").controller_pid
+    os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    # ``serve status`` starts a controller again; it binds the same endpoint and, having
+    # probed both replicas first, serves them without relaunching anything.
+    serve.status()
+    end = time.monotonic() + 60
+    while True:
+        try:
+            code, body = _get(endpoint + "/", timeout=2)
+            if code == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < end, serve.controller_log()[-4000:]
+        time.sleep(0.1)
+    after = serve.wait(lambda d: len(ready(d)) == 2, "two READY after the restart")
+    assert after["endpoint"] == endpoint
+    assert [r["id"] for r in after["replicas"]] == [r["id"] for r in doc["replicas"]] == [1, 2]
+    with ServeStore() as s:
+        assert s.service("web").controller_pid != pid
+    launches = [e for e in serve.events() if e.status == "PROVISIONING"]
+    assert len(launches) == 2  # none after the restart
+    serve.down()
+    serve.assert_nothing_left()
