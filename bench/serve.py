@@ -528,10 +528,12 @@ def replicas(base: Path, rate: float, poll_s: float) -> dict[str, object]:
         t_out = time.time()
         wait(lambda: len(ready()) == 2, "2 READY again")
         t_full = time.time()
+        by = "the on-demand fallback" if any(not r.use_spot for r in ready()) else "spot"
         wait(lambda: len(ready(spot=True)) == 2 and len(reps()) == 2, "2 spot READY again", 600)
         t_spot = time.time()
         n, bad, what = traffic.between(t0, t_spot)
         out["preemption"] = {"out_of_ready_set_s": round(t_out - t0, 2), "full_capacity_s": round(t_full - t0, 2),
+                             "full_capacity_by": by,
                              "spot_again_s": round(t_spot - t0, 2), "requests": n, "failed": bad, "errors": what}
         # 2. rolling update
         live_max = 0
@@ -647,7 +649,7 @@ def _print_part(name: str, d: dict[str, Any], as_json: bool) -> None:
         print(f"replicas through the controller (sim, real engine; {d['rate_rps']:.0f} req/s of GET /slow?ms=50, "
               f"probe every {d['poll_s']:g} s):")
         print(f"  spot replica preempted: out of the READY set after {p['out_of_ready_set_s']:.2f} s, full capacity "
-              f"again after {p['full_capacity_s']:.2f} s (on-demand fallback), spot again after "
+              f"again after {p['full_capacity_s']:.2f} s ({p['full_capacity_by']}), spot again after "
               f"{p['spot_again_s']:.2f} s; {p['failed']} failed of {p['requests']} (target 0) {p['errors'] or ''}")
         print(f"  rolling update: {u['duration_s']:.2f} s, at most {u['max_live_replicas']} live replicas (max 2 + "
               f"surge 1); {u['failed']} failed of {u['requests']} (target 0) {u['errors'] or ''}")
