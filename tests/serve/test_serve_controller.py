@@ -163,6 +163,12 @@ def test_a_preempted_spot_replica_leaves_the_ready_set_at_once_and_its_zone_is_a
     assert "PREEMPTED" in w.history(1)
     assert "teardown" in w.ex.ops("serve-web-1")
     assert zone in w.ctl.avoid
+    # ... and in the capacity memory every plan reads (spot only, for a while).
+    from skyplan.provision.memory import for_planning
+
+    rec = next(r for r in for_planning().records if r.code == "preempted")
+    assert (rec.pattern.zone, rec.pattern.use_spot, rec.kind) == (zone, True, "capacity")
+    assert 99 <= (rec.expires_at - rec.at).total_seconds() <= 101  # avoid_s
     # Its replacement spot replica tries the avoided zone last; an on-demand fallback stands in meanwhile.
     spot_plans = [p for p in w.ex.plans[2:] if p and p[0].endswith("/spot")]
     assert spot_plans and spot_plans[0][-1] == f"{zone}/spot", spot_plans
