@@ -289,10 +289,11 @@ class LoadBalancer:
         with self._lock:
             self._prune(now)
             started = sum(count for _, count in self._starts)
-            samples = sorted(ms for _, ms in self._latencies)
+            samples = [ms for _, ms in self._latencies]
             requests, failures = self._requests, self._failures
             inflight = {rid: 0 for rid in self._ids}
             inflight.update(self._inflight)
+        samples.sort()  # outside the lock: the loop records every request under it
         # Early on, requests/s is over the time since start (at least 1 s), not the
         # whole window: a fresh endpoint under load must not read as nearly idle.
         span = max(1.0, min(self.window_s, now - self._started_at))
@@ -375,6 +376,11 @@ class LoadBalancer:
         try:
             response, failed = await self._proxy(request, attempt)
             return response
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client hangs up (or the server stops).
+            failed = False
+            attempt.note += " client went away"
+            raise
         finally:
             end = self._clock()
             self._record_end(end, began, failed)
@@ -426,9 +432,9 @@ class LoadBalancer:
         except (ClientError, OSError) as exc:
             raise _Failed(exc, 502) from exc
         # From here the client may already have bytes: no retry, and a failure cuts the stream.
+        response = _Response(status=upstream.status, reason=upstream.reason,
+                             headers=_response_headers(upstream.headers))
         try:
-            response = _Response(status=upstream.status, reason=upstream.reason,
-                                 headers=_response_headers(upstream.headers))
             await response.prepare(request)
             content = upstream.content
             # What already came with the status line leaves with our headers, in one
@@ -444,6 +450,11 @@ class LoadBalancer:
             async for chunk in content.iter_any():
                 await response.write(chunk)
             await response.write_eof()
+            return response, False
+        except ConnectionResetError:
+            # Writing to the client failed: it went away. Not the replica's fault nor ours.
+            attempt.note += " client went away"
+            upstream.close()
             return response, False
         except (ClientError, asyncio.TimeoutError) as exc:
             # The replica broke off mid-body: the client must see a cut, not a

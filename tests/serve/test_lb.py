@@ -227,6 +227,21 @@ def test_a_replica_that_breaks_off_mid_body_cuts_the_clients_stream() -> None:
     run(body, "ok")
 
 
+def test_a_client_that_leaves_mid_stream_frees_the_replica_and_is_no_failure() -> None:
+    async def body(s: Setup) -> None:
+        replica = s.replicas[0]
+        async with s.session.get(s.url + "/stream") as r:
+            assert await r.content.readexactly(len(b"first;")) == b"first;"
+            assert s.lb.inflight(1) == 1
+            r.close()  # the client hangs up; the replica would send the rest only later
+        await until(lambda: s.lb.inflight(1) == 0)
+        assert s.lb.metrics().failures == 0
+        # The proxy let go of the replica's stream too: a new request is served at once.
+        assert await s.get("/who") == (200, replica.name)
+
+    run(body, "ok")
+
+
 # --- policies --------------------------------------------------------------------------------
 
 
