@@ -374,3 +374,30 @@ def test_probe_of_nothing_listening_is_a_failure() -> None:
     port = s.getsockname()[1]
     s.close()
     assert not probe_url(f"http://127.0.0.1:{port}", _cfg("/health", timeout=1.0))
+
+
+# --- the real executor's endpoint -------------------------------------------------------------------
+
+
+def test_endpoint_asks_the_clusters_cloud_with_its_outputs() -> None:
+    from types import SimpleNamespace
+
+    from skyplan.serve.executor import ProvisionServeExecutor
+
+    asked = []
+
+    class Cloud:
+        def endpoint(self, outputs, port):  # noqa: ANN001, ANN201
+            asked.append((outputs, port))
+            return f"http://127.0.0.1:{outputs['nodes'][0]['port']}" if outputs.get("nodes") else None
+
+    rows = {"up": SimpleNamespace(status="UP", outputs={"nodes": [{"rank": 0, "port": 41234}]}),
+            "bare": SimpleNamespace(status="UP", outputs={}),
+            "down": SimpleNamespace(status="DOWN", outputs={"nodes": [{"rank": 0, "port": 1}]})}
+    inner = SimpleNamespace(_row=rows.get, _runner=lambda row: Cloud())
+    ex = ProvisionServeExecutor(inner)
+    assert ex.endpoint("up", 8081) == "http://127.0.0.1:41234"
+    assert asked[-1] == ({"nodes": [{"rank": 0, "port": 41234}]}, 8081)
+    assert ex.endpoint("bare", 8081) is None  # the outputs do not say: not known yet
+    assert ex.endpoint("down", 8081) is None and ex.endpoint("missing", 8081) is None
+    assert len(asked) == 2  # a cluster that is not up is not asked about
