@@ -33,6 +33,11 @@ added; tested with hypothesis for any replica set):
 * READY replicas <= ``max_replicas + max_surge``;
 * live non-fallback replicas <= ``max_replicas + max_surge``;
 * live fallback replicas <= ``S`` - READY spot replicas of the current version;
+* while replicas of an older version are live (a rolling update), every live
+  replica, fallbacks included, <= ``max_replicas + max_surge`` (given a set
+  within it). Outside an update a fallback stands in for a spot replica that
+  is not READY, so launching spot and fallback replicas may together pass it
+  (seed 002 shows four replicas with ``max_replicas: 3``); READY ones never do;
 * no spot launch while ``now < spot_retry_at``.
 
 ``order_spot(plan, replicas, avoid_zones, now)`` reorders a spot replica's
@@ -165,7 +170,13 @@ def reconcile(cfg: ServiceConfig, version: int, target: int, replicas: Sequence[
     ready_spot = sum(1 for r in spot if _ready(r))
     want_fb = max(0, want_spot - ready_spot) if dynamic else 0
     fb = [r for r in fb if r.id not in drain]
-    launches += [Launch(use_spot=False, version=version, fallback=True)] * max(0, want_fb - len(fb))
+    n_fb = max(0, want_fb - len(fb))
+    if old_kept:
+        # A rolling update: the old READY replicas still serve, so a fallback is launched only
+        # within the cap with every live replica counted (fallbacks too): the update never runs
+        # more than max_replicas + max_surge, and each READY fallback still lets one old replica go.
+        n_fb = min(n_fb, max(0, room - len(fb)))
+    launches += [Launch(use_spot=False, version=version, fallback=True)] * n_fb
     return Decision(launch=tuple(launches), drain=tuple(drain.items()))
 
 

@@ -160,6 +160,30 @@ def test_a_rolling_update_never_exceeds_the_cap_and_keeps_serving(surge):
     assert d.empty and sorted((r.version, r.status) for r in reps) == [(2, R)] * 3
 
 
+@pytest.mark.parametrize("spot_ok", [True, False])
+def test_a_rolling_update_of_a_spot_service_with_fallback_stays_within_the_cap(spot_ok):
+    # Found by bench/serve.py: from two READY old spot replicas an update launched one new spot
+    # replica and two fallbacks (5 live, max 2 + surge 1). Old READY replicas serve meanwhile.
+    cfg = ServiceConfig(port=80, min_replicas=1, max_replicas=2, target_qps=1.0, use_spot=True,
+                        dynamic_fallback=True, max_surge=1)
+    reps = [rep(1, R, spot=True), rep(2, R, spot=True)]
+    retry_at = None if spot_ok else 1.0  # the controller's backoff after a spot launch found no capacity
+    for _ in range(16):
+        d = reconcile(cfg, 2, 2, reps, now=0, spot_retry_at=retry_at)
+        reps = apply(d, reps, 2)
+        check_invariants(cfg, 2, 2, reps)
+        live = [r for r in reps if r.status in LIVE]
+        if any(r.version == 1 for r in live):
+            assert len(live) <= 3, live
+        assert sum(r.status is R for r in reps) >= 2  # capacity kept throughout
+        if d.empty and world(reps, spot_ok) == reps:
+            break
+        reps = world(reps, spot_ok)
+    live = [r for r in reps if r.status in LIVE]
+    assert all(r.version == 2 and r.status is R for r in live) and len(live) == 2
+    assert all(r.fallback != spot_ok for r in live)  # spot when it can be had, else fallbacks
+
+
 def test_an_old_replica_is_drained_only_when_a_new_one_is_ready():
     reps = [od(1, R), od(2, R), od(3, R), od(4, ST, version=2)]
     d = reconcile(dataclasses.replace(ONDEMAND, max_surge=1), 2, 3, reps, now=0)
