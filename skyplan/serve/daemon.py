@@ -105,13 +105,28 @@ def spawn(name: str) -> int:
 
 
 def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs. A controller this process spawned (``serve down``
+    restarting one) is its child: once it exits it stays a zombie until reaped,
+    and ``kill(pid, 0)`` would call it alive, so it is reaped here first; a
+    zombie of another parent is dead too."""
     try:
         if not pid or int(pid) <= 0:
             return False
-        os.kill(int(pid), 0)
+        pid = int(pid)
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return False  # our child, exited (now reaped)
+        except ChildProcessError:
+            pass  # not our child
+        os.kill(pid, 0)
     except (OSError, ValueError):
         return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # no /proc: kill's answer stands
 
 
 def ensure_running(name: str, store: Any = None) -> int:

@@ -4,6 +4,7 @@ controller in its thread, a fake executor whose replicas are real HTTP servers."
 from __future__ import annotations
 
 import http.server
+import os
 import json
 import threading
 import time
@@ -124,3 +125,24 @@ def test_the_daemon_serves_the_ready_replicas_on_its_recorded_endpoint(tmp_path:
     thread.join(30)
     assert not thread.is_alive() and store.service("web") is None
     store.close()
+
+
+def test_a_spawned_controller_that_exited_is_not_alive_though_unreaped():
+    """``serve down`` restarts a dead controller and waits for it to exit: the
+    child it spawned stays a zombie until reaped, which ``kill(pid, 0)`` alone
+    calls alive (down then waited out its whole deadline)."""
+    import subprocess
+    import sys
+    import time
+
+    from skyplan.serve.daemon import _alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # exited, never waited on: a zombie
+        with open(f"/proc/{proc.pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        time.sleep(0.05)
+    assert not _alive(proc.pid)
+    assert _alive(os.getpid())
