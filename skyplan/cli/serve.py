@@ -112,6 +112,9 @@ def up(
         if not yes:
             _confirm_up(prep, svc_name, as_json)
         store.create_service(svc_name, prep.task_json, prep.options)
+        from skyplan.serve import paths
+
+        paths.retire(svc_name)  # an earlier service's logs of this name: not mixed with this one's
         _ensure(svc_name)
         endpoint = _wait_endpoint(store, svc_name)
         if as_json:

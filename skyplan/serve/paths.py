@@ -22,6 +22,27 @@ def service_dir(name: str, *, create: bool = False) -> Path:
     return path
 
 
+def retire(name: str) -> Path | None:
+    """Move the files of an earlier service of this name (down, deleted) to
+    ``serve/.previous/<name>-<UTC time>/``, so a new service's ``replica-1.log``
+    is not appended to the old one's (replica ids start again at 1). Called only
+    once the name is free: no controller of the old service runs. The new place,
+    or None when there was nothing."""
+    import time
+
+    path = service_dir(name)
+    if not path.is_dir() or not any(path.iterdir()):
+        return None
+    dest = path.parent / ".previous" / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = dest.with_name(f"{dest.name.split('.')[0]}.{n}")
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.rename(dest)
+    return dest
+
+
 def controller_log(name: str) -> Path:
     return service_dir(name) / "controller.log"
 

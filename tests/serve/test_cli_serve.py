@@ -277,6 +277,21 @@ def test_up_detach_json_is_the_contract(world, monkeypatch: pytest.MonkeyPatch) 
     assert r.exit_code == 2 and "already exists" in r.stderr
 
 
+def test_up_moves_an_earlier_services_files_of_the_same_name_aside(world, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    # Found trying it: after `serve down web`, a new `serve up -n web` appended to the old replica-1.log.
+    from skyplan.serve import paths
+
+    store, calls, tmp = world
+    old = paths.service_dir("web", create=True) / "replica-1.log"
+    old.write_text("the earlier service's replica 1\n")
+    monkeypatch.setattr(serve_cli, "_ensure", _binding_controller(store, calls))
+    r = invoke("serve", "up", _service_file(tmp), "-n", "web", "--yes", "--detach", "--json")
+    assert r.exit_code == 0, r.output
+    assert not old.exists()
+    moved = list((paths.service_dir("web").parent / ".previous").glob("web-*/replica-1.log"))
+    assert [p.read_text() for p in moved] == ["the earlier service's replica 1\n"]
+
+
 def test_up_follows_the_replicas_until_the_service_is_ready(world, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     store, calls, tmp = world
 
