@@ -16,18 +16,28 @@ daemon's adapter over ``lb.LoadBalancer``). One pass (``step``), in order:
      STARTING -> READY; READY -> NOT_READY; a spot replica the cloud says is
      stopped or gone -> PREEMPTED (its zone avoided for a while); a task that
      ended, a node gone, STARTING past the probe's initial delay, NOT_READY for
-     too long -> FAILED;
+     too long -> FAILED. A failure of the replica's own (not a preemption, a
+     node the cloud took, or no capacity) spends its version's failure budget
+     (``budget.py``): the replacement backs off, and a version that fails
+     ``max_failures`` times in a row with no replica ever READY is given up;
   5. the READY set is pushed to the load balancer at once when it changed;
   6. ``serve down``: every replica is drained and torn down, then the service
      is gone and the loop ends;
-  7. the autoscaler's target from the load balancer's qps; ``reconcile``'s
-     decision: the replicas to drain are marked SHUTTING_DOWN and the READY set
-     pushed without them (5 again), the new replicas recorded PENDING, then
-     PROVISIONING, and their launches handed to the bounded pool;
+  7. a version given up: with an older version READY the update is abandoned
+     (its replicas drained, the older version kept as the one to reconcile);
+     without, the service is FAILED and every replica drained, nothing
+     launched until ``serve update``. Then the autoscaler's target from the
+     load balancer's qps; ``reconcile``'s decision: the replicas to drain are
+     marked SHUTTING_DOWN and the READY set pushed without them (5 again), the
+     new replicas (unless their version backs off) recorded PENDING, then
+     PROVISIONING, and their launches handed to the bounded pool, each trying
+     the first ``max_attempts`` candidates of its ordered plan;
   8. every replica that is leaving (SHUTTING_DOWN, FAILED, PREEMPTED) with
      nothing in flight gets its drain and teardown handed to the pool: the
      load balancer's ``wait_drained`` (bounded by the drain timeout), then
-     ``executor.teardown``, then (next pass) ``store.gone``.
+     ``executor.teardown``, then (next pass) ``store.gone``;
+  9. the service's status: READY with a replica READY, FAILED once given up,
+     else NO_REPLICA.
 
 Journal before acting: each transition is recorded in the store before the
 push, launch or teardown it calls for, so a controller killed at any point
@@ -38,8 +48,9 @@ answer stay READY (and are pushed), PROVISIONING ones are launched again (the
 launch API converges on a cluster that is up), leaving ones torn down again.
 
 Only this loop writes replica states; the pool's workers return results that
-the loop records. Nothing here prints; the loop logs to the
-``skyplan.serve.controller`` logger and to each replica's log.
+the loop records. Nothing here prints; the store logs every transition it
+records (``skyplan.serve.events``: the controller log), the loop logs the rest
+to ``skyplan.serve.controller`` and each replica's own events to its log.
 """
 
 from __future__ import annotations
@@ -47,16 +58,17 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import logging
-import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable
 
 from skyplan.errors import InputError, NoCandidatesError, PreflightError, ProvisionFailed
 from skyplan.jobs.executor import CloudSays, LaunchStopped, RunLog
 from skyplan.jobs.states import Placement
+from skyplan.serve.replicas import (cluster_name, first_candidates, no_resource, resources_line, resources_of,
+                                    task_cloud, torn_down_why, where)
+from skyplan.serve.settings import Balancer, ServeSettings
 from skyplan.serve.states import LEAVING, LIVE, ReplicaRecord, ReplicaStatus, ServiceRecord, ServiceStatus
 
 log = logging.getLogger("skyplan.serve.controller")
@@ -69,76 +81,6 @@ MAX_NAP_S = 1.0
 #: Seconds a replica plan is reused for the next launches of its version and market (the
 #: capacity memory it ranks with changes as launches fail and replicas are preempted).
 PLAN_TTL_S = 10.0
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """The controller's own timing (each has an environment variable, for tests
-    and operators; the service's YAML holds everything about the service itself)."""
-
-    poll_s: float = 5.0  # seconds between two probes of a replica
-    not_ready_s: float = 60.0  # a replica NOT_READY this long is FAILED and replaced
-    avoid_s: float = 600.0  # a zone that preempted a spot replica is avoided this long
-    spot_retry_s: float = 30.0  # first wait after a spot launch found nothing (doubles, up to 8x)
-    teardown_retry_s: float = 30.0  # wait before a failed teardown is tried again
-    workers: int = 8  # launches and teardowns at once
-
-    ENV = {"poll_s": "SKYPLAN_SERVE_POLL_S", "not_ready_s": "SKYPLAN_SERVE_NOT_READY_S",
-           "avoid_s": "SKYPLAN_SERVE_AVOID_S", "spot_retry_s": "SKYPLAN_SERVE_SPOT_RETRY_S",
-           "teardown_retry_s": "SKYPLAN_SERVE_TEARDOWN_RETRY_S", "workers": "SKYPLAN_SERVE_WORKERS"}
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServeSettings":
-        """Defaults, each overridden by its ``SKYPLAN_SERVE_*`` variable; a bad
-        value is an InputError naming the variable."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for key, var in cls.ENV.items():
-            raw = env.get(var)
-            if not raw:
-                continue
-            try:
-                value: Any = int(raw) if key == "workers" else float(raw)
-            except ValueError:
-                raise InputError(f"{var}: a number, not {raw!r}", hint=f"fix or unset {var}") from None
-            if not math.isfinite(value) or value <= 0:
-                raise InputError(f"{var}: more than 0, not {raw!r}", hint=f"fix or unset {var}")
-            values[key] = value
-        return cls(**values)
-
-
-class Balancer(Protocol):
-    """The load balancer as the controller's thread sees it (the daemon binds
-    ``lb.LoadBalancer`` to its event loop; tests use ``serve_fakes.FakeBalancer``)."""
-
-    def push(self, replicas: Mapping[int, str]) -> None:
-        """Make ``replicas`` (id -> base URL) the READY set; returns once applied."""
-        ...
-
-    def wait_drained(self, replica_id: int, timeout_s: float) -> bool:
-        """Block until the replica has no request in flight (True) or ``timeout_s`` passed."""
-        ...
-
-    def metrics(self) -> Any:
-        """A snapshot with ``qps`` (and ``p50_ms``, ``p99_ms``, ``requests``, ``failures``)."""
-        ...
-
-
-def cluster_name(service: str, replica_id: int) -> str:
-    """A replica's cluster (one per replica; ids are never reused)."""
-    return f"serve-{service}-{int(replica_id)}"
-
-
-def resources_line(num_nodes: int, cloud: str | None, use_spot: bool, vcpus: float | None = None) -> str:
-    """``1x GCP([Spot]vCPU=2)``: what ``serve status`` shows under RESOURCES."""
-    from skyplan.clouds import registry
-
-    name = registry.display(cloud) if cloud else "-"
-    inner = "[Spot]" if use_spot else ""
-    if vcpus is not None:
-        v = float(vcpus)
-        inner += f"vCPU={int(v)}" if v.is_integer() else f"vCPU={v:g}"
-    return f"{int(num_nodes)}x {name}({inner})"
 
 
 @dataclass
@@ -172,6 +114,7 @@ class _Probe:
     exit_code: int | None = None
     says: CloudSays | None = None
     endpoint: str | None = None  # found now (it was not known at launch)
+    failed_phase: str | None = None  # "setup" or "run" for a task that failed
 
 
 def _first_line(exc: BaseException) -> str:
@@ -213,7 +156,12 @@ class ServeController:
         self._spot_failures = 0
         self.avoid: dict[str, float] = {}  # zone -> until (a preempted spot replica's zone)
         self.finished = False  # the service is down and gone
-        self._broken_version: int | None = None  # a version whose task cannot run as written
+        from skyplan.serve.budget import FailureBudget
+
+        self.budget = FailureBudget(self.settings.replace_backoff_s, self.settings.max_failures)
+        #: versions given up -> the older version kept serving (None: the service FAILED)
+        self.gave_up: dict[int, int | None] = {}
+        self._version: int | None = None  # the newest version seen
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -265,6 +213,7 @@ class ServeController:
         due += [r.retry_at for r in self._reps.values() if r.retry_at is not None]
         if self.spot_retry_at is not None:
             due.append(self.spot_retry_at)
+        due += self.budget.due()
         nap = min([MAX_NAP_S, float(self.settings.poll_s)] + [max(0.0, t - now) for t in due])
         return max(0.05, nap)
 
@@ -282,6 +231,9 @@ class ServeController:
         if self._harvest(reps):
             svc = self.store.service(self.name) or svc
             reps = {r.id: r for r in svc.replicas}
+        if self._version is not None and svc.version != self._version:  # recorded by ``serve update``
+            log.info("service %s: version %d added: rolling it out", self.name, svc.version)
+        self._version = svc.version
         first = not self._resumed
         self._resumed = True
         if first:
@@ -310,6 +262,13 @@ class ServeController:
         launched again (PENDING, PROVISIONING); every other one is probed in this
         pass (``_probe(wait_all=True)``) before anything is decided."""
         self._scaler = None
+        try:  # versions an earlier controller gave up stay given up (until ``serve update``)
+            from skyplan.serve.budget import given_up
+
+            self.gave_up.update(given_up((e.status, e.reason) for e in self.store.events(self.name, limit=5000)
+                                         if e.replica_id is None))
+        except Exception:  # noqa: BLE001 - without them, the budget is spent again first
+            log.exception("service %s: reading the versions given up failed", self.name)
         for r in replicas:
             rep = self._rep(r.id)
             adopt = getattr(self.executor, "adopt", None)
@@ -349,9 +308,10 @@ class ServeController:
                         ok = False
                 if ok:
                     return _Probe(True, endpoint=found)
+                failed_phase = None
                 try:
                     c = ex.check(r.cluster)
-                    phase, code = c.phase, c.exit_code
+                    phase, code, failed_phase = c.phase, c.exit_code, getattr(c, "failed_phase", None)
                 except Exception:  # noqa: BLE001
                     phase, code = "timeout", None
                 says = None
@@ -360,7 +320,7 @@ class ServeController:
                         says = ex.cloud_says(r.cluster)
                     except Exception:  # noqa: BLE001
                         says = CloudSays.UNKNOWN
-                return _Probe(False, phase, code, says, found)
+                return _Probe(False, phase, code, says, found, failed_phase)
 
             rep.probe = self._probes.submit(work)
             rep.probe.add_done_callback(lambda _f: self._wake.set())
@@ -396,24 +356,26 @@ class ServeController:
                 return bool(fields)
             was = "its probe passes again" if r.status is ReplicaStatus.NOT_READY else "its probe passed"
             self._set(r, ReplicaStatus.READY, f"{was} ({cfg.probe_path})", ready_at=now, **fields)
+            self.budget.ready(r.version)
             return True
         # A failed probe: the cloud's and the node's word first.
         if p.says in (CloudSays.STOPPED, CloudSays.GONE):
             if r.use_spot:
-                self._preempted(r, f"preempted: the cloud says its node is {p.says.value}")
-            else:
-                self._set(r, ReplicaStatus.FAILED, f"its node is {p.says.value} (the cloud says so)")
+                self._preempted(r, f"the cloud says its node is {p.says.value}")
+            else:  # the cloud took it: no failure of the replica's own (the budget is not spent)
+                self._fail(r, f"its node is {p.says.value} (the cloud says so)", counts=False)
             return True
         if p.phase in ("failed", "done"):
-            self._set(r, ReplicaStatus.FAILED, f"its task ended (exit {p.exit_code if p.exit_code is not None else '?'})"
-                      if p.phase == "failed" else "its task ended (exit 0): a server must keep running")
+            code = p.exit_code if p.exit_code is not None else "?"
+            what = "its setup failed" if p.failed_phase == "setup" else "its task ended"
+            self._fail(r, f"{what} (exit {code})" if p.phase == "failed"
+                       else "its task ended (exit 0): a server must keep running")
             return True
         if r.status is ReplicaStatus.STARTING:
             started = rep.since if rep.since is not None else (r.launched_at or now)
             rep.since = started
             if now - started > float(cfg.probe_initial_delay_s):
-                self._set(r, ReplicaStatus.FAILED, f"not ready within the probe's initial delay "
-                                                   f"({cfg.probe_initial_delay_s:g} s)")
+                self._fail(r, f"not ready within the probe's initial delay ({cfg.probe_initial_delay_s:g} s)")
                 return True
             if fields:
                 self.store.set_replica(self.name, r.id, ReplicaStatus.STARTING, "endpoint found", **fields)
@@ -426,7 +388,7 @@ class ServeController:
         if rep.since is None:
             rep.since = now
         if now - rep.since > float(self.settings.not_ready_s):
-            self._set(r, ReplicaStatus.FAILED, f"not ready for {self.settings.not_ready_s:g} s")
+            self._fail(r, f"not ready for {self.settings.not_ready_s:g} s")
             return True
         return False
 
@@ -488,13 +450,26 @@ class ServeController:
             # After a restart the service keeps the size it had, within the policy.
             have = sum(1 for r in reps.values() if r.status.live and not r.fallback and r.version == svc.version)
             self._scaler = ScalerState(target=min(max(have, int(cfg.min_replicas)), int(cfg.max_replicas)))
+        # The failure budget: a version that keeps failing, none of its replicas ever READY, is given up.
+        version = svc.version
+        if any(r.status is ReplicaStatus.READY and r.version == version for r in reps.values()):
+            self.budget.of(version).ever_ready = True  # READY before a restart: this controller did not see it
+        if version not in self.gave_up and self.budget.exhausted(version):
+            self._give_up(svc, reps)
+            reps = {r.id: r for r in self.store.replicas(self.name)}
+        if version in self.gave_up:
+            serving = self.gave_up[version]
+            if serving is None:  # the service FAILED: nothing launches until ``serve update``
+                self._drain_all(reps, lambda r: True, f"the service FAILED: version {version} was given up")
+                return
+            # An abandoned update: the older version keeps serving, and is kept as it would be.
+            self._drain_all(reps, lambda r: r.version == version, f"update to version {version} abandoned")
+            version, cfg = serving, self._cfg(serving)
         if qps is not None:
             self._scaler = autoscale(cfg, qps, self._scaler, now)
-        if self._broken_version == svc.version:
-            return  # its task cannot run as written: no launch until ``serve update``
         if self.spot_retry_at is not None and now >= self.spot_retry_at:
             self.spot_retry_at = None
-        decision = reconcile(cfg, svc.version, int(self._scaler.target), list(reps.values()), now,
+        decision = reconcile(cfg, version, int(self._scaler.target), list(reps.values()), now,
                              spot_retry_at=self.spot_retry_at)
         for rid, reason in decision.drain:
             r = reps.get(rid)
@@ -505,20 +480,53 @@ class ServeController:
         if decision.drain:
             self._sync_lb(self.store.replicas(self.name))
         for want in decision.launch:
+            if self.budget.held(int(want.version), now):
+                continue  # a replica of this version just failed: its replacement backs off
             task = self._task(want.version)
             spot = bool(want.use_spot)
             plan = self._plan(int(want.version), spot)
             first = plan.candidates[0] if plan is not None and plan.candidates else None
             # RESOURCES as the seed shows it from PROVISIONING on: the first candidate's cloud and size
             # (the placement's, once up).
-            resources = resources_line(task.num_nodes, first.cloud if first else _task_cloud(task), spot,
+            resources = resources_line(task.num_nodes, first.cloud if first else task_cloud(task), spot,
                                        first.vcpus if first else None)
             r = self.store.add_replica(self.name, version=int(want.version), use_spot=spot,
                                        fallback=bool(want.fallback), resources=resources)
-            what = "spot" if spot else ("on-demand fallback" if want.fallback else "on-demand")
-            self.store.set_replica(self.name, r.id, ReplicaStatus.PROVISIONING, f"launching a {what} replica "
+            what = "a spot" if spot else ("an on-demand fallback" if want.fallback else "an on-demand")
+            self.store.set_replica(self.name, r.id, ReplicaStatus.PROVISIONING, f"launching {what} replica "
                                    f"(version {want.version})", launched_at=now)
             self._launch(self.store_replica(r.id) or r, plan=plan)
+
+    def _give_up(self, svc: ServiceRecord, reps: dict[int, ReplicaRecord]) -> None:
+        """The current version spent its failure budget: with an older version still READY
+        the update is abandoned (an event says so; the old one keeps serving), else the
+        service is FAILED; either way its replicas are drained and nothing of it launches."""
+        from skyplan.serve.budget import abandoned_reason, failed_reason
+
+        v = svc.version
+        serving = max((r.version for r in reps.values() if r.status is ReplicaStatus.READY and r.version != v),
+                      default=None)
+        last = self.budget.of(v).last_replica
+        step = (f"see `skyplan serve logs {self.name} {last}`, fix the service file, then "
+                f"`skyplan serve update {self.name} SERVICE.yaml`")
+        self.gave_up[v] = serving
+        if serving is None:
+            self.store.set_service(self.name, status=ServiceStatus.FAILED,
+                                   reason=failed_reason(v, self.budget.verdict(v), step))
+        else:
+            self.store.note_service(self.name, abandoned_reason(v, serving, self.budget.verdict(v), step))
+
+    def _drain_all(self, reps: dict[int, ReplicaRecord], which: Callable[[ReplicaRecord], bool],
+                   reason: str) -> None:
+        """Drain every live replica ``which`` picks (out of the READY set at once)."""
+        drained = False
+        for r in reps.values():
+            if r.status.live and which(r):
+                self._set(r, ReplicaStatus.SHUTTING_DOWN, reason)
+                self._rep(r.id).cancel.set()
+                drained = True
+        if drained:
+            self._sync_lb(self.store.replicas(self.name))
 
     def _plan(self, version: int, spot: bool) -> Any:
         """The plan of a version's replicas in one market, reused for ``PLAN_TTL_S`` (a scale-up
@@ -558,18 +566,19 @@ class ServeController:
             self.finished = True
 
     def _service_status(self, svc: ServiceRecord, replicas: Any) -> None:
-        replicas = list(replicas)
-        if any(r.status is ReplicaStatus.READY for r in replicas):
-            want = ServiceStatus.READY
-        elif svc.status in (ServiceStatus.READY, ServiceStatus.NO_REPLICA):
-            want = ServiceStatus.NO_REPLICA
-        elif svc.status is ServiceStatus.FAILED:
+        """READY with a replica READY; FAILED once its version was given up (``_give_up``
+        says why) until ``serve update``; NO_REPLICA otherwise (seed 002: every replica
+        PROVISIONING shows ``NO_REPLICA 0/4``). REPLICA_INIT is no longer used."""
+        ready = sum(1 for r in replicas if r.status is ReplicaStatus.READY)
+        if svc.version in self.gave_up and self.gave_up[svc.version] is None:
             want = ServiceStatus.FAILED
         else:
-            want = ServiceStatus.REPLICA_INIT
+            want = ServiceStatus.READY if ready else ServiceStatus.NO_REPLICA
         if want is not svc.status:
-            ready = sum(1 for r in replicas if r.status is ReplicaStatus.READY)
-            self.store.set_service(self.name, status=want, reason=f"{ready} replica(s) READY")
+            reason = f"{ready} replica(s) READY" if ready else "no replica READY"
+            if want is ServiceStatus.FAILED:
+                reason = f"version {svc.version} was given up"
+            self.store.set_service(self.name, status=want, reason=reason)
 
     # --- acting (hand to the pool) ------------------------------------------------------
 
@@ -586,6 +595,7 @@ class ServeController:
         replicas = list(self.store.replicas(self.name))
         now = self.clock()
         cluster = r.cluster or cluster_name(self.name, r.id)
+        most = max(1, int(self.settings.max_attempts))
 
         planned = plan
 
@@ -596,9 +606,10 @@ class ServeController:
                     from skyplan.serve.reconcile import order_spot
 
                     plan = order_spot(plan, replicas, avoid, now)
+                plan = first_candidates(plan, most, runlog)
                 placement = ex.launch(cluster, plan, options, runlog, env=env, stop=cancel.is_set)
                 url = ex.endpoint(cluster, int(cfg.port))
-                return _Done(placement, url, _resources_of(task, plan, placement))
+                return _Done(placement, url, resources_of(task, plan, placement))
             except BaseException as exc:  # noqa: BLE001 - judged on the loop's thread
                 return _Done(error=exc)
 
@@ -680,7 +691,7 @@ class ServeController:
             if p.use_spot:
                 self._spot_failures = 0
             rep.since, rep.next_probe_at = now, 0.0
-            self._set(r, ReplicaStatus.STARTING, f"up on {_where(p)}; waiting for its probe",
+            self._set(r, ReplicaStatus.STARTING, f"up on {where(p)}; waiting for its probe",
                       cloud=p.cloud, region=p.region, zone=p.zone, instance_type=p.instance_type,
                       endpoint=d.endpoint, resources=d.resources or r.resources)
             return
@@ -688,23 +699,19 @@ class ServeController:
         if isinstance(exc, LaunchStopped):
             self._set(r, ReplicaStatus.SHUTTING_DOWN, "launch stopped")
             return
-        if isinstance(exc, (ProvisionFailed, NoCandidatesError, PreflightError)):
+        if isinstance(exc, (ProvisionFailed, NoCandidatesError, PreflightError)) and no_resource(exc):
             why = f"no resource: {_first_line(exc)}"
             if r.use_spot:
                 self._spot_failures += 1
                 wait = float(self.settings.spot_retry_s) * min(8, 2 ** (self._spot_failures - 1))
                 self.spot_retry_at = now + wait
                 why += f"; spot tried again in {wait:g} s"
-            self._set(r, ReplicaStatus.FAILED, why)
+            self._fail(r, why, counts=False)  # capacity is the cloud's, not the replica's failure
             return
-        if isinstance(exc, InputError):
-            self._broken_version = r.version
-            self._set(r, ReplicaStatus.FAILED, f"the task cannot run as written: {_first_line(exc)}")
-            self.store.set_service(self.name, status=ServiceStatus.FAILED,
-                                   reason=f"version {r.version} cannot run as written: {_first_line(exc)} "
-                                          f"(fix it and `skyplan serve update {self.name} SERVICE.yaml`)")
+        if isinstance(exc, InputError):  # no launch of this version can work: the whole budget at once
+            self._fail(r, f"the task cannot run as written: {_first_line(exc)}", fatal=True)
             return
-        self._set(r, ReplicaStatus.FAILED, f"launch failed: {_first_line(exc)}")
+        self._fail(r, f"launch failed: {_first_line(exc)}")
 
     def _torn_down(self, r: ReplicaRecord, rep: _Rep, d: _Done) -> None:
         if d.error is not None:
@@ -717,14 +724,23 @@ class ServeController:
         if rep.log is not None:
             from skyplan.jobs.logs import note
 
-            note(rep.log, f"{r.cluster} torn down ({r.status.value.lower()}: {r.reason})")
+            note(rep.log, f"{r.cluster} torn down ({torn_down_why(r)})")
         self.store.gone(self.name, r.id)
 
     # --- helpers --------------------------------------------------------------------------
 
+    def _fail(self, r: ReplicaRecord, reason: str, *, counts: bool = True, fatal: bool = False) -> None:
+        """FAILED; ``counts``: a failure of the replica's own, spending its version's budget
+        (``fatal``: all of it), so the replacement waits (the reason says how long)."""
+        if counts:
+            wait = self.budget.failed(r.version, r.id, reason, self.clock(), fatal=fatal)
+            if wait is not None:
+                reason += f"; replaced in {wait:g} s"
+        self._set(r, ReplicaStatus.FAILED, reason)
+
     def _set(self, r: ReplicaRecord, status: ReplicaStatus, reason: str, **fields: Any) -> None:
+        # The store logs every transition it records (the controller log's lines).
         self.store.set_replica(self.name, r.id, status, reason, **fields)
-        log.info("service %s: replica %s %s: %s", self.name, r.id, status.value, reason)
         rep = self._rep(r.id)
         if rep.log is not None:
             from skyplan.jobs.logs import note
@@ -763,29 +779,6 @@ class ServeController:
 
             self._cfgs[version] = service_config(self._task(version))
         return self._cfgs[version]
-
-
-def _task_cloud(task: Any) -> str | None:
-    clouds = {c.cloud for c in task.resources.candidates}
-    return next(iter(clouds)) if len(clouds) == 1 else None
-
-
-def _resources_of(task: Any, plan: Any, p: Placement) -> str:
-    """The RESOURCES line of a placed replica (its candidate's vCPUs)."""
-    vcpus = None
-    for c in getattr(plan, "candidates", ()):
-        if (c.cloud, c.zone or c.region, c.instance_type, bool(c.use_spot)) == \
-                (p.cloud, p.zone or p.region, p.instance_type, bool(p.use_spot)):
-            vcpus = c.vcpus
-            break
-    return resources_line(getattr(task, "num_nodes", 1), p.cloud, p.use_spot, vcpus)
-
-
-def _where(p: Placement | None) -> str:
-    if p is None:
-        return "an unknown placement"
-    place = "/".join(x for x in (p.cloud, p.region, p.zone) if x)
-    return f"{place} ({p.instance_type or '?'}{', spot' if p.use_spot else ''})"
 
 
 __all__ = ["ServeController", "ServeSettings", "Balancer", "cluster_name", "resources_line", "LIVE"]

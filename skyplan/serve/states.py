@@ -44,11 +44,11 @@ LEAVING = frozenset({ReplicaStatus.SHUTTING_DOWN, ReplicaStatus.FAILED, ReplicaS
 
 class ServiceStatus(str, enum.Enum):
     CONTROLLER_INIT = "CONTROLLER_INIT"  # recorded; the controller and load balancer are starting
-    REPLICA_INIT = "REPLICA_INIT"  # up; replicas launching, none READY yet
+    REPLICA_INIT = "REPLICA_INIT"  # no longer set (NO_REPLICA says it); kept so that old rows still read
     READY = "READY"  # at least one replica READY
-    NO_REPLICA = "NO_REPLICA"  # was READY once, none READY now
+    NO_REPLICA = "NO_REPLICA"  # the controller is up, no replica READY (launching, or all gone: seed 002's 0/4)
     SHUTTING_DOWN = "SHUTTING_DOWN"  # ``serve down``: draining and tearing down every replica
-    FAILED = "FAILED"  # the controller gave up (e.g. a teardown that cannot finish); see its log
+    FAILED = "FAILED"  # the controller gave its version up (replicas kept failing; ``budget.py``); see its log
     CONTROLLER_FAILED = "CONTROLLER_FAILED"  # the controller process died and could not be restarted
 
 

@@ -26,6 +26,8 @@ READY sets ``ready_at``; a caller may pass either to override.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +38,8 @@ import sqlalchemy as sa
 from skyplan.errors import NotFoundError, ServeError
 from skyplan.jobs.store import Store, metadata
 from skyplan.serve.states import ReplicaRecord, ReplicaStatus, ServeEvent, ServiceRecord, ServiceStatus
+
+log = logging.getLogger("skyplan.serve.events")
 
 __all__ = ["GONE_REASON", "REPLICA_FIELDS", "ServeError", "ServeStore", "cluster_name"]
 
@@ -134,6 +138,7 @@ class ServeStore:
         self.engine = self.db.engine
         self.clock = clock
         self._pg = self.engine.dialect.name == "postgresql"
+        self._tls = threading.local()  # the events of this thread's open write transaction
 
     @property
     def safe_url(self) -> str:
@@ -156,7 +161,9 @@ class ServeStore:
     @contextmanager
     def _write(self, name: str | None = None, *, lock: bool = False) -> Iterator[tuple[sa.Connection, Any]]:
         """A write transaction and the live service ``name``'s row (None without a name);
-        NotFoundError when there is none. ``lock``: PostgreSQL locks the row first."""
+        NotFoundError when there is none. ``lock``: PostgreSQL locks the row first.
+        The events it recorded (``_event``) are logged once it has committed."""
+        self._tls.events = events = []
         with self.db._write() as conn:
             row = None
             if name is not None:
@@ -165,6 +172,17 @@ class ServeStore:
                 if row is None:
                     raise _not_found(name)
             yield conn, row
+        for line in events:
+            log.info("%s", line)
+
+    def _event(self, conn: sa.Connection, name: str, service_id: int, replica_id: int | None, status: str,
+               reason: str, now: float) -> None:
+        """Record one transition: THE place every event is written, so every one is also
+        logged (the controller's process logs to ``controller.log``: one line each)."""
+        conn.execute(serve_events_t.insert().values(service_id=service_id, replica_id=replica_id, at=now,
+                                                    status=status, reason=reason))
+        who = f"service {name}:" + (f" replica {replica_id}" if replica_id is not None else "")
+        self._tls.events.append(f"{who} {status}: {reason}" if reason else f"{who} {status}")
 
     @staticmethod
     def _live(conn: sa.Connection, name: str) -> Any:
@@ -186,8 +204,7 @@ class ServeStore:
                 metrics=None, next_replica=1, created_at=now, deleted_at=None).returning(services_t.c.id)).scalar_one()
             conn.execute(service_versions_t.insert().values(service_id=sid, version=1, task_json=task_json,
                                                             created_at=now))
-            conn.execute(serve_events_t.insert().values(service_id=sid, replica_id=None, at=now,
-                                                        status=ServiceStatus.CONTROLLER_INIT.value, reason="created"))
+            self._event(conn, name, sid, None, ServiceStatus.CONTROLLER_INIT.value, "created", now)
         return ServiceRecord(name, 1, ServiceStatus.CONTROLLER_INIT, None, now)
 
     def check_name_free(self, name: str) -> None:
@@ -243,8 +260,7 @@ class ServeStore:
             conn.execute(service_versions_t.insert().values(service_id=row.id, version=version, task_json=task_json,
                                                             created_at=now))
             conn.execute(services_t.update().where(services_t.c.id == row.id).values(version=version))
-            conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=None, at=now, status=row.status,
-                                                        reason=f"version {version} added"))
+            self._event(conn, name, row.id, None, row.status, f"version {version} added", now)
         return version
 
     def task_json(self, name: str, version: int) -> str:
@@ -279,10 +295,15 @@ class ServeStore:
                 if reason:
                     values["reason"] = reason
                 if status.value != row.status:
-                    conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=None, at=now,
-                                                                status=status.value, reason=reason))
+                    self._event(conn, name, row.id, None, status.value, reason, now)
             if values:
                 conn.execute(services_t.update().where(services_t.c.id == row.id).values(**values))
+
+    def note_service(self, name: str, reason: str) -> None:
+        """An event of the service that keeps its status (e.g. an update the controller abandoned)."""
+        now = self.clock()
+        with self._write(name, lock=True) as (conn, row):
+            self._event(conn, name, row.id, None, row.status, reason, now)
 
     def request_down(self, name: str) -> bool:
         """Ask the controller to drain and tear every replica down, then delete the service:
@@ -292,8 +313,7 @@ class ServeStore:
             if row.down_requested:
                 return False
             conn.execute(services_t.update().where(services_t.c.id == row.id).values(down_requested=True))
-            conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=None, at=now, status=row.status,
-                                                        reason="down requested"))
+            self._event(conn, name, row.id, None, row.status, "down requested", now)
             return True
 
     def delete_service(self, name: str) -> None:
@@ -302,8 +322,7 @@ class ServeStore:
         now = self.clock()
         with self._write(name, lock=True) as (conn, row):
             conn.execute(services_t.update().where(services_t.c.id == row.id).values(live_name=None, deleted_at=now))
-            conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=None, at=now, status=row.status,
-                                                        reason="deleted"))
+            self._event(conn, name, row.id, None, row.status, "deleted", now)
 
     def set_metrics(self, name: str, metrics: dict[str, Any]) -> None:
         """The load balancer's latest figures (qps, p50_ms, p99_ms, ...) for ``serve status``."""
@@ -331,9 +350,8 @@ class ServeStore:
                           cloud=None, region=None, zone=None, instance_type=None, endpoint=None, resources=resources,
                           reason="decided", launched_at=None, ready_at=None, gone=False, gone_at=None)
             conn.execute(replicas_t.insert().values(**values))
-            conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=rid, at=now,
-                                                        status=ReplicaStatus.PENDING.value,
-                                                        reason="fallback for spot" if fallback else "decided"))
+            self._event(conn, name, row.id, rid, ReplicaStatus.PENDING.value,
+                        "fallback for spot" if fallback else "decided", now)
         return ReplicaRecord(name, rid, version, ReplicaStatus.PENDING, bool(use_spot), cluster_name(name, rid),
                              resources=resources, fallback=bool(fallback), reason="decided")
 
@@ -358,8 +376,7 @@ class ServeStore:
                 values["ready_at"] = now
             conn.execute(replicas_t.update().where(replicas_t.c.service_id == row.id,
                                                    replicas_t.c.replica_id == replica_id).values(**values))
-            conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=replica_id, at=now,
-                                                        status=status.value, reason=reason))
+            self._event(conn, name, row.id, replica_id, status.value, reason, now)
 
     def gone(self, name: str, replica_id: int) -> None:
         """The replica's cluster is torn down: left out of the lists from now on."""
@@ -373,8 +390,7 @@ class ServeStore:
                 return
             conn.execute(replicas_t.update().where(replicas_t.c.service_id == row.id,
                                                    replicas_t.c.replica_id == replica_id).values(gone=True, gone_at=now))
-            conn.execute(serve_events_t.insert().values(service_id=row.id, replica_id=replica_id, at=now,
-                                                        status=rep.status, reason=GONE_REASON))
+            self._event(conn, name, row.id, replica_id, rep.status, GONE_REASON, now)
 
     def replicas(self, name: str, include_gone: bool = False) -> list[ReplicaRecord]:
         """The live service's replicas by id (gone ones only with ``include_gone``)."""

@@ -5,7 +5,9 @@
 ``ready_after`` failed ones (per cluster: ``ready_after_for``); a test then
 disturbs it: ``preempt`` (the cloud says STOPPED, probes fail), ``crash`` (the
 server's process exited: checks say failed, the cloud says running),
-``unhealthy`` (probes fail, the process runs). Launches can find no spot
+``unhealthy`` (probes fail, the process runs); with ``exits`` set, every
+replica launched from then on is crashed from the start, with that exit code
+(a task that ends at once, e.g. ``run: exit 3``). Launches can find no spot
 capacity (``spot_out``, or zones in ``exhausted``), raise scripted errors, or
 wait on a gate. Every call is journalled in ``calls``.
 
@@ -39,6 +41,7 @@ class FakeReplica:
     probes: int = 0
     ready_after: int = 1
     state: str = "ok"  # ok | preempted | crashed | unhealthy
+    exit_code: int = 1  # when crashed
 
 
 @dataclass
@@ -51,6 +54,7 @@ class FakeServeExecutor:
     exhausted: set[Any] = field(default_factory=set)  # zones, or (zone, use_spot) pairs, with no capacity
     launch_errors: dict[str, list[BaseException]] = field(default_factory=dict)
     gate: threading.Event | None = None
+    exits: int | None = None  # replicas launched from now on end at once with this exit code
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -67,9 +71,10 @@ class FakeServeExecutor:
         with self.lock:
             self.up[cluster].state = "preempted"
 
-    def crash(self, cluster: str) -> None:
+    def crash(self, cluster: str, exit_code: int = 1) -> None:
         with self.lock:
             self.up[cluster].state = "crashed"
+            self.up[cluster].exit_code = exit_code
 
     def unhealthy(self, cluster: str, on: bool = True) -> None:
         with self.lock:
@@ -107,6 +112,8 @@ class FakeServeExecutor:
             placement = Placement(chosen.cloud, chosen.region, chosen.zone, chosen.instance_type, chosen.use_spot)
             self.up[cluster] = FakeReplica(placement, dict(env or {}),
                                            ready_after=self.ready_after_for.get(cluster, self.ready_after))
+            if self.exits is not None:
+                self.up[cluster].state, self.up[cluster].exit_code = "crashed", int(self.exits)
             self.launched.append((cluster, placement, dict(env or {})))
         log.write(f"fake: up on {placement.zone}\n")
         return placement
@@ -119,7 +126,7 @@ class FakeServeExecutor:
         if state == "absent":
             return Check(0.0, "absent", detail="no cluster")
         if state == "crashed":
-            return Check(0.0, "failed", exit_code=1, failed_phase="run")
+            return Check(0.0, "failed", exit_code=r.exit_code, failed_phase="run")
         if state == "preempted":
             return Check(0.0, "lost", detail="connection refused")
         return Check(0.0, "run")

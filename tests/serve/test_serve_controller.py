@@ -60,7 +60,7 @@ class World:
         self.store.create_service("web", task_json(text), {"simulate": "s.yaml"})
         self.ex = FakeServeExecutor()
         self.lb = FakeBalancer()
-        base = dict(poll_s=1.0, not_ready_s=10.0, avoid_s=100.0, spot_retry_s=5.0, workers=4)
+        base = dict(poll_s=1.0, not_ready_s=10.0, avoid_s=100.0, spot_retry_s=5.0, workers=4, replace_backoff_s=2.0)
         base.update(settings)
         self.settings = ServeSettings(**base)
         self.ctl = self.controller()
@@ -86,6 +86,14 @@ class World:
 
     def history(self, rid: int) -> list[str]:
         return [e.status for e in self.store.events("web", limit=1000) if e.replica_id == rid]
+
+    def launches(self) -> int:
+        return sum(1 for c in self.ex.calls if c[0] == "launch")
+
+    def events_of(self, status: str, replica: bool = True) -> list:
+        """Transitions into ``status`` (a replica's, or the service's), teardowns (gone) left out."""
+        return [e for e in self.store.events("web", limit=5000)
+                if e.status == status and (e.replica_id is not None) == replica and e.reason != "torn down"]
 
     def until(self, cond, what: str, n: int = 40) -> None:  # noqa: ANN001
         for _ in range(n):
@@ -123,6 +131,7 @@ def test_replicas_launch_with_their_env_become_ready_and_are_pushed(world_of) ->
     w.until(lambda: w.ready() == [1, 2], "two READY replicas")
     assert w.lb.current == {1: "http://serve-web-1:8081", 2: "http://serve-web-2:8081"}
     assert w.history(1)[:4] == ["PENDING", "PROVISIONING", "STARTING", "READY"]
+    assert w.events_of("PROVISIONING")[0].reason == "launching an on-demand replica (version 1)"
     envs = {c: e for c, _, e in w.ex.launched}
     assert envs["serve-web-2"] == {"SKYPLAN_SERVICE": "web", "SKYPLAN_REPLICA_ID": "2"}
     assert [r.use_spot for r in w.replicas()] == [False, False]
@@ -173,6 +182,9 @@ def test_a_preempted_spot_replica_leaves_the_ready_set_at_once_and_its_zone_is_a
     spot_plans = [p for p in w.ex.plans[2:] if p and p[0].endswith("/spot")]
     assert spot_plans and spot_plans[0][-1] == f"{zone}/spot", spot_plans
     w.until(lambda: 1 not in w.status(), "replica 1 gone")
+    text = (w.tmp / "replica-1.log").read_text()
+    assert "serve-web-1 torn down (preempted: the cloud says its node is stopped)" in text, text
+    assert "preempted: preempted" not in text
     w.until(lambda: len(w.ready()) >= 2 and all(r.use_spot for r in w.replicas() if r.status is R.READY)
             and not any(r.fallback for r in w.replicas()), "back to two spot replicas, fallback drained")
 
@@ -303,10 +315,141 @@ def test_a_task_that_cannot_run_as_written_fails_the_service_without_a_launch_lo
     w.step(6)
     assert w.store.service("web").status is ServiceStatus.FAILED
     assert sum(1 for c in w.ex.calls if c[0] == "launch") == 1
+    failed = w.events_of("FAILED", replica=False)[-1].reason
+    assert "the workdir ./src is missing" in failed and "`skyplan serve logs web 1`" in failed
+
+
+# --- the failure budget ---------------------------------------------------------------------------
+
+
+def test_a_task_that_exits_backs_off_then_fails_the_service_with_nothing_left(world_of) -> None:
+    # ``run: exit 3``: each replica's task ends at once. Replacements back off (2 s, then
+    # 4 s), and after 3 failed replicas with none READY the service is FAILED, for good.
+    w = world_of(service_yaml("    min_replicas: 1\n"), replace_backoff_s=2.0, max_failures=3)
+    w.ex.exits = 3
+    w.until(lambda: w.store.service("web").status is ServiceStatus.FAILED, "the service FAILED", n=60)
+    w.step(30)
+    assert w.launches() == 3
+    assert w.store.service("web").status is ServiceStatus.FAILED
+    reason = w.events_of("FAILED", replica=False)[-1].reason
+    assert "exit 3" in reason and "3 replicas failed" in reason and "`skyplan serve logs web 3`" in reason
+    # The READY set is empty and every replica torn down.
+    assert w.replicas() == [] and w.ex.up == {} and w.lb.current == {}
+    # Each replacement waited for its back-off, doubling: 2 s after the first failure, 4 s after the second.
+    failed = {e.replica_id: e.at for e in w.events_of("FAILED")}
+    began = {e.replica_id: e.at for e in w.events_of("PROVISIONING")}
+    assert "its task ended (exit 3); replaced in 2 s" in [e.reason for e in w.events_of("FAILED")]
+    assert began[2] - failed[1] >= 2 and began[3] - failed[2] >= 4
+    # ``serve update`` gives the new version a budget of its own: it launches, and serves.
+    w.ex.exits = None
+    w.store.add_version("web", task_json(service_yaml("    min_replicas: 1\n").replace("server.py", "fixed.py")))
+    w.until(lambda: w.ready() == [4], "version 2 READY")
+    assert w.store.service("web").status is ServiceStatus.READY
+
+
+def test_a_broken_update_is_abandoned_and_the_old_version_keeps_serving(world_of) -> None:
+    w = world_of(service_yaml(FIXED_2), replace_backoff_s=1.0, max_failures=3)
+    w.until(lambda: w.ready() == [1, 2], "version 1 READY")
+    w.ex.exits = 3  # every replica launched from now on: version 2's
+    w.store.add_version("web", task_json(service_yaml(FIXED_2).replace("server.py", "broken.py")))
+    statuses = set()
+    for _ in range(60):
+        w.step()
+        statuses.add(w.store.service("web").status)
+        assert set(w.lb.current) == {1, 2}  # version 1 serves throughout
+    assert statuses == {ServiceStatus.READY}
+    v2 = [e.replica_id for e in w.events_of("PENDING") if e.replica_id not in (1, 2)]
+    assert len(v2) == 3 and w.launches() == 2 + 3  # launches of version 2 stopped
+    note = [e.reason for e in w.events_of("READY", replica=False) if "abandoned" in e.reason]
+    assert note and note[0].startswith("update to version 2 abandoned, version 1 keeps serving: ")
+    assert sorted(r.id for r in w.replicas()) == [1, 2]  # version 2's replicas torn down
+    # A later update starts again with a full budget and rolls out.
+    w.ex.exits = None
+    w.store.add_version("web", task_json(service_yaml(FIXED_2).replace("server.py", "fixed.py")))
+    w.until(lambda: len(w.ready()) == 2 and all(r.version == 3 for r in w.replicas()), "version 3 rolled out",
+            n=60)
+
+
+def test_a_restarted_controller_keeps_a_failed_service_failed(world_of) -> None:
+    w = world_of(service_yaml("    min_replicas: 1\n"), replace_backoff_s=1.0, max_failures=2)
+    w.ex.exits = 3
+    w.until(lambda: w.store.service("web").status is ServiceStatus.FAILED and not w.replicas(), "FAILED")
+    w.ctl.close()
+    w.ctl = w.controller(FakeBalancer())
+    w.step(10)
+    assert w.launches() == 2 and w.store.service("web").status is ServiceStatus.FAILED
+
+
+def test_preemptions_and_capacity_do_not_spend_the_budget(world_of) -> None:
+    w = world_of(service_yaml("    min_replicas: 1\n", spot=True), max_failures=2, spot_retry_s=1.0)
+    for rid in range(1, 5):  # four spot replicas preempted while STARTING, none ever READY
+        w.ex.ready_after_for[f"serve-web-{rid}"] = 10**6
+    for rid in range(1, 5):
+        w.until(lambda rid=rid: w.status().get(rid) == "STARTING", f"replica {rid} STARTING")
+        w.ex.preempt(f"serve-web-{rid}")
+        w.ex.spot_out = rid == 4  # and then launches that find no capacity
+        w.step()
+    w.until(lambda: len(w.events_of("FAILED")) >= 3, "three launches without capacity", n=80)
+    assert all("no resource" in e.reason for e in w.events_of("FAILED"))
+    w.ex.spot_out = False
+    w.until(lambda: len(w.ready()) == 1, "a spot replica READY at last", n=80)
+    assert ServiceStatus.FAILED.value not in [e.status for e in w.events_of("FAILED", replica=False)]
+
+
+# --- service status, the controller log, launches -------------------------------------------------
+
+
+def test_the_service_is_no_replica_while_its_replicas_provision(world_of) -> None:
+    # Seed 002: every replica PROVISIONING shows ``NO_REPLICA 0/4``.
+    w = world_of(service_yaml(FIXED_2))
+    w.ex.gate = threading.Event()
+    w.clock.t += 1
+    w.ctl.step()
+    assert w.status() == {1: "PROVISIONING", 2: "PROVISIONING"}
+    assert w.store.service("web").status is ServiceStatus.NO_REPLICA
+    w.ex.gate.set()
+    w.until(lambda: w.ready() == [1, 2], "READY")
+    assert w.store.service("web").status is ServiceStatus.READY
+    assert "REPLICA_INIT" not in [e.status for e in w.store.events("web", 1000)]
+
+
+def test_every_transition_the_store_records_is_one_line_of_the_controller_log(world_of, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="skyplan.serve")
+    w = world_of(service_yaml("    min_replicas: 1\n"))
+    w.until(lambda: w.ready() == [1], "READY")
+    w.ex.crash("serve-web-1")
+    w.until(lambda: w.ready() == [2] and 1 not in w.status(), "replica 1 replaced and gone")
+    from collections import Counter
+
+    events = w.store.events("web", 1000)
+    assert {"PENDING", "PROVISIONING", "STARTING", "READY", "FAILED"} <= {e.status for e in events}
+    assert {"NO_REPLICA", "READY"} <= {e.status for e in events if e.replica_id is None}
+    assert any(e.reason == "torn down" for e in events)  # gone
+    want = Counter("service web:" + (f" replica {e.replica_id}" if e.replica_id is not None else "")
+                   + f" {e.status}: {e.reason}" for e in events)
+    assert Counter(r.getMessage() for r in caplog.records if r.name == "skyplan.serve.events") == want
+
+
+def test_a_launch_tries_only_the_first_candidates_of_its_ordered_plan(world_of) -> None:
+    w = world_of(service_yaml("    min_replicas: 1\n", spot=True), max_attempts=2, spot_retry_s=100.0)
+    w.ex.rows = tuple((f"r{i}", f"r{i}-a", True) for i in range(12))
+    w.ctl.avoid["r0-a"] = w.clock.t + 1000  # preempted there lately: last in the order
+    w.ex.spot_out = True
+    w.step(3)
+    assert w.ex.plans and all(p == ("r1-a/spot", "r2-a/spot") for p in w.ex.plans), w.ex.plans
+    assert w.launches() == 1  # found nothing in its 2 candidates: spot waits for its retry time
+    assert w.ctl.spot_retry_at is not None
 
 
 def test_settings_from_env_name_a_bad_variable() -> None:
     assert ServeSettings.from_env({"SKYPLAN_SERVE_POLL_S": "0.3"}).poll_s == 0.3
+    got = ServeSettings.from_env({"SKYPLAN_SERVE_MAX_FAILURES": "5", "SKYPLAN_SERVE_MAX_ATTEMPTS": "16",
+                                  "SKYPLAN_SERVE_REPLACE_BACKOFF_S": "1.5"})
+    assert (got.max_failures, got.max_attempts, got.replace_backoff_s) == (5, 16, 1.5)
+    with pytest.raises(InputError, match="SKYPLAN_SERVE_MAX_FAILURES"):
+        ServeSettings.from_env({"SKYPLAN_SERVE_MAX_FAILURES": "2.5"})
     with pytest.raises(InputError, match="SKYPLAN_SERVE_POLL_S"):
         ServeSettings.from_env({"SKYPLAN_SERVE_POLL_S": "soon"})
     with pytest.raises(InputError, match="SKYPLAN_SERVE_WORKERS"):

@@ -302,6 +302,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     monkeypatch.setenv("SKYPLAN_JOBS_DB_URL", f"sqlite:///{tmp_path / 'jobs.db'}")
     monkeypatch.setenv("SKYPLAN_SERVE_POLL_S", "0.3")
     monkeypatch.setenv("SKYPLAN_SERVE_SPOT_RETRY_S", "1")
+    monkeypatch.setenv("SKYPLAN_SERVE_REPLACE_BACKOFF_S", "1")
     monkeypatch.setenv("SKYPLAN_SERVE_NOT_READY_S", "5")
     monkeypatch.setenv("SKYPLAN_SERVE_AVOID_S", "300")
     monkeypatch.setenv("SKYPLAN_SERVE_LB_WINDOW_S", "4")
