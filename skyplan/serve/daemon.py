@@ -293,7 +293,7 @@ class ServeDaemon:
             log.warning("service %s: port %d is taken (%s): listening on a free one", self.name, recorded, exc)
             self.port = await lb.start("127.0.0.1", 0)
         endpoint = f"http://127.0.0.1:{self.port}"
-        status = ServiceStatus.REPLICA_INIT if svc.status is ServiceStatus.CONTROLLER_INIT else None
+        status = ServiceStatus.NO_REPLICA if svc.status is ServiceStatus.CONTROLLER_INIT else None
         self.store.set_service(self.name, endpoint=endpoint, controller_pid=os.getpid(), status=status,
                                reason="controller and load balancer up" if status is not None else "")
         log.info("service %s: controller pid %d, load balancer on %s", self.name, os.getpid(), endpoint)

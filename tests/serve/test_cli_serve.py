@@ -255,7 +255,7 @@ def _binding_controller(store: ServeStore, calls: list[str], *, then=None):  # n
     """A stand-in controller: binds the 'load balancer' at once, then runs ``then`` in a thread."""
     def ensure(name: str) -> None:
         calls.append(name)
-        store.set_service(name, status=ServiceStatus.REPLICA_INIT, endpoint="http://127.0.0.1:4321",
+        store.set_service(name, status=ServiceStatus.NO_REPLICA, endpoint="http://127.0.0.1:4321",
                           reason="controller and load balancer up")
         if then is not None:
             threading.Thread(target=then, args=(name,)).start()
@@ -270,7 +270,7 @@ def test_up_detach_json_is_the_contract(world, monkeypatch: pytest.MonkeyPatch) 
     assert json.loads(r.stdout) == {"service": "web", "endpoint": "http://127.0.0.1:4321"}
     assert calls == ["web"]
     svc = store.service("web")
-    assert (svc.version, svc.status) == (1, ServiceStatus.REPLICA_INIT)
+    assert (svc.version, svc.status) == (1, ServiceStatus.NO_REPLICA)
     assert json.loads(store.task_json("web", 1))["run"] == "python3 -m http.server $SKYPLAN_PORT"
     assert store.options("web") == {"simulate": None, "backend": None, "catalog": None}
     r = invoke("serve", "up", _service_file(tmp), "-n", "web", "--yes", "--detach")
@@ -316,7 +316,7 @@ def test_up_follow_starts_a_controller_that_died_again(world, monkeypatch: pytes
     def ensure(name: str) -> None:
         calls.append(name)
         if len(calls) == 1:  # binds, records its pid, dies
-            store.set_service(name, status=ServiceStatus.REPLICA_INIT, endpoint="http://127.0.0.1:4321",
+            store.set_service(name, status=ServiceStatus.NO_REPLICA, endpoint="http://127.0.0.1:4321",
                               controller_pid=_dead_pid(), reason="controller and load balancer up")
         else:
             store.set_service(name, status=ServiceStatus.READY, reason="1 replica(s) READY")

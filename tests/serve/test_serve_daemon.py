@@ -108,8 +108,8 @@ def test_the_daemon_serves_the_ready_replicas_on_its_recorded_endpoint(tmp_path:
     daemon, thread = start()
     endpoint = store.service("web").endpoint
     assert endpoint == f"http://127.0.0.1:{daemon.port}"
-    # NO_REPLICA once the controller's first pass ran (REPLICA_INIT: an older daemon's word for it).
-    assert store.service("web").status.value in ("REPLICA_INIT", "NO_REPLICA", "READY")
+    # NO_REPLICA from the moment the load balancer is bound (seed 002: NO_REPLICA 0/4 while all provision).
+    assert store.service("web").status.value in ("NO_REPLICA", "READY")
     _wait(lambda: store.service("web").status.value == "READY"
           and sum(r.status.value == "READY" for r in store.replicas("web")) == 2, "two READY")
     bodies = {_get(endpoint + "/")[1] for _ in range(6)}
