@@ -647,18 +647,21 @@ def sim_reset(
     scenario: Optional[str] = typer.Argument(None, help="Only this scenario file's counters (default: all)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Reset the `times:` counters, so a scenario replays from its start."""
+    """Reset the `times:` counters and the switches set by `sim switch`, so a scenario
+    replays from its start."""
     from skyplan.cli import views
-    from skyplan.clouds.sim.ledger import reset_hits
+    from skyplan.clouds.sim.ledger import reset_hits, reset_switches
     from skyplan.clouds.sim.scenario import load_scenario
 
-    n = reset_hits(None, load_scenario(scenario).sha256 if scenario else None)
+    scen = load_scenario(scenario) if scenario else None
+    n = reset_hits(None, scen.sha256 if scen is not None else None)
+    k = reset_switches(None, [name for name, _ in scen.switches] if scen is not None else None)
     if as_json:
         from skyplan.contract import document
 
-        views.write_json(document(reset=n))
+        views.write_json(document(reset=n, switches=k))
     else:
-        typer.echo(f"Reset {n} counter{'s' if n != 1 else ''}.")
+        typer.echo(f"Reset {n} counter{'s' if n != 1 else ''} and {k} switch{'es' if k != 1 else ''}.")
 
 
 @sim_app.command("switch")

@@ -207,8 +207,23 @@ def test_sim_reset_forgets_times_counters(tmp_path):
     assert ledger.take_hit(None, digest, 0, 1) is True
     assert ledger.hits(None, digest, 0) == 1
     r = invoke("sim", "reset", sc, "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout) == {"schema_version": 1, "reset": 1}
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"schema_version": 1, "reset": 1, "switches": 0}
     assert ledger.hits(None, digest, 0) == 0
+
+
+def test_sim_reset_puts_switches_back_at_the_scenarios_start():
+    from skyplan.clouds.sim import ledger
+
+    sc = ROOT / "examples" / "scenarios" / "spot-out.yaml"  # spot-out starts on
+    assert invoke("sim", "switch", "spot-out", "off").exit_code == 0
+    assert invoke("sim", "switch", "other", "on").exit_code == 0
+    assert ledger.switch(None, "spot-out") is False
+    r = invoke("sim", "reset", sc, "--json")  # only this scenario's switches
+    assert r.exit_code == 0 and json.loads(r.stdout)["switches"] == 1, r.output
+    assert ledger.switch(None, "spot-out") is None and ledger.switch(None, "other") is True
+    r = invoke("sim", "reset")
+    assert r.exit_code == 0 and "1 switch." in r.stdout, r.output
+    assert ledger.switch(None, "other") is None
 
 
 def test_plan_path_imports_no_pulumi_module():

@@ -20,7 +20,7 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from contextlib import contextmanager
 
 LIVE = "live"
@@ -371,6 +371,18 @@ def set_switch(db: str | os.PathLike[str] | None, name: str, on: bool) -> bool |
             (name, int(bool(on)), time.time()),
         )
     return bool(r["value"]) if r is not None else None
+
+
+def reset_switches(db: str | os.PathLike[str] | None = None, names: Iterable[str] | None = None) -> int:
+    """Forget the switches set (all, or ``names``): each is back at its scenario's
+    start value. How many were forgotten."""
+    path = _resolve(db)
+    if not path.exists():
+        return 0
+    with _write(db) as conn:
+        if names is None:
+            return conn.execute("DELETE FROM switches").rowcount
+        return sum(conn.execute("DELETE FROM switches WHERE name = ?", (n,)).rowcount for n in names)
 
 
 def switch(db: str | os.PathLike[str] | None, name: str) -> bool | None:
