@@ -95,6 +95,8 @@ class _Rep:
     retry_at: float | None = None  # a failed teardown's next try
     cancel: threading.Event = field(default_factory=threading.Event)
     log: RunLog | None = None
+    #: One copy of the task's output into ``log`` at a time (a probe's and the teardown's).
+    pump_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,18 @@ class _Probe:
     says: CloudSays | None = None
     endpoint: str | None = None  # found now (it was not known at launch)
     failed_phase: str | None = None  # "setup" or "run" for a task that failed
+
+
+def _pump(ex: Any, cluster: str | None, rep: _Rep) -> None:
+    """Copy the task's new output into the replica's log (never raises: a node that
+    does not answer now is read again at the next probe)."""
+    if rep.log is None or not cluster:
+        return
+    with rep.pump_lock:
+        try:
+            ex.pump_logs(cluster, rep.log)
+        except Exception:  # noqa: BLE001
+            log.debug("pump %s failed", cluster, exc_info=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -295,7 +309,10 @@ class ServeController:
                 continue
             port = self._cfg(r.version).port
 
-            def work(r: ReplicaRecord = r, port: int = port) -> _Probe:
+            def work(r: ReplicaRecord = r, port: int = port, rep: _Rep = rep) -> _Probe:
+                # The task's new output joins the replica's log on every probe, so `serve logs
+                # NAME ID` (and --follow) shows a live replica's output, not only after teardown.
+                _pump(ex, r.cluster, rep)
                 url = r.endpoint
                 found = None
                 if not url:
@@ -637,7 +654,7 @@ class ServeController:
             rid = r.id
 
             def work(cluster: str = cluster, rid: int = rid, drain_s: float = drain_s,
-                     runlog: RunLog | None = runlog) -> _Done:
+                     runlog: RunLog | None = runlog, rep: _Rep = rep) -> _Done:
                 try:
                     if drain_s > 0:
                         drained = lb.wait_drained(rid, drain_s)
@@ -645,11 +662,8 @@ class ServeController:
                             from skyplan.jobs.logs import note
 
                             note(runlog, f"drain timeout ({drain_s:g} s): requests still in flight are cut")
-                    if runlog is not None:
-                        try:  # the replica's last lines, before its cluster goes
-                            ex.pump_logs(cluster, runlog)
-                        except Exception:  # noqa: BLE001
-                            pass
+                    if runlog is not None:  # the replica's last lines, before its cluster goes
+                        _pump(ex, cluster, rep)
                     ex.teardown(cluster)
                     return _Done()
                 except BaseException as exc:  # noqa: BLE001
@@ -702,10 +716,15 @@ class ServeController:
         if isinstance(exc, (ProvisionFailed, NoCandidatesError, PreflightError)) and no_resource(exc):
             why = f"no resource: {_first_line(exc)}"
             if r.use_spot:
-                self._spot_failures += 1
-                wait = float(self.settings.spot_retry_s) * min(8, 2 ** (self._spot_failures - 1))
-                self.spot_retry_at = now + wait
-                why += f"; spot tried again in {wait:g} s"
+                if self.spot_retry_at is not None and self.spot_retry_at > now:
+                    # Another launch of the same wave already found none: one wait per wave,
+                    # not one doubling per replica (two failing at once waited 60 s, said 30).
+                    wait = self.spot_retry_at - now
+                else:
+                    self._spot_failures += 1
+                    wait = float(self.settings.spot_retry_s) * min(8, 2 ** (self._spot_failures - 1))
+                    self.spot_retry_at = now + wait
+                why += f"; spot tried again in {wait:.0f} s"
             self._fail(r, why, counts=False)  # capacity is the cloud's, not the replica's failure
             return
         if isinstance(exc, InputError):  # no launch of this version can work: the whole budget at once

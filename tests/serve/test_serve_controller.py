@@ -544,3 +544,25 @@ def test_endpoint_asks_the_clusters_cloud_with_its_outputs() -> None:
     assert ex.endpoint("bare", 8081) is None  # the outputs do not say: not known yet
     assert ex.endpoint("down", 8081) is None and ex.endpoint("missing", 8081) is None
     assert len(asked) == 2  # a cluster that is not up is not asked about
+
+
+def test_a_live_replicas_output_reaches_its_log_while_it_serves(world_of) -> None:
+    # Found trying it: `serve logs NAME ID` showed a READY replica's launch lines only; its
+    # task's output was copied at teardown alone.
+    w = world_of(service_yaml(FIXED_2))
+    w.until(lambda: w.ready() == [1, 2], "two READY replicas")
+    w.step(2)
+    assert all(r.status is R.READY for r in w.replicas())
+    assert "fake: output of serve-web-1" in (w.tmp / "replica-1.log").read_text()
+
+
+def test_spot_launches_failing_in_one_wave_wait_once(world_of) -> None:
+    # Found trying it: two spot replicas failing together doubled the wait (60 s) while the
+    # first one's event said 30 s.
+    w = world_of(service_yaml(SPOT_DYNAMIC, spot=True), spot_retry_s=5.0)
+    w.ex.spot_out = True
+    w.until(lambda: len(w.events_of("FAILED")) >= 2, "both spot launches failed")
+    first = [e for e in w.events_of("FAILED") if "spot tried again" in e.reason][:2]
+    assert len(first) == 2 and all("spot tried again in 5 s" in e.reason or "spot tried again in 4 s" in e.reason
+                                   for e in first), [e.reason for e in first]
+    assert w.ctl.spot_retry_at - w.clock.t <= 5.0
