@@ -24,6 +24,7 @@ skipped, never an error.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -227,17 +228,30 @@ def _project() -> str:
 
 
 def _stack_files(stacks_dir: Path) -> tuple[set[str], dict[str, list[Path]]]:
-    """(stacks that exist, {stack: its .bak files}) in a backend's stacks directory."""
+    """(stacks that exist, {stack: its .bak files and write leftovers}) in a backend's
+    stacks directory. gocloud's fileblob writes ``<file>.<random hex>.tmp`` and renames
+    it: a pulumi CLI killed in between leaves the temporary file (e.g.
+    ``<stack>.json.bak.18ed57caddecbccf.tmp``), which belongs to ``<stack>`` and never
+    makes a stack exist."""
     live: set[str] = set()
     baks: dict[str, list[Path]] = {}
     for entry in _listdir(stacks_dir):
         name = entry.name
         stem = name[: -len(".attrs")] if name.endswith(".attrs") else name
-        if stem.endswith(".bak"):
+        tmp = _WRITE_LEFTOVER.match(stem)
+        if tmp is not None:
+            stem = tmp.group(1)
+            stem = stem[: -len(".bak")] if stem.endswith(".bak") else stem
+            baks.setdefault(_stack_of(stem), []).append(entry)
+        elif stem.endswith(".bak"):
             baks.setdefault(_stack_of(stem[: -len(".bak")]), []).append(entry)
         else:
             live.add(_stack_of(stem))
     return live, baks
+
+
+#: A file being written by gocloud's fileblob (``<file>.<random hex>.tmp``), then renamed.
+_WRITE_LEFTOVER = re.compile(r"^(.+)\.[0-9a-f]{8,}\.tmp$")
 
 
 def _stack_of(stem: str) -> str:

@@ -110,6 +110,20 @@ def test_a_lock_metadata_file_left_without_its_lock_does_not_keep_the_directory(
     assert sorted(p.name for p in held.iterdir()) == ["lock.json", "lock.json.attrs"]
 
 
+def test_a_file_left_mid_write_by_a_killed_cli_belongs_to_its_stack(tmp_path):
+    # gocloud's fileblob writes <file>.<hex>.tmp, then renames it; seen in CI after a kill
+    # at down.resource-deleted: "<stack>.json.bak.18ed57caddecbccf.tmp" was left for good.
+    url, base = _backend(tmp_path)
+    stacks = base / "stacks/skyplan"
+    left = stacks / "c.a002.gcp.z.t.od.json.bak.18ed57caddecbccf.tmp"
+    left.write_text("{}")
+    live_tmp = stacks / "c.a001.gcp.z.t.od.json.0123456789abcdef.tmp"  # a live stack's: kept
+    live_tmp.write_text("{}")
+    assert "c.a002.gcp.z.t.od.json.bak.18ed57caddecbccf.tmp" not in housekeeping.untidy_stacks(url)
+    removed = housekeeping.tidy_backend(url, prefix="c.")
+    assert str(left) in removed and not left.exists() and live_tmp.exists()
+
+
 def test_other_backends_are_not_touched():
     assert housekeeping.tidy_backend("s3://bucket/x") == [] and housekeeping.untidy_stacks("gs://b") == []
 
