@@ -179,10 +179,11 @@ def _print(out: Any, line: str) -> None:
 
 def _follow_until_ready(store: Any, name: str, *, out: Any) -> int:
     """Print the service's transitions until it is READY (0), FAILED (1) or gone (1); Ctrl-C: 130."""
-    from skyplan.cli.serve_views import event_line
+    from skyplan.cli.serve_views import EventLines
     from skyplan.errors import EXIT_INTERNAL, EXIT_INTERRUPTED
 
     last = 0
+    lines = EventLines(name)
     try:
         while True:
             svc = store.service(name)
@@ -191,7 +192,7 @@ def _follow_until_ready(store: Any, name: str, *, out: Any) -> int:
                 return EXIT_INTERNAL
             for eid, e in store.events_after(name, last):
                 last = eid
-                _print(out, event_line(name, e))
+                _print(out, lines.line(e))
             if svc.controller_pid is not None and not _alive(svc.controller_pid):
                 _print(out, f"The controller of '{name}' is not running: starting it again.")
                 store.set_service(name, controller_pid=None)  # the new one records its own
@@ -403,23 +404,24 @@ def down(
         store.request_down(name)
         _ensure(name)
         _print(out, f"Taking service '{name}' down: draining and tearing down {len(svc.replicas)} replica(s)...")
-        torn = _wait_down(store, name, since, out=out)
+        torn = _wait_down(store, name, since, out=out, status=svc.status.value)
     if as_json:
         views.write_json(document(service=name, existed=True, replicas_torn_down=torn))
     else:
         _print(out, f"Service '{name}' is down.")
 
 
-def _wait_down(store: Any, name: str, since: int, *, out: Any) -> int:
+def _wait_down(store: Any, name: str, since: int, *, out: Any, status: str | None = None) -> int:
     """Print the transitions until the service is gone and its controller has exited; the
     number of replicas torn down. A controller that dies first is started again (at most
     ``DOWN_RESTARTS`` times, then an error, exit 1)."""
-    from skyplan.cli.serve_views import event_line
+    from skyplan.cli.serve_views import EventLines
     from skyplan.errors import EXIT_INTERRUPTED
     from skyplan.serve.store import GONE_REASON
 
     last, restarts, pid, torn = since, 0, None, set()
     unseen_since: float | None = None  # no controller recorded yet (one is starting) since then
+    lines = EventLines(name, status)  # the status before down: its "down requested" is a note
 
     def show() -> None:
         nonlocal last
@@ -427,7 +429,7 @@ def _wait_down(store: Any, name: str, since: int, *, out: Any) -> int:
             last = eid
             if e.replica_id is not None and e.reason == GONE_REASON:
                 torn.add(e.replica_id)
-            _print(out, event_line(name, e))
+            _print(out, lines.line(e))
 
     try:
         while True:

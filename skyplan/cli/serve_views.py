@@ -111,15 +111,41 @@ def render_status(services: Sequence[ServiceRecord], *, file: TextIO | None = No
     con.print("[bold]Service Replicas[/]")
     rows = replica_rows(services, now)
     if not rows:
-        con.print("No replicas yet.", markup=False)
+        failed = [s.name for s in services if s.status.value == "FAILED"]
+        if failed:
+            con.print(f"No replicas: {', '.join(failed)} gave up (FAILED); `skyplan serve logs {failed[0]} "
+                      "--controller` says why.", markup=False)
+        else:
+            con.print("No replicas yet.", markup=False)
         return
     cols = [Col(h, "right" if h == "ID" else "left", wrap=h == "RESOURCES",
                 drop=REPLICA_DROP.index(h) + 1 if h in REPLICA_DROP else None) for h in REPLICA_HEADERS]
     print_table(con, cols, rows, markup=True)
 
 
-def event_line(name: str, e: ServeEvent) -> str:
-    """One followed transition: ``12:03:04 replica 2 PROVISIONING: launching a spot replica``."""
+def event_line(name: str, e: ServeEvent, *, note: bool = False) -> str:
+    """One followed transition: ``12:03:04 replica 2 PROVISIONING: launching a spot replica``.
+    ``note``: an event that changed no status (``down requested``): ``service web: down requested``,
+    so it does not read as a transition into the status the service already had."""
     stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
     who = f"replica {e.replica_id}" if e.replica_id is not None else f"service {name}"
+    if note:
+        return f"{stamp} {who}: {e.reason or e.status}"
     return f"{stamp} {who} {e.status}" + (f": {e.reason}" if e.reason else "")
+
+
+class EventLines:
+    """Lines for a stream of one service's events, telling notes from transitions: a
+    service event into the status it already had is a note (``status``: the service's
+    status when the stream starts, if known)."""
+
+    def __init__(self, name: str, status: str | None = None) -> None:
+        self.name = name
+        self.status = status
+
+    def line(self, e: ServeEvent) -> str:
+        if e.replica_id is not None:
+            return event_line(self.name, e)
+        note = e.status == self.status
+        self.status = e.status
+        return event_line(self.name, e, note=note)

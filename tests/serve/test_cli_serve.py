@@ -414,3 +414,30 @@ def test_down_without_yes_off_a_terminal_changes_nothing(world) -> None:  # noqa
     r = invoke("serve", "down", "web")
     assert r.exit_code == 2 and "--yes" in r.stderr
     assert not store.service("web").down_requested and calls == []
+
+
+def test_a_note_reads_as_a_note_not_a_transition() -> None:
+    # Found trying it: `serve down` printed "service web READY: down requested", which reads
+    # as if the service had just become READY.
+    from skyplan.cli.serve_views import EventLines
+    from skyplan.serve.states import ServeEvent
+
+    lines = EventLines("web", "READY")
+    assert lines.line(ServeEvent(0.0, None, "READY", "down requested")).endswith("service web: down requested")
+    assert lines.line(ServeEvent(0.0, 2, "SHUTTING_DOWN", "serve down")).endswith("replica 2 SHUTTING_DOWN: serve down")
+    assert lines.line(ServeEvent(0.0, None, "SHUTTING_DOWN", "draining")).endswith(
+        "service web SHUTTING_DOWN: draining")
+    assert EventLines("web").line(ServeEvent(0.0, None, "CONTROLLER_INIT", "created")).endswith(
+        "service web CONTROLLER_INIT: created")
+
+
+def test_a_failed_service_without_replicas_says_why_not_yet() -> None:
+    import io
+
+    from skyplan.cli.serve_views import render_status
+    from skyplan.serve.states import ServiceRecord
+
+    out = io.StringIO()
+    render_status([ServiceRecord("web", 1, ServiceStatus.FAILED, "http://127.0.0.1:1", 0.0)], file=out, now=10.0)
+    assert "No replicas yet" not in out.getvalue()
+    assert "web gave up (FAILED); `skyplan serve logs web --controller` says why" in " ".join(out.getvalue().split())
