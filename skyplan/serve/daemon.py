@@ -53,26 +53,18 @@ START_WAIT_S = 60.0
 
 
 def _try_lock(path: Path) -> int | None:
-    """An fd holding an exclusive flock on ``path``, or None when another process holds it."""
-    import fcntl
+    """An fd holding an exclusive flock on ``path`` (its directory made), or None when
+    another process holds it: the jobs controller's singleton lock."""
+    from skyplan.jobs.daemon import _try_lock as try_lock
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    return try_lock(path)
 
 
 def _unlock(fd: int) -> None:
-    import fcntl
+    from skyplan.jobs.daemon import _unlock as unlock
 
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    unlock(fd)
 
 
 def is_running(name: str) -> bool:
